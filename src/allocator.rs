@@ -1,0 +1,669 @@
+//! The allocator: fast paths first, then the slow paths they fall back to.
+//!
+//! ```text
+//!   alloc ──► per-CPU cache ──empty──► depot bundle ──none──► slabs ──► new slab (page layer)
+//!  dealloc ─► per-CPU cache ──full───► depot bundle ──backlog──► slabs ──empty──► page layer
+//!   large ──► page layer (provider), straight
+//! ```
+//!
+//! The class of a block is recomputed from the `Layout` on `dealloc`
+//! (`GlobalAlloc` passes the allocation's own layout), so the free fast
+//! path reads no metadata at all; checked mode verifies the layout against
+//! the page map instead of trusting it.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+
+use spin::mutex::SpinMutex;
+
+use crate::block::{Block, BlockList};
+use crate::config::{Config, Knobs, Profile};
+use crate::cpu_cache::{ClassCache, PerCpuCache, bump};
+use crate::depot::{Depot, DepotState};
+use crate::page_map::{Entry, PageMap};
+use crate::pages::{PageCounters, Pages};
+use crate::platform::Platform;
+use crate::provider::{PAGE_SIZE, PageProvider};
+use crate::size_class::{self, Class, NUM_CLASSES};
+use crate::slab::Slab;
+
+/// Why [`Allocator::init`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// `init` was already called.
+    AlreadyInitialized,
+    /// The provider could not supply the allocator's metadata.
+    OutOfMemory,
+}
+
+/// The knobs, as the allocator reads them at run time.
+pub(crate) struct KnobCells {
+    pub cache_capacity: AtomicU32,
+    pub bundle_width: AtomicU32,
+    pub drain_threshold: AtomicU32,
+}
+
+/// A per-CPU slab allocator over the page provider `P` on platform `Pl`.
+///
+/// Construct it in a `static` with [`new`](Self::new), hand it memory with
+/// [`init`](Self::init), then use it as `#[global_allocator]`. Before
+/// `init`, every allocation returns null.
+pub struct Allocator<P, Pl> {
+    /// Per-CPU caches, null until `init`: the fast path's readiness check.
+    caches: AtomicPtr<PerCpuCache>,
+    cpus: AtomicUsize,
+    map: spin::Once<PageMap>,
+    config: spin::Once<Config>,
+    pub(crate) depots: [Depot; NUM_CLASSES],
+    pages: SpinMutex<Option<Pages<P>>>,
+    pub(crate) counters: PageCounters,
+    pub(crate) knobs: KnobCells,
+    /// Empty slabs each class keeps instead of releasing.
+    slab_reserve: AtomicUsize,
+    checks: AtomicBool,
+    pub(crate) large_live: AtomicUsize,
+    _platform: PhantomData<fn() -> Pl>,
+}
+
+// SAFETY: the provider is only reached under the page lock, the per-CPU
+// caches under the per-CPU section contract (cpu_cache.rs), the depots
+// under their locks; everything else is atomic or set once.
+unsafe impl<P: Send, Pl> Sync for Allocator<P, Pl> {}
+
+impl<P: PageProvider + Send, Pl: Platform> Default for Allocator<P, Pl> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
+    /// An allocator with no memory yet; `const` so it can be a `static`.
+    pub const fn new() -> Self {
+        Allocator {
+            caches: AtomicPtr::new(ptr::null_mut()),
+            cpus: AtomicUsize::new(0),
+            map: spin::Once::new(),
+            config: spin::Once::new(),
+            depots: [const { Depot::new() }; NUM_CLASSES],
+            pages: SpinMutex::new(None),
+            counters: PageCounters::new(),
+            knobs: KnobCells {
+                cache_capacity: AtomicU32::new(Knobs::DEFAULT.cache_capacity),
+                bundle_width: AtomicU32::new(Knobs::DEFAULT.bundle_width),
+                drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
+            },
+            slab_reserve: AtomicUsize::new(1),
+            checks: AtomicBool::new(false),
+            large_live: AtomicUsize::new(0),
+            _platform: PhantomData,
+        }
+    }
+
+    /* ------------------------------------------------------------------ */
+    /* Fast paths                                                          */
+    /* ------------------------------------------------------------------ */
+
+    /// Allocates a block for `layout`; null when out of memory (never panics).
+    #[inline]
+    pub fn alloc(&self, layout: Layout) -> *mut u8 {
+        match size_class::for_layout(layout) {
+            Some(class) => self.alloc_small(class),
+            None => self.alloc_large(layout),
+        }
+    }
+
+    #[inline(always)]
+    fn alloc_small(&self, class: Class) -> *mut u8 {
+        let caches = self.caches.load(Acquire);
+        if caches.is_null() {
+            return ptr::null_mut();
+        }
+        let irq = Pl::irq_save();
+        let block = match self.enter(caches) {
+            Some(cache) => {
+                let slot = &cache.classes[class];
+                // SAFETY: inside this CPU's section, and no other list
+                // reference is alive.
+                let mut block = unsafe { slot.list() }.pop();
+                if block.is_null() {
+                    block = self.refill(cache, class);
+                }
+                if !block.is_null() {
+                    bump(&slot.allocs);
+                }
+                self.leave(cache);
+                block
+            }
+            None => self.alloc_direct(class),
+        };
+        Pl::irq_restore(irq);
+        if self.checks.load(Relaxed) && !block.is_null() {
+            self.mark_live(block as usize);
+        }
+        block.cast()
+    }
+
+    /// Frees a block.
+    ///
+    /// # Safety
+    /// `ptr` came from this allocator with `layout` and is not used again.
+    /// (In checked mode, violations are reported instead of corrupting.)
+    #[inline]
+    pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let Some(class) = size_class::for_layout(layout) else {
+            // SAFETY: forwarded caller contract.
+            return unsafe { self.dealloc_large(ptr, layout) };
+        };
+        if self.checks.load(Relaxed) && !self.verify(ptr, layout, true) {
+            return;
+        }
+        let caches = self.caches.load(Acquire);
+        if caches.is_null() {
+            return;
+        }
+        let irq = Pl::irq_save();
+        match self.enter(caches) {
+            Some(cache) => {
+                let slot = &cache.classes[class];
+                // SAFETY: inside this CPU's section; the caller hands over a
+                // block of `class` that nobody uses any more.
+                let list = unsafe { slot.list() };
+                unsafe { list.push(ptr.cast()) };
+                bump(&slot.frees);
+                if list.len > slot.cap.load(Relaxed) {
+                    self.drain(slot, class);
+                }
+                self.leave(cache);
+            }
+            None => self.dealloc_direct(ptr.cast(), class),
+        }
+        Pl::irq_restore(irq);
+    }
+
+    /// Enters the current CPU's section; `None` when the cache is busy
+    /// (hosted: another thread on the same CPU) or the CPU index is out of
+    /// range. Interrupts are already masked by the caller.
+    #[inline(always)]
+    fn enter(&self, caches: *mut PerCpuCache) -> Option<&PerCpuCache> {
+        let cpu = Pl::current_cpu();
+        if cpu >= self.cpus.load(Relaxed) {
+            return None;
+        }
+        // SAFETY: `caches` holds `cpus` initialised caches that live as long
+        // as the allocator (published by `init`).
+        let cache = unsafe { &*caches.add(cpu) };
+        (Pl::EXCLUSIVE_CPU || cache.try_lock()).then_some(cache)
+    }
+
+    #[inline(always)]
+    fn leave(&self, cache: &PerCpuCache) {
+        if !Pl::EXCLUSIVE_CPU {
+            cache.unlock();
+        }
+    }
+
+    /// Resizes a block: in place when the new size keeps the block's class,
+    /// or for large blocks when the provider can resize the run in place.
+    /// Null on failure, with the old block left as it was.
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::realloc`].
+    pub unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return ptr::null_mut();
+        };
+        let (old_class, new_class) = (size_class::for_layout(layout), size_class::for_layout(new_layout));
+        if old_class.is_some() && old_class == new_class {
+            if self.checks.load(Relaxed) && !self.verify(ptr, layout, false) {
+                return ptr::null_mut();
+            }
+            return ptr;
+        }
+        // SAFETY: forwarded caller contract.
+        if old_class.is_none() && new_class.is_none() && unsafe { self.resize_large(ptr, layout, new_layout) } {
+            return ptr;
+        }
+        let new = self.alloc(new_layout);
+        if !new.is_null() {
+            // SAFETY: both blocks are live and distinct; each holds at least
+            // the bytes copied.
+            unsafe {
+                ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+
+    /* ------------------------------------------------------------------ */
+    /* Slow paths of small blocks                                          */
+    /* ------------------------------------------------------------------ */
+
+    /// The current CPU's cache of `class` is empty: fetch a bundle.
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, cache: &PerCpuCache, class: Class) -> *mut Block {
+        let slot = &cache.classes[class];
+        bump(&slot.misses);
+        let want = self.bundle_width(class);
+        let mut bundle = self.take_from_depot(class, want);
+        if bundle.len == 0 && self.reclaim(Some(cache)) {
+            bundle = self.take_from_depot(class, want);
+        }
+        // SAFETY: inside this CPU's section (our caller's), no other list
+        // reference alive; the list is empty, so nothing is overwritten.
+        let list = unsafe { slot.list() };
+        *list = bundle;
+        list.pop()
+    }
+
+    /// The current CPU's cache of `class` is over capacity: send a bundle
+    /// to the depot.
+    #[cold]
+    #[inline(never)]
+    fn drain(&self, slot: &ClassCache, class: Class) {
+        bump(&slot.drains);
+        // SAFETY: inside this CPU's section (our caller's).
+        let bundle = unsafe { slot.list() }.split_front(self.bundle_width(class));
+        self.give_to_depot(class, bundle);
+    }
+
+    /// Allocation without a CPU cache (cache busy or CPU out of range).
+    #[cold]
+    fn alloc_direct(&self, class: Class) -> *mut Block {
+        let mut got = self.take_from_depot(class, 1);
+        if got.len == 0 && self.reclaim(None) {
+            got = self.take_from_depot(class, 1);
+        }
+        let block = got.pop();
+        if got.len > 0 {
+            self.give_to_depot(class, got);
+        }
+        if !block.is_null() {
+            self.depots[class].direct_allocs.fetch_add(1, Relaxed);
+        }
+        block
+    }
+
+    /// Free without a CPU cache: the block goes to the depot as a bundle of one.
+    #[cold]
+    fn dealloc_direct(&self, block: *mut Block, class: Class) {
+        let mut bundle = BlockList::EMPTY;
+        // SAFETY: the caller of `dealloc` handed the block over.
+        unsafe { bundle.push(block) };
+        self.depots[class].direct_frees.fetch_add(1, Relaxed);
+        self.give_to_depot(class, bundle);
+    }
+
+    /// Blocks to move per bundle for `class`.
+    fn bundle_width(&self, class: Class) -> u32 {
+        Knobs::scaled(self.knobs.bundle_width.load(Relaxed), size_class::size_of(class))
+    }
+
+    /// A bundle from the depot, or up to `want` blocks from the class's
+    /// slabs (adding a slab when none has blocks). Empty when out of memory.
+    fn take_from_depot(&self, class: Class, want: u32) -> BlockList {
+        let mut depot = self.depots[class].lock();
+        if let Some(bundle) = depot.take_bundle() {
+            return bundle;
+        }
+        let mut out = BlockList::EMPTY;
+        if depot.take_from_slabs(want, &mut out) == 0
+            && let Some(slab) = self.new_slab(class)
+        {
+            depot.add_slab(slab);
+            depot.take_from_slabs(want, &mut out);
+        }
+        out
+    }
+
+    /// Hands a bundle to the depot, then returns the oldest bundles to their
+    /// slabs while the backlog is over the drain threshold.
+    fn give_to_depot(&self, class: Class, bundle: BlockList) {
+        let size = size_class::size_of(class);
+        let threshold = Knobs::scaled(self.knobs.drain_threshold.load(Relaxed), size) as usize;
+        let mut depot = self.depots[class].lock();
+        if let Some(evicted) = depot.put_bundle(bundle) {
+            self.return_to_slabs(&mut depot, evicted);
+        }
+        while depot.backlog > threshold {
+            let Some(oldest) = depot.take_oldest() else { break };
+            self.return_to_slabs(&mut depot, oldest);
+        }
+    }
+
+    /// Puts every block of `blocks` back into its slab, releasing slabs that
+    /// become empty beyond the class's reserve.
+    fn return_to_slabs(&self, depot: &mut DepotState, blocks: BlockList) {
+        let map = self.map();
+        let reserve = self.slab_reserve.load(Relaxed);
+        blocks.drain(|block| {
+            let Entry::Slab(slab) = map.get(block as usize) else {
+                debug_assert!(false, "a cached block outside every slab");
+                return;
+            };
+            // SAFETY: blocks in a depot bundle are out blocks of slabs of the
+            // depot's class, and `slab` is the one the page map names.
+            if let Some(empty) = unsafe { depot.return_block(slab, block, reserve) } {
+                depot.forget_slab(empty);
+                self.release_slab(empty);
+            }
+        });
+    }
+
+    /// A fresh slab of `class`, entered in the page map.
+    fn new_slab(&self, class: Class) -> Option<NonNull<Slab>> {
+        let mut guard = self.pages.lock();
+        let pages = guard.as_mut()?;
+        let n = size_class::slab_pages(class);
+        let run = pages.alloc(n, PAGE_SIZE, &self.counters)?;
+        let Some(slab) = pages.new_descriptor(Slab::new(run.as_ptr() as usize, class), &self.counters) else {
+            // SAFETY: the run was allocated just above and never used.
+            unsafe { pages.free(run, n, &self.counters) };
+            return None;
+        };
+        self.map().set(run.as_ptr() as usize, n, Entry::Slab(slab.as_ptr()));
+        Some(slab)
+    }
+
+    /// Gives an empty slab, already removed from its depot, back to the page layer.
+    fn release_slab(&self, slab: *mut Slab) {
+        // SAFETY: the slab is a live descriptor no depot refers to any more.
+        let (start, class) = unsafe { ((*slab).start, (*slab).class) };
+        let n = size_class::slab_pages(class);
+        self.map().set(start, n, Entry::Unused);
+        let mut guard = self.pages.lock();
+        let pages = guard.as_mut().expect("slabs exist only after init");
+        // SAFETY: every block of the slab is back (it is empty), so neither
+        // its pages nor its descriptor are referenced.
+        unsafe {
+            pages.free(NonNull::new_unchecked(start as *mut u8), n, &self.counters);
+            pages.free_descriptor(NonNull::new_unchecked(slab));
+        }
+    }
+
+    /// Returns cached memory to the page layer: this CPU's cache (`own`,
+    /// whose section the caller is in), on hosted builds every other cache
+    /// that is not busy, then every depot with its reserved empty slabs.
+    /// Returns whether any page went back to the provider.
+    fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
+        let before = self.counters.free_calls.load(Relaxed);
+        if let Some(cache) = own {
+            self.flush_cache(cache);
+        }
+        if !Pl::EXCLUSIVE_CPU {
+            let caches = self.caches.load(Acquire);
+            for cpu in 0..self.cpus.load(Relaxed) {
+                // SAFETY: `caches` holds `cpus` live caches (init).
+                let cache = unsafe { &*caches.add(cpu) };
+                if cache.try_lock() {
+                    self.flush_cache(cache);
+                    cache.unlock();
+                }
+            }
+        }
+        for depot in &self.depots {
+            let mut d = depot.lock();
+            while let Some(bundle) = d.take_oldest() {
+                self.return_to_slabs(&mut d, bundle);
+            }
+            while let Some(empty) = d.pop_empty_slab() {
+                self.release_slab(empty);
+            }
+        }
+        self.counters.free_calls.load(Relaxed) != before
+    }
+
+    /// Moves every block of `cache` back to the depots.
+    fn flush_cache(&self, cache: &PerCpuCache) {
+        for (class, slot) in cache.classes.iter().enumerate() {
+            // SAFETY: the caller is inside `cache`'s section; one list
+            // reference at a time.
+            let all = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
+            if all.len > 0 {
+                self.give_to_depot(class, all);
+            }
+        }
+    }
+
+    /* ------------------------------------------------------------------ */
+    /* Large blocks: runs straight from the page layer                     */
+    /* ------------------------------------------------------------------ */
+
+    fn alloc_large(&self, layout: Layout) -> *mut u8 {
+        if self.caches.load(Acquire).is_null() {
+            return ptr::null_mut();
+        }
+        let pages = layout.size().div_ceil(PAGE_SIZE).max(1);
+        let align = layout.align().max(PAGE_SIZE);
+        let irq = Pl::irq_save();
+        let mut run = self.large_run(pages, align);
+        if run.is_none() && self.reclaim_here() {
+            run = self.large_run(pages, align);
+        }
+        Pl::irq_restore(irq);
+        run.map_or(ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    fn large_run(&self, pages: usize, align: usize) -> Option<NonNull<u8>> {
+        let mut guard = self.pages.lock();
+        let run = guard.as_mut()?.alloc(pages, align, &self.counters)?;
+        self.map().set(run.as_ptr() as usize, 1, Entry::Large { pages });
+        self.large_live.fetch_add(pages * PAGE_SIZE, Relaxed);
+        Some(run)
+    }
+
+    /// [`reclaim`](Self::reclaim) from outside any per-CPU section.
+    fn reclaim_here(&self) -> bool {
+        let caches = self.caches.load(Acquire);
+        match self.enter(caches) {
+            Some(cache) => {
+                let released = self.reclaim(Some(cache));
+                self.leave(cache);
+                released
+            }
+            None => self.reclaim(None),
+        }
+    }
+
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc).
+    unsafe fn dealloc_large(&self, ptr: *mut u8, layout: Layout) {
+        if self.checks.load(Relaxed) && !self.verify(ptr, layout, true) {
+            return;
+        }
+        let pages = layout.size().div_ceil(PAGE_SIZE).max(1);
+        let irq = Pl::irq_save();
+        if let Some(p) = self.pages.lock().as_mut() {
+            self.map().set(ptr as usize, 1, Entry::FreedLarge);
+            self.large_live.fetch_sub(pages * PAGE_SIZE, Relaxed);
+            // SAFETY: the caller hands back a live large block of `pages` pages.
+            unsafe { p.free(NonNull::new_unchecked(ptr), pages, &self.counters) };
+        }
+        Pl::irq_restore(irq);
+    }
+
+    /// Resizes a large block in place if the provider can.
+    ///
+    /// # Safety
+    /// `ptr` is a live large block allocated with `old`.
+    unsafe fn resize_large(&self, ptr: *mut u8, old: Layout, new: Layout) -> bool {
+        if self.checks.load(Relaxed) && !self.verify(ptr, old, false) {
+            return false;
+        }
+        let (old_pages, new_pages) = (old.size().div_ceil(PAGE_SIZE), new.size().div_ceil(PAGE_SIZE));
+        if old_pages == new_pages {
+            return true;
+        }
+        let irq = Pl::irq_save();
+        let mut guard = self.pages.lock();
+        let Some(p) = guard.as_mut() else {
+            drop(guard);
+            Pl::irq_restore(irq);
+            return false;
+        };
+        // SAFETY: forwarded caller contract: a live large run of `old_pages`.
+        let done = unsafe { p.resize(NonNull::new_unchecked(ptr), old_pages, new_pages, &self.counters) };
+        if done {
+            self.map().set(ptr as usize, 1, Entry::Large { pages: new_pages });
+            self.large_live.fetch_add(new_pages * PAGE_SIZE, Relaxed);
+            self.large_live.fetch_sub(old_pages * PAGE_SIZE, Relaxed);
+        }
+        drop(guard);
+        Pl::irq_restore(irq);
+        done
+    }
+
+    /* ------------------------------------------------------------------ */
+    /* Set-up and control                                                  */
+    /* ------------------------------------------------------------------ */
+
+    /// Hands the allocator its memory and configuration. Call once, before
+    /// the first allocation (earlier allocations return null).
+    pub fn init(&self, provider: P, config: Config) -> Result<(), InitError> {
+        let mut guard = self.pages.lock();
+        if guard.is_some() {
+            return Err(InitError::AlreadyInitialized);
+        }
+        let mut pages = Pages::new(provider);
+        let span = pages.provider().span();
+        let cpus = Pl::cpu_count().max(1);
+        let c = &self.counters;
+
+        let map_pages = PageMap::bytes_for(span).div_ceil(PAGE_SIZE);
+        let map_memory = pages.alloc(map_pages, PAGE_SIZE, c).ok_or(InitError::OutOfMemory)?;
+        if !P::ZEROED {
+            // SAFETY: the run was just allocated for the map and is ours.
+            unsafe { ptr::write_bytes(map_memory.as_ptr(), 0, map_pages * PAGE_SIZE) };
+        }
+        // SAFETY: zeroed memory of the right size, kept for the map forever.
+        let map = unsafe { PageMap::new(span, map_memory.as_ptr()) };
+
+        let cache_pages = (cpus * size_of::<PerCpuCache>()).div_ceil(PAGE_SIZE);
+        let caches = pages.alloc(cache_pages, PAGE_SIZE, c).ok_or(InitError::OutOfMemory)?;
+        let caches = caches.as_ptr().cast::<PerCpuCache>();
+        for cpu in 0..cpus {
+            let capacity = |class| Knobs::scaled(config.knobs.cache_capacity, size_class::size_of(class));
+            // SAFETY: the run holds `cpus` page-aligned (so 64-aligned) caches.
+            unsafe { caches.add(cpu).write(PerCpuCache::new(capacity)) };
+        }
+        if !pages.grow_descriptors(c) {
+            return Err(InitError::OutOfMemory);
+        }
+
+        self.map.call_once(|| map);
+        self.config.call_once(|| config);
+        self.set_knobs(config.knobs);
+        self.slab_reserve.store(
+            match config.profile {
+                Profile::Fast => 2,
+                Profile::Balanced => 1,
+                Profile::Lean => 0,
+            },
+            Relaxed,
+        );
+        self.checks.store(config.checks, Relaxed);
+        self.cpus.store(cpus, Relaxed);
+        *guard = Some(pages);
+        self.caches.store(caches, Release);
+        Ok(())
+    }
+
+    /// Whether [`init`](Self::init) has succeeded.
+    pub fn is_initialized(&self) -> bool {
+        !self.caches.load(Acquire).is_null()
+    }
+
+    /// The configuration given to `init`.
+    pub fn config(&self) -> Option<&Config> {
+        self.config.get()
+    }
+
+    /// The current knob values.
+    pub fn knobs(&self) -> Knobs {
+        Knobs {
+            cache_capacity: self.knobs.cache_capacity.load(Relaxed),
+            bundle_width: self.knobs.bundle_width.load(Relaxed),
+            drain_threshold: self.knobs.drain_threshold.load(Relaxed),
+        }
+    }
+
+    /// Changes the knobs; safe while other CPUs allocate (they pick the new
+    /// values up on their next slow path, capacities on their next free).
+    pub fn set_knobs(&self, knobs: Knobs) {
+        self.knobs.cache_capacity.store(knobs.cache_capacity, Relaxed);
+        self.knobs.bundle_width.store(knobs.bundle_width, Relaxed);
+        self.knobs.drain_threshold.store(knobs.drain_threshold, Relaxed);
+        let caches = self.caches.load(Acquire);
+        for cpu in 0..self.cpus.load(Relaxed) {
+            // SAFETY: `caches` holds `cpus` live caches (init).
+            let cache = unsafe { &*caches.add(cpu) };
+            for (class, slot) in cache.classes.iter().enumerate() {
+                let cap = Knobs::scaled(knobs.cache_capacity, size_class::size_of(class));
+                slot.cap.store(cap, Relaxed);
+            }
+        }
+    }
+
+    /// Returns cached and empty memory to the provider: the current CPU's
+    /// cache (on hosted builds every idle cache), the depots' backlogs and
+    /// every empty slab. Blocks still cached by other CPUs of a kernel stay
+    /// there; each CPU trims its own.
+    pub fn trim(&self) {
+        if self.is_initialized() {
+            let irq = Pl::irq_save();
+            self.reclaim_here();
+            Pl::irq_restore(irq);
+        }
+    }
+
+    /// Runs `f` with the provider, under the page lock (for statistics that
+    /// only the provider knows, such as a region's free bytes).
+    pub fn with_provider<R>(&self, f: impl FnOnce(&P) -> R) -> Option<R> {
+        let irq = Pl::irq_save();
+        let result = self.pages.lock().as_ref().map(|p| f(p.provider()));
+        Pl::irq_restore(irq);
+        result
+    }
+
+    pub(crate) fn map(&self) -> &PageMap {
+        self.map.get().expect("the page map exists after init")
+    }
+
+    pub(crate) fn page_map(&self) -> Option<&PageMap> {
+        self.map.get()
+    }
+
+    pub(crate) fn cpu_caches(&self) -> &[PerCpuCache] {
+        let caches = self.caches.load(Acquire);
+        if caches.is_null() {
+            return &[];
+        }
+        // SAFETY: `caches` holds `cpus` live caches for the allocator's life.
+        unsafe { core::slice::from_raw_parts(caches, self.cpus.load(Relaxed)) }
+    }
+}
+
+// SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes
+// aligned to `layout.align()`, disjoint from every other live block (slab
+// blocks are carved once and tracked on exactly one free list; large runs
+// come from the provider, which guarantees disjointness).
+unsafe impl<P: PageProvider + Send, Pl: Platform> GlobalAlloc for Allocator<P, Pl> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Allocator::alloc(self, layout)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded caller contract.
+        unsafe { Allocator::dealloc(self, ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded caller contract.
+        unsafe { Allocator::realloc(self, ptr, layout, new_size) }
+    }
+}

@@ -1,0 +1,237 @@
+//! The hosted build: acealloc as the global allocator of a std program.
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static A: acealloc::hosted::HostedAlloc = acealloc::hosted::HostedAlloc::new();
+//! ```
+//!
+//! Settings come from the environment, read (without allocating) on the
+//! first allocation:
+//!
+//! | variable | values | default |
+//! |---|---|---|
+//! | `ACEALLOC_PROFILE` | `fast`, `balanced`, `lean` | `balanced` |
+//! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
+//! | `ACEALLOC_DECOMMIT` | `free`, `dontneed` | `free` |
+//! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
+//! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD` | knob values | [`Knobs::DEFAULT`] |
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ffi::CStr;
+use core::fmt::Write;
+
+use crate::provider::{DecommitMode, MmapProvider};
+use crate::{Allocator, Config, Knobs, Misuse, Platform, Profile, Stats};
+
+/// Platform of a hosted Linux process: CPU index from restartable
+/// sequences (or `sched_getcpu`), no interrupt masking, so per-CPU caches
+/// are try-locked.
+pub struct HostedPlatform;
+
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+unsafe extern "C" {
+    /// Offset of glibc's `struct rseq` from the thread pointer (glibc 2.35+).
+    static __rseq_offset: isize;
+    /// Size of the registered `struct rseq`, 0 when rseq is not in use.
+    static __rseq_size: u32;
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+#[inline(always)]
+fn current_cpu() -> usize {
+    // SAFETY: glibc defines both statics and never changes them after start-up.
+    if unsafe { __rseq_size } == 0 {
+        // SAFETY: `sched_getcpu` has no preconditions.
+        return unsafe { libc::sched_getcpu() } as usize;
+    }
+    let tp: usize;
+    // SAFETY: on x86_64 Linux, `fs:0` holds the thread pointer (TCB self link).
+    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    // `cpu_id` is the second u32 of `struct rseq`; the kernel updates it on
+    // migration, so read it volatile.
+    // SAFETY: glibc registered this thread's `struct rseq` at this offset.
+    unsafe { ((tp as isize + __rseq_offset) as *const u32).add(1).read_volatile() as usize }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+#[inline(always)]
+fn current_cpu() -> usize {
+    // SAFETY: `sched_getcpu` has no preconditions.
+    unsafe { libc::sched_getcpu() as usize }
+}
+
+// SAFETY: EXCLUSIVE_CPU is false, so the allocator guards every cache with
+// its try-lock and relies on nothing else.
+unsafe impl Platform for HostedPlatform {
+    const EXCLUSIVE_CPU: bool = false;
+
+    fn cpu_count() -> usize {
+        // SAFETY: `sysconf` has no preconditions.
+        let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+        n.max(1) as usize
+    }
+
+    #[inline(always)]
+    fn current_cpu() -> usize {
+        current_cpu()
+    }
+
+    #[inline(always)]
+    fn irq_save() -> usize {
+        0
+    }
+
+    #[inline(always)]
+    fn irq_restore(_: usize) {}
+
+    fn now() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `ts` is a valid timespec to write into.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// The hosted allocator type: mmap provider, hosted platform.
+pub type HostedAllocator = Allocator<MmapProvider, HostedPlatform>;
+
+/// acealloc as a `#[global_allocator]`: initialises itself on first use
+/// from the `ACEALLOC_*` environment variables (see the module doc).
+pub struct HostedAlloc {
+    inner: HostedAllocator,
+    setup: spin::Once<()>,
+}
+
+impl Default for HostedAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostedAlloc {
+    /// A hosted allocator; it sets itself up on the first allocation.
+    pub const fn new() -> Self {
+        HostedAlloc {
+            inner: Allocator::new(),
+            setup: spin::Once::new(),
+        }
+    }
+
+    /// The underlying allocator (for statistics, knobs and `trim`).
+    pub fn allocator(&self) -> &HostedAllocator {
+        self.ensure_init();
+        &self.inner
+    }
+
+    /// A statistics snapshot.
+    pub fn stats(&self) -> Stats {
+        self.allocator().stats()
+    }
+
+    #[inline(always)]
+    fn ensure_init(&self) {
+        if !self.inner.is_initialized() {
+            self.init_from_env();
+        }
+    }
+
+    #[cold]
+    fn init_from_env(&self) {
+        self.setup.call_once(|| {
+            let config = config_from_env();
+            let reserve_gb = env_number("ACEALLOC_RESERVE_GB").unwrap_or(64);
+            let mode = match env("ACEALLOC_DECOMMIT") {
+                Some(b"dontneed") => DecommitMode::DontNeed,
+                _ => DecommitMode::Free,
+            };
+            // On failure the allocator stays uninitialised and returns null.
+            if let Some(provider) = MmapProvider::new(reserve_gb << 30, mode) {
+                let _ = self.inner.init(provider, config);
+            }
+        });
+    }
+}
+
+/// The configuration the environment asks for.
+fn config_from_env() -> Config {
+    let mut config = Config::DEFAULT;
+    config.profile = match env("ACEALLOC_PROFILE") {
+        Some(b"fast") => Profile::Fast,
+        Some(b"lean") => Profile::Lean,
+        _ => Profile::Balanced,
+    };
+    if let Some(checks) = env_number("ACEALLOC_CHECKS") {
+        config.checks = checks != 0;
+    }
+    let knobs = &mut config.knobs;
+    let defaults = Knobs::DEFAULT;
+    knobs.cache_capacity = env_number("ACEALLOC_CACHE_CAPACITY").map_or(defaults.cache_capacity, |v| v as u32);
+    knobs.bundle_width = env_number("ACEALLOC_BUNDLE_WIDTH").map_or(defaults.bundle_width, |v| v as u32);
+    knobs.drain_threshold = env_number("ACEALLOC_DRAIN_THRESHOLD").map_or(defaults.drain_threshold, |v| v as u32);
+    config.misuse_hook = Some(report_and_abort);
+    config
+}
+
+/// An environment variable's bytes, read without allocating.
+fn env(name: &str) -> Option<&'static [u8]> {
+    let mut buf = [0u8; 64];
+    buf.get_mut(..name.len())?.copy_from_slice(name.as_bytes());
+    // SAFETY: `buf` is NUL-terminated (name is shorter than the buffer).
+    // The environment is not modified while the allocator starts, so the
+    // returned string stays valid.
+    unsafe {
+        let value = libc::getenv(buf.as_ptr().cast());
+        (!value.is_null()).then(|| CStr::from_ptr(value).to_bytes())
+    }
+}
+
+fn env_number(name: &str) -> Option<usize> {
+    core::str::from_utf8(env(name)?).ok()?.trim().parse().ok()
+}
+
+/// The hosted misuse hook: the report on stderr, then abort.
+fn report_and_abort(misuse: &Misuse) {
+    let mut line = LineBuf { buf: [0; 160], len: 0 };
+    let _ = writeln!(line, "{misuse}");
+    // SAFETY: writes initialised bytes of `line` to stderr; `abort` never returns.
+    unsafe {
+        libc::write(2, line.buf.as_ptr().cast(), line.len);
+        libc::abort();
+    }
+}
+
+/// A fixed buffer to format into without allocating.
+struct LineBuf {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+// SAFETY: delegates to `Allocator`, whose `GlobalAlloc` contract holds once
+// it is initialised, and which returns null before.
+unsafe impl GlobalAlloc for HostedAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.ensure_init();
+        self.inner.alloc(layout)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.inner.realloc(ptr, layout, new_size) }
+    }
+}

@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+
+#[cfg(any(feature = "std", test))]
+extern crate std;
+
+mod allocator;
+mod block;
+mod checked;
+mod config;
+mod cpu_cache;
+mod depot;
+mod misuse;
+mod page_map;
+mod pages;
+mod platform;
+pub mod provider;
+pub mod size_class;
+mod slab;
+mod stats;
+
+#[cfg(feature = "std")]
+pub mod hosted;
+
+/// x86_64 specifics: interrupt masking, CPU identification, time stamps.
+#[cfg(target_arch = "x86_64")]
+#[path = "../arch/x86_64/mod.rs"]
+pub mod arch;
+
+pub use allocator::{Allocator, InitError};
+pub use config::{Config, Knobs, MisuseHook, Profile};
+pub use misuse::{Misuse, MisuseKind};
+pub use platform::Platform;
+pub use provider::{PAGE_SIZE, PageProvider, RegionProvider, Span};
+pub use stats::{ClassStats, ProviderStats, Stats};

@@ -1,0 +1,191 @@
+//! Hosted page provider: one `mmap` reservation, released with `madvise`.
+//!
+//! The provider reserves its whole span up front (`MAP_NORESERVE`: address
+//! space only, physical pages arrive on first touch) so that the core's page
+//! map covers every run. Runs are tracked in a page bitmap (first fit, which
+//! keeps the heap compact); freed and decommitted runs give their physical
+//! memory back with `madvise`, and a run grows in place while the pages
+//! after it are free, which is what `mremap` would buy us here.
+
+use core::ptr::NonNull;
+
+use bitvec::slice::BitSlice;
+
+use super::{PAGE_SIZE, PageProvider, Span};
+
+/// How released memory is handed back to the OS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecommitMode {
+    /// `MADV_FREE`: the kernel reclaims the pages lazily, under pressure.
+    Free,
+    /// `MADV_DONTNEED`: the pages are dropped at once (RSS falls at once).
+    DontNeed,
+}
+
+/// Page provider over an anonymous `mmap` reservation.
+pub struct MmapProvider {
+    span: Span,
+    /// One bit per page of the span, set while the page is in a live run.
+    used: &'static mut BitSlice<usize>,
+    /// No free page lies below this index.
+    low: usize,
+    mode: DecommitMode,
+}
+
+// SAFETY: the provider owns its mappings; nothing in it is tied to a thread.
+unsafe impl Send for MmapProvider {}
+
+/// Maps `len` bytes of private anonymous memory, reserved lazily.
+fn map_lazy(len: usize) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing aliases nothing.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
+}
+
+/// Alignment of the span base: run alignment up to this is honoured.
+const SPAN_ALIGN: usize = 1 << 30;
+
+/// Maps `len` bytes starting at a multiple of [`SPAN_ALIGN`].
+fn reserve_aligned(len: usize) -> Option<NonNull<u8>> {
+    let raw = map_lazy(len.checked_add(SPAN_ALIGN)?)?.as_ptr() as usize;
+    let base = raw.next_multiple_of(SPAN_ALIGN);
+    let (head, tail) = (base - raw, SPAN_ALIGN - (base - raw));
+    // SAFETY: both trimmed pieces lie in the mapping just made and outside
+    // [base, base + len), which is all we keep.
+    unsafe {
+        if head > 0 {
+            libc::munmap(raw as *mut libc::c_void, head);
+        }
+        if tail > 0 {
+            libc::munmap((base + len) as *mut libc::c_void, tail);
+        }
+    }
+    NonNull::new(base as *mut u8)
+}
+
+impl MmapProvider {
+    /// Reserves `bytes` (rounded up to whole pages) of address space.
+    /// `None` if the OS refuses the reservation.
+    pub fn new(bytes: usize, mode: DecommitMode) -> Option<Self> {
+        let len = bytes.next_multiple_of(PAGE_SIZE);
+        let pages = len / PAGE_SIZE;
+        let words = pages.div_ceil(usize::BITS as usize);
+        let base = reserve_aligned(len)?;
+        let bits = map_lazy(words * size_of::<usize>())?;
+        // SAFETY: the bitmap mapping is fresh, zeroed, `words` usizes long,
+        // and owned by this provider alone for the rest of the process.
+        let words = unsafe { core::slice::from_raw_parts_mut(bits.as_ptr().cast::<usize>(), words) };
+        Some(MmapProvider {
+            span: Span { base: base.as_ptr() as usize, len },
+            used: &mut BitSlice::from_slice_mut(words)[..pages],
+            low: 0,
+            mode,
+        })
+    }
+
+    /// Gives the physical pages of `[page, page + pages)` back to the OS.
+    fn release(&self, page: usize, pages: usize, mode: DecommitMode) -> bool {
+        let advice = match mode {
+            DecommitMode::Free => libc::MADV_FREE,
+            DecommitMode::DontNeed => libc::MADV_DONTNEED,
+        };
+        let addr = self.span.base + page * PAGE_SIZE;
+        // SAFETY: the range lies inside our own reservation; dropping its
+        // contents is what the caller asked for.
+        unsafe { libc::madvise(addr as *mut libc::c_void, pages * PAGE_SIZE, advice) == 0 }
+    }
+
+    fn page_of(&self, ptr: NonNull<u8>) -> usize {
+        (ptr.as_ptr() as usize - self.span.base) / PAGE_SIZE
+    }
+
+    /// First-fit search for `pages` free pages starting at a multiple of `align_pages`.
+    fn find(&self, pages: usize, align_pages: usize) -> Option<usize> {
+        let total = self.used.len();
+        let mut at = self.low;
+        loop {
+            at += self.used[at..].first_zero()?;
+            at = at.next_multiple_of(align_pages);
+            let end = at.checked_add(pages).filter(|&e| e <= total)?;
+            match self.used[at..end].last_one() {
+                None => return Some(at),
+                Some(busy) => at += busy + 1,
+            }
+        }
+    }
+}
+
+// SAFETY: runs are disjoint because the bitmap marks every page of a live
+// run and `find` only returns clear ranges; all lie inside the reservation.
+unsafe impl PageProvider for MmapProvider {
+    // Fresh pages are zero-fill-on-demand, and freed ones are dropped with
+    // MADV_DONTNEED, after which they read as zero again.
+    const ZEROED: bool = true;
+
+    fn span(&self) -> Span {
+        self.span
+    }
+
+    fn alloc_pages(&mut self, pages: usize, align: usize) -> Option<NonNull<u8>> {
+        if align > SPAN_ALIGN {
+            return None;
+        }
+        let at = self.find(pages, align.max(PAGE_SIZE) / PAGE_SIZE)?;
+        self.used[at..at + pages].fill(true);
+        if at == self.low {
+            self.low = at + pages;
+        }
+        NonNull::new((self.span.base + at * PAGE_SIZE) as *mut u8)
+    }
+
+    unsafe fn free_pages(&mut self, ptr: NonNull<u8>, pages: usize) {
+        let page = self.page_of(ptr);
+        self.release(page, pages, DecommitMode::DontNeed);
+        self.used[page..page + pages].fill(false);
+        self.low = self.low.min(page);
+    }
+
+    unsafe fn decommit(&mut self, ptr: NonNull<u8>, pages: usize) -> bool {
+        self.release(self.page_of(ptr), pages, self.mode)
+    }
+
+    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old_pages: usize, new_pages: usize) -> bool {
+        let page = self.page_of(ptr);
+        if new_pages <= old_pages {
+            let tail = page + new_pages;
+            self.release(tail, old_pages - new_pages, DecommitMode::DontNeed);
+            self.used[tail..page + old_pages].fill(false);
+            self.low = self.low.min(tail);
+            return true;
+        }
+        let (from, to) = (page + old_pages, page + new_pages);
+        if to > self.used.len() || self.used[from..to].any() {
+            return false;
+        }
+        self.used[from..to].fill(true);
+        true
+    }
+}
+
+
+impl Drop for MmapProvider {
+    fn drop(&mut self) {
+        let words = self.used.len().div_ceil(usize::BITS as usize);
+        // SAFETY: both mappings were made by `new` with these lengths, and
+        // the allocator that owned the provider has no live blocks left.
+        unsafe {
+            libc::munmap(self.span.base as *mut libc::c_void, self.span.len);
+            libc::munmap(self.used.as_mut_bitptr().pointer().cast(), words * size_of::<usize>());
+        }
+    }
+}

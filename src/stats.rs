@@ -1,0 +1,176 @@
+//! Statistics: one snapshot struct, gathered from the allocator's counters
+//! without stopping it (figures from other CPUs may be a moment old).
+
+use core::fmt;
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::allocator::Allocator;
+use crate::platform::Platform;
+use crate::provider::PageProvider;
+use crate::size_class::{self, NUM_CLASSES};
+
+/// Counters of one size class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Block size of the class.
+    pub size: usize,
+    /// Allocations served.
+    pub allocs: u64,
+    /// Frees taken.
+    pub frees: u64,
+    /// Allocations that found their CPU's cache empty.
+    pub cache_misses: u64,
+    /// Frees that found their CPU's cache full.
+    pub cache_drains: u64,
+    /// Blocks sitting in CPU caches.
+    pub cached_blocks: u64,
+    /// Blocks waiting in the depot.
+    pub depot_blocks: u64,
+    /// Slabs of the class.
+    pub slabs: u64,
+}
+
+impl ClassStats {
+    /// Blocks with the user.
+    pub fn live_blocks(&self) -> u64 {
+        self.allocs.saturating_sub(self.frees)
+    }
+}
+
+/// Calls into the page provider, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProviderStats {
+    /// `alloc_pages` calls (including failed ones).
+    pub alloc_calls: u64,
+    /// `free_pages` calls.
+    pub free_calls: u64,
+    /// `resize_in_place` calls.
+    pub resize_calls: u64,
+    /// `alloc_pages` calls that returned nothing.
+    pub failed_calls: u64,
+}
+
+/// A snapshot of the allocator's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes currently taken from the provider (blocks, slabs, metadata).
+    pub committed_bytes: usize,
+    /// Bytes with the user (block sizes, large blocks in whole pages).
+    pub live_bytes: usize,
+    /// Of those, bytes in large blocks.
+    pub large_live_bytes: usize,
+    /// CPUs with a cache.
+    pub cpus: usize,
+    /// Per-class counters.
+    pub classes: [ClassStats; NUM_CLASSES],
+    /// Depot lock acquisitions that found the lock taken.
+    pub depot_contended: u64,
+    /// Spin iterations spent waiting for depot locks.
+    pub depot_spins: u64,
+    /// Provider calls.
+    pub provider: ProviderStats,
+}
+
+impl Stats {
+    /// Allocations served from a CPU cache without a miss.
+    pub fn cache_hits(&self) -> u64 {
+        self.classes.iter().map(|c| c.allocs - c.cache_misses).sum()
+    }
+
+    /// Allocations that missed their CPU cache.
+    pub fn cache_misses(&self) -> u64 {
+        self.classes.iter().map(|c| c.cache_misses).sum()
+    }
+
+    /// Small-block allocations served in all.
+    pub fn allocs(&self) -> u64 {
+        self.classes.iter().map(|c| c.allocs).sum()
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "committed {} KiB, live {} KiB (large {} KiB), {} CPUs",
+            self.committed_bytes / 1024,
+            self.live_bytes / 1024,
+            self.large_live_bytes / 1024,
+            self.cpus
+        )?;
+        writeln!(
+            f,
+            "cache hits {} misses {}; depot contended {} spins {}; provider alloc {} free {} resize {} failed {}",
+            self.cache_hits(),
+            self.cache_misses(),
+            self.depot_contended,
+            self.depot_spins,
+            self.provider.alloc_calls,
+            self.provider.free_calls,
+            self.provider.resize_calls,
+            self.provider.failed_calls
+        )?;
+        for c in self.classes.iter().filter(|c| c.allocs > 0) {
+            writeln!(
+                f,
+                "  {:>6} B: allocs {} live {} misses {} cached {} depot {} slabs {}",
+                c.size,
+                c.allocs,
+                c.live_blocks(),
+                c.cache_misses,
+                c.cached_blocks,
+                c.depot_blocks,
+                c.slabs
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
+    /// A snapshot of the counters. Takes no lock that an allocation could be
+    /// waiting on for long (depot locks are only tried).
+    pub fn stats(&self) -> Stats {
+        let mut classes = [ClassStats::default(); NUM_CLASSES];
+        let (mut contended, mut spins) = (0, 0);
+        for (class, c) in classes.iter_mut().enumerate() {
+            let depot = &self.depots[class];
+            c.size = size_class::size_of(class);
+            c.allocs = depot.direct_allocs.load(Relaxed);
+            c.frees = depot.direct_frees.load(Relaxed);
+            if let Some(d) = depot.try_lock() {
+                c.depot_blocks = d.backlog as u64;
+                c.slabs = d.slabs as u64;
+            }
+            contended += depot.contended.load(Relaxed);
+            spins += depot.spins.load(Relaxed);
+        }
+        for cache in self.cpu_caches() {
+            for (c, slot) in classes.iter_mut().zip(&cache.classes) {
+                c.allocs += slot.allocs.load(Relaxed);
+                c.frees += slot.frees.load(Relaxed);
+                c.cache_misses += slot.misses.load(Relaxed);
+                c.cache_drains += slot.drains.load(Relaxed);
+                c.cached_blocks += u64::from(slot.len_hint());
+            }
+        }
+        let large_live_bytes = self.large_live.load(Relaxed);
+        let small_live: u64 = classes.iter().map(|c| c.live_blocks() * c.size as u64).sum();
+        let counters = &self.counters;
+        Stats {
+            committed_bytes: counters.committed.load(Relaxed),
+            live_bytes: small_live as usize + large_live_bytes,
+            large_live_bytes,
+            cpus: self.cpu_caches().len(),
+            classes,
+            depot_contended: contended,
+            depot_spins: spins,
+            provider: ProviderStats {
+                alloc_calls: counters.alloc_calls.load(Relaxed),
+                free_calls: counters.free_calls.load(Relaxed),
+                resize_calls: counters.resize_calls.load(Relaxed),
+                failed_calls: counters.failed_calls.load(Relaxed),
+            },
+        }
+    }
+}
