@@ -14,7 +14,10 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
+};
 
 use spin::mutex::SpinMutex;
 
@@ -214,7 +217,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
-        let (old_class, new_class) = (size_class::for_layout(layout), size_class::for_layout(new_layout));
+        let (old_class, new_class) = (
+            size_class::for_layout(layout),
+            size_class::for_layout(new_layout),
+        );
         if old_class.is_some() && old_class == new_class {
             if self.checks.load(Relaxed) && !self.verify(ptr, layout, false) {
                 return ptr::null_mut();
@@ -222,7 +228,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return ptr;
         }
         // SAFETY: forwarded caller contract.
-        if old_class.is_none() && new_class.is_none() && unsafe { self.resize_large(ptr, layout, new_layout) } {
+        if old_class.is_none()
+            && new_class.is_none()
+            && unsafe { self.resize_large(ptr, layout, new_layout) }
+        {
             return ptr;
         }
         let new = self.alloc(new_layout);
@@ -299,7 +308,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Blocks to move per bundle for `class`.
     fn bundle_width(&self, class: Class) -> u32 {
-        Knobs::scaled(self.knobs.bundle_width.load(Relaxed), size_class::size_of(class))
+        Knobs::scaled(
+            self.knobs.bundle_width.load(Relaxed),
+            size_class::size_of(class),
+        )
     }
 
     /// A bundle from the depot, or up to `want` blocks from the class's
@@ -329,7 +341,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.return_to_slabs(&mut depot, evicted);
         }
         while depot.backlog > threshold {
-            let Some(oldest) = depot.take_oldest() else { break };
+            let Some(oldest) = depot.take_oldest() else {
+                break;
+            };
             self.return_to_slabs(&mut depot, oldest);
         }
     }
@@ -359,12 +373,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let pages = guard.as_mut()?;
         let n = size_class::slab_pages(class);
         let run = pages.alloc(n, PAGE_SIZE, &self.counters)?;
-        let Some(slab) = pages.new_descriptor(Slab::new(run.as_ptr() as usize, class), &self.counters) else {
+        let Some(slab) =
+            pages.new_descriptor(Slab::new(run.as_ptr() as usize, class), &self.counters)
+        else {
             // SAFETY: the run was allocated just above and never used.
             unsafe { pages.free(run, n, &self.counters) };
             return None;
         };
-        self.map().set(run.as_ptr() as usize, n, Entry::Slab(slab.as_ptr()));
+        self.map()
+            .set(run.as_ptr() as usize, n, Entry::Slab(slab.as_ptr()));
         Some(slab)
     }
 
@@ -450,7 +467,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn large_run(&self, pages: usize, align: usize) -> Option<NonNull<u8>> {
         let mut guard = self.pages.lock();
         let run = guard.as_mut()?.alloc(pages, align, &self.counters)?;
-        self.map().set(run.as_ptr() as usize, 1, Entry::Large { pages });
+        self.map()
+            .set(run.as_ptr() as usize, 1, Entry::Large { pages });
         self.large_live.fetch_add(pages * PAGE_SIZE, Relaxed);
         Some(run)
     }
@@ -493,7 +511,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if self.checks.load(Relaxed) && !self.verify(ptr, old, false) {
             return false;
         }
-        let (old_pages, new_pages) = (old.size().div_ceil(PAGE_SIZE), new.size().div_ceil(PAGE_SIZE));
+        let (old_pages, new_pages) = (
+            old.size().div_ceil(PAGE_SIZE),
+            new.size().div_ceil(PAGE_SIZE),
+        );
         if old_pages == new_pages {
             return true;
         }
@@ -505,9 +526,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return false;
         };
         // SAFETY: forwarded caller contract: a live large run of `old_pages`.
-        let done = unsafe { p.resize(NonNull::new_unchecked(ptr), old_pages, new_pages, &self.counters) };
+        let done = unsafe {
+            p.resize(
+                NonNull::new_unchecked(ptr),
+                old_pages,
+                new_pages,
+                &self.counters,
+            )
+        };
         if done {
-            self.map().set(ptr as usize, 1, Entry::Large { pages: new_pages });
+            self.map()
+                .set(ptr as usize, 1, Entry::Large { pages: new_pages });
             self.large_live.fetch_add(new_pages * PAGE_SIZE, Relaxed);
             self.large_live.fetch_sub(old_pages * PAGE_SIZE, Relaxed);
         }
@@ -533,8 +562,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let c = &self.counters;
 
         let map_pages = PageMap::bytes_for(span).div_ceil(PAGE_SIZE);
-        let map_memory = pages.alloc(map_pages, PAGE_SIZE, c).ok_or(InitError::OutOfMemory)?;
-        if !P::ZEROED {
+        let map_memory = pages
+            .alloc(map_pages, PAGE_SIZE, c)
+            .ok_or(InitError::OutOfMemory)?;
+        if P::ZEROED {
+            // Untouched map pages stay unbacked: count them as they get used.
+            c.committed.fetch_sub(map_pages * PAGE_SIZE, Relaxed);
+            c.lazy_page_map.store(map_pages * PAGE_SIZE, Relaxed);
+        } else {
             // SAFETY: the run was just allocated for the map and is ours.
             unsafe { ptr::write_bytes(map_memory.as_ptr(), 0, map_pages * PAGE_SIZE) };
         }
@@ -542,10 +577,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let map = unsafe { PageMap::new(span, map_memory.as_ptr()) };
 
         let cache_pages = (cpus * size_of::<PerCpuCache>()).div_ceil(PAGE_SIZE);
-        let caches = pages.alloc(cache_pages, PAGE_SIZE, c).ok_or(InitError::OutOfMemory)?;
+        let caches = pages
+            .alloc(cache_pages, PAGE_SIZE, c)
+            .ok_or(InitError::OutOfMemory)?;
         let caches = caches.as_ptr().cast::<PerCpuCache>();
         for cpu in 0..cpus {
-            let capacity = |class| Knobs::scaled(config.knobs.cache_capacity, size_class::size_of(class));
+            let capacity =
+                |class| Knobs::scaled(config.knobs.cache_capacity, size_class::size_of(class));
             // SAFETY: the run holds `cpus` page-aligned (so 64-aligned) caches.
             unsafe { caches.add(cpu).write(PerCpuCache::new(capacity)) };
         }
@@ -593,9 +631,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Changes the knobs; safe while other CPUs allocate (they pick the new
     /// values up on their next slow path, capacities on their next free).
     pub fn set_knobs(&self, knobs: Knobs) {
-        self.knobs.cache_capacity.store(knobs.cache_capacity, Relaxed);
+        self.knobs
+            .cache_capacity
+            .store(knobs.cache_capacity, Relaxed);
         self.knobs.bundle_width.store(knobs.bundle_width, Relaxed);
-        self.knobs.drain_threshold.store(knobs.drain_threshold, Relaxed);
+        self.knobs
+            .drain_threshold
+            .store(knobs.drain_threshold, Relaxed);
         let caches = self.caches.load(Acquire);
         for cpu in 0..self.cpus.load(Relaxed) {
             // SAFETY: `caches` holds `cpus` live caches (init).

@@ -94,7 +94,11 @@ mod tests {
 
     #[test]
     fn push_pop_split_and_drain_keep_every_block_once() {
-        let mut nodes: Vec<Block> = (0..10).map(|_| Block { next: ptr::null_mut() }).collect();
+        let mut nodes: Vec<Block> = (0..10)
+            .map(|_| Block {
+                next: ptr::null_mut(),
+            })
+            .collect();
         let mut list = BlockList::EMPTY;
         for n in nodes.iter_mut() {
             unsafe { list.push(n) };

@@ -49,10 +49,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
             (Entry::Large { pages }, None) if page_start => {
-                let wrong = layout.size().div_ceil(PAGE_SIZE) != pages || addr % layout.align() != 0;
+                let wrong =
+                    layout.size().div_ceil(PAGE_SIZE) != pages || addr % layout.align() != 0;
                 wrong.then_some(MisuseKind::LayoutMismatch)
             }
-            (Entry::Slab(_), None) | (Entry::Large { .. }, Some(_)) if page_start || class.is_none() => {
+            (Entry::Slab(_), None) | (Entry::Large { .. }, Some(_))
+                if page_start || class.is_none() =>
+            {
                 Some(MisuseKind::LayoutMismatch)
             }
             (Entry::FreedLarge, _) if page_start => Some(MisuseKind::DoubleFree),

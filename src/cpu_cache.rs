@@ -15,7 +15,9 @@
 //! [`Platform::EXCLUSIVE_CPU`]: crate::Platform::EXCLUSIVE_CPU
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use crate::block::BlockList;
 use crate::size_class::NUM_CLASSES;

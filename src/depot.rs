@@ -121,7 +121,11 @@ impl DepotState {
     /// Adds a bundle. When the ring is full the oldest bundle is returned
     /// for the caller to put back into its slabs.
     pub fn put_bundle(&mut self, bundle: BlockList) -> Option<BlockList> {
-        let evicted = if self.bundles == RING { self.take_oldest() } else { None };
+        let evicted = if self.bundles == RING {
+            self.take_oldest()
+        } else {
+            None
+        };
         self.ring[(self.first + self.bundles) % RING] = bundle;
         self.bundles += 1;
         self.backlog += bundle.len as usize;
@@ -160,7 +164,12 @@ impl DepotState {
     ///
     /// # Safety
     /// `block` is an out block of `slab`, a slab of this depot's class.
-    pub unsafe fn return_block(&mut self, slab: *mut Slab, block: *mut Block, reserve: usize) -> Option<*mut Slab> {
+    pub unsafe fn return_block(
+        &mut self,
+        slab: *mut Slab,
+        block: *mut Block,
+        reserve: usize,
+    ) -> Option<*mut Slab> {
         // SAFETY: the caller guarantees the slab is ours and the block is out.
         let s = unsafe { &mut *slab };
         if s.available == 0 {
@@ -279,7 +288,11 @@ mod tests {
         assert_eq!(d.empty_slabs, 0);
         let mut released = std::vec::Vec::new();
         out.drain(|blk| {
-            let slab = if (blk as usize) < b.start { &mut *a as *mut Slab } else { &mut *b as *mut Slab };
+            let slab = if (blk as usize) < b.start {
+                &mut *a as *mut Slab
+            } else {
+                &mut *b as *mut Slab
+            };
             if let Some(s) = unsafe { d.return_block(slab, blk, 1) } {
                 released.push(s);
             }

@@ -46,11 +46,17 @@ fn current_cpu() -> usize {
     }
     let tp: usize;
     // SAFETY: on x86_64 Linux, `fs:0` holds the thread pointer (TCB self link).
-    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
     // `cpu_id` is the second u32 of `struct rseq`; the kernel updates it on
     // migration, so read it volatile.
     // SAFETY: glibc registered this thread's `struct rseq` at this offset.
-    unsafe { ((tp as isize + __rseq_offset) as *const u32).add(1).read_volatile() as usize }
+    unsafe {
+        ((tp as isize + __rseq_offset) as *const u32)
+            .add(1)
+            .read_volatile() as usize
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
@@ -85,7 +91,10 @@ unsafe impl Platform for HostedPlatform {
     fn irq_restore(_: usize) {}
 
     fn now() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid timespec to write into.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -165,9 +174,12 @@ fn config_from_env() -> Config {
     }
     let knobs = &mut config.knobs;
     let defaults = Knobs::DEFAULT;
-    knobs.cache_capacity = env_number("ACEALLOC_CACHE_CAPACITY").map_or(defaults.cache_capacity, |v| v as u32);
-    knobs.bundle_width = env_number("ACEALLOC_BUNDLE_WIDTH").map_or(defaults.bundle_width, |v| v as u32);
-    knobs.drain_threshold = env_number("ACEALLOC_DRAIN_THRESHOLD").map_or(defaults.drain_threshold, |v| v as u32);
+    knobs.cache_capacity =
+        env_number("ACEALLOC_CACHE_CAPACITY").map_or(defaults.cache_capacity, |v| v as u32);
+    knobs.bundle_width =
+        env_number("ACEALLOC_BUNDLE_WIDTH").map_or(defaults.bundle_width, |v| v as u32);
+    knobs.drain_threshold =
+        env_number("ACEALLOC_DRAIN_THRESHOLD").map_or(defaults.drain_threshold, |v| v as u32);
     config.misuse_hook = Some(report_and_abort);
     config
 }
@@ -191,7 +203,10 @@ fn env_number(name: &str) -> Option<usize> {
 
 /// The hosted misuse hook: the report on stderr, then abort.
 fn report_and_abort(misuse: &Misuse) {
-    let mut line = LineBuf { buf: [0; 160], len: 0 };
+    let mut line = LineBuf {
+        buf: [0; 160],
+        len: 0,
+    };
     let _ = writeln!(line, "{misuse}");
     // SAFETY: writes initialised bytes of `line` to stderr; `abort` never returns.
     unsafe {

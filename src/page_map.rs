@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_addresses_outside_are_unused() {
-        let span = Span { base: 0x10_0000, len: 16 * PAGE_SIZE };
+        let span = Span {
+            base: 0x10_0000,
+            len: 16 * PAGE_SIZE,
+        };
         let mut words = [0usize; 16];
         let map = unsafe { PageMap::new(span, words.as_mut_ptr().cast()) };
         let slab = 0x7f00_0080 as *mut Slab;
@@ -122,7 +125,10 @@ mod tests {
         map.set(span.base + 5 * PAGE_SIZE, 1, Entry::FreedLarge);
         assert_eq!(map.get(span.base + PAGE_SIZE + 100), Entry::Slab(slab));
         assert_eq!(map.get(span.base + 3 * PAGE_SIZE - 1), Entry::Slab(slab));
-        assert_eq!(map.get(span.base + 4 * PAGE_SIZE), Entry::Large { pages: 9 });
+        assert_eq!(
+            map.get(span.base + 4 * PAGE_SIZE),
+            Entry::Large { pages: 9 }
+        );
         assert_eq!(map.get(span.base + 5 * PAGE_SIZE), Entry::FreedLarge);
         assert_eq!(map.get(span.base), Entry::Unused);
         assert_eq!(map.get(span.base - 1), Entry::Unused);

@@ -13,6 +13,9 @@ use crate::slab::Slab;
 #[derive(Default)]
 pub(crate) struct PageCounters {
     pub committed: AtomicUsize,
+    /// Page map bytes not counted in `committed`: address space whose
+    /// pages are backed only where entries are used.
+    pub lazy_page_map: AtomicUsize,
     pub alloc_calls: AtomicU64,
     pub free_calls: AtomicU64,
     pub resize_calls: AtomicU64,
@@ -23,6 +26,7 @@ impl PageCounters {
     pub const fn new() -> Self {
         PageCounters {
             committed: AtomicUsize::new(0),
+            lazy_page_map: AtomicUsize::new(0),
             alloc_calls: AtomicU64::new(0),
             free_calls: AtomicU64::new(0),
             resize_calls: AtomicU64::new(0),
@@ -58,7 +62,12 @@ impl<P: PageProvider> Pages<P> {
     }
 
     /// Allocates a run and accounts for it.
-    pub fn alloc(&mut self, pages: usize, align: usize, counters: &PageCounters) -> Option<NonNull<u8>> {
+    pub fn alloc(
+        &mut self,
+        pages: usize,
+        align: usize,
+        counters: &PageCounters,
+    ) -> Option<NonNull<u8>> {
         counters.alloc_calls.fetch_add(1, Relaxed);
         let run = self.provider.alloc_pages(pages, align);
         match run {
@@ -83,7 +92,13 @@ impl<P: PageProvider> Pages<P> {
     ///
     /// # Safety
     /// The run is live and came from [`alloc`](Self::alloc).
-    pub unsafe fn resize(&mut self, run: NonNull<u8>, old: usize, new: usize, counters: &PageCounters) -> bool {
+    pub unsafe fn resize(
+        &mut self,
+        run: NonNull<u8>,
+        old: usize,
+        new: usize,
+        counters: &PageCounters,
+    ) -> bool {
         counters.resize_calls.fetch_add(1, Relaxed);
         // SAFETY: forwarded caller contract.
         let done = unsafe { self.provider.resize_in_place(run, old, new) };
@@ -100,7 +115,10 @@ impl<P: PageProvider> Pages<P> {
             return false;
         };
         for i in 0..PAGE_SIZE / size_of::<Slab>() {
-            let slot = page.as_ptr().wrapping_add(i * size_of::<Slab>()).cast::<Spare>();
+            let slot = page
+                .as_ptr()
+                .wrapping_add(i * size_of::<Slab>())
+                .cast::<Spare>();
             // SAFETY: the slot lies in the fresh page, which the pool owns.
             unsafe { slot.write(Spare { next: self.spare }) };
             self.spare = slot;

@@ -53,8 +53,12 @@ pub struct ProviderStats {
 /// A snapshot of the allocator's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// Bytes currently taken from the provider (blocks, slabs, metadata).
+    /// Bytes currently taken from the provider (slabs, large blocks,
+    /// metadata), except a lazily backed page map.
     pub committed_bytes: usize,
+    /// Address space of a page map whose pages are backed only where used
+    /// (providers whose fresh pages read as zero); 0 otherwise.
+    pub lazy_page_map_bytes: usize,
     /// Bytes with the user (block sizes, large blocks in whole pages).
     pub live_bytes: usize,
     /// Of those, bytes in large blocks.
@@ -155,10 +159,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             }
         }
         let large_live_bytes = self.large_live.load(Relaxed);
-        let small_live: u64 = classes.iter().map(|c| c.live_blocks() * c.size as u64).sum();
+        let small_live: u64 = classes
+            .iter()
+            .map(|c| c.live_blocks() * c.size as u64)
+            .sum();
         let counters = &self.counters;
         Stats {
             committed_bytes: counters.committed.load(Relaxed),
+            lazy_page_map_bytes: counters.lazy_page_map.load(Relaxed),
             live_bytes: small_live as usize + large_live_bytes,
             large_live_bytes,
             cpus: self.cpu_caches().len(),

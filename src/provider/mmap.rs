@@ -49,7 +49,11 @@ fn map_lazy(len: usize) -> Option<NonNull<u8>> {
             0,
         )
     };
-    if p == libc::MAP_FAILED { None } else { NonNull::new(p.cast()) }
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
 }
 
 /// Alignment of the span base: run alignment up to this is honoured.
@@ -84,9 +88,13 @@ impl MmapProvider {
         let bits = map_lazy(words * size_of::<usize>())?;
         // SAFETY: the bitmap mapping is fresh, zeroed, `words` usizes long,
         // and owned by this provider alone for the rest of the process.
-        let words = unsafe { core::slice::from_raw_parts_mut(bits.as_ptr().cast::<usize>(), words) };
+        let words =
+            unsafe { core::slice::from_raw_parts_mut(bits.as_ptr().cast::<usize>(), words) };
         Some(MmapProvider {
-            span: Span { base: base.as_ptr() as usize, len },
+            span: Span {
+                base: base.as_ptr() as usize,
+                len,
+            },
             used: &mut BitSlice::from_slice_mut(words)[..pages],
             low: 0,
             mode,
@@ -159,7 +167,12 @@ unsafe impl PageProvider for MmapProvider {
         self.release(self.page_of(ptr), pages, self.mode)
     }
 
-    unsafe fn resize_in_place(&mut self, ptr: NonNull<u8>, old_pages: usize, new_pages: usize) -> bool {
+    unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_pages: usize,
+        new_pages: usize,
+    ) -> bool {
         let page = self.page_of(ptr);
         if new_pages <= old_pages {
             let tail = page + new_pages;
@@ -177,7 +190,6 @@ unsafe impl PageProvider for MmapProvider {
     }
 }
 
-
 impl Drop for MmapProvider {
     fn drop(&mut self) {
         let words = self.used.len().div_ceil(usize::BITS as usize);
@@ -185,7 +197,10 @@ impl Drop for MmapProvider {
         // the allocator that owned the provider has no live blocks left.
         unsafe {
             libc::munmap(self.span.base as *mut libc::c_void, self.span.len);
-            libc::munmap(self.used.as_mut_bitptr().pointer().cast(), words * size_of::<usize>());
+            libc::munmap(
+                self.used.as_mut_bitptr().pointer().cast(),
+                words * size_of::<usize>(),
+            );
         }
     }
 }

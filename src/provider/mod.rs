@@ -86,7 +86,12 @@ pub unsafe trait PageProvider {
     ///
     /// # Safety
     /// `ptr` and `old_pages` describe a live run of this provider.
-    unsafe fn resize_in_place(&mut self, _ptr: NonNull<u8>, _old_pages: usize, _new_pages: usize) -> bool {
+    unsafe fn resize_in_place(
+        &mut self,
+        _ptr: NonNull<u8>,
+        _old_pages: usize,
+        _new_pages: usize,
+    ) -> bool {
         false
     }
 }

@@ -59,7 +59,8 @@ unsafe impl PageProvider for RegionProvider {
     }
 
     fn alloc_pages(&mut self, pages: usize, align: usize) -> Option<NonNull<u8>> {
-        let layout = Layout::from_size_align(pages.checked_mul(PAGE_SIZE)?, align.max(PAGE_SIZE)).ok()?;
+        let layout =
+            Layout::from_size_align(pages.checked_mul(PAGE_SIZE)?, align.max(PAGE_SIZE)).ok()?;
         self.runs.allocate_first_fit(layout).ok()
     }
 
@@ -67,8 +68,10 @@ unsafe impl PageProvider for RegionProvider {
         // SAFETY: the caller passes a live run, allocated with this size and
         // page alignment; `Heap::deallocate` only uses the size.
         unsafe {
-            self.runs
-                .deallocate(ptr, Layout::from_size_align_unchecked(pages * PAGE_SIZE, PAGE_SIZE))
+            self.runs.deallocate(
+                ptr,
+                Layout::from_size_align_unchecked(pages * PAGE_SIZE, PAGE_SIZE),
+            )
         }
     }
 }
@@ -97,7 +100,9 @@ mod tests {
             unsafe { p.free_pages(r, 1) };
         }
         assert_eq!(p.free_bytes(), 64 * 1024);
-        let big = p.alloc_pages(4, 16 * 1024).expect("aligned run after frees");
+        let big = p
+            .alloc_pages(4, 16 * 1024)
+            .expect("aligned run after frees");
         assert_eq!(big.as_ptr() as usize % (16 * 1024), 0);
     }
 
