@@ -18,12 +18,16 @@ pub fn tsc_hz() -> Option<u64> {
     if let Some(hz) = cpuid.get_tsc_info().and_then(|t| t.tsc_frequency()) {
         return Some(hz);
     }
-    let mhz = cpuid.get_processor_frequency_info()?.processor_base_frequency();
+    let mhz = cpuid
+        .get_processor_frequency_info()?
+        .processor_base_frequency();
     (mhz > 0).then_some(u64::from(mhz) * 1_000_000)
 }
 
 /// Initial local APIC id of the running CPU (CPUID leaf 1, EBX[31:24]).
 /// `cpuid` is slow (and traps under virtualisation): read it once per CPU.
 pub fn initial_apic_id() -> u8 {
-    CpuId::new().get_feature_info().map_or(0, |f| f.initial_local_apic_id())
+    CpuId::new()
+        .get_feature_info()
+        .map_or(0, |f| f.initial_local_apic_id())
 }
