@@ -23,7 +23,7 @@ use spin::mutex::SpinMutex;
 
 use crate::block::{Block, BlockList};
 use crate::config::{Config, Knobs, Profile};
-use crate::cpu_cache::{ClassCache, PerCpuCache, bump};
+use crate::cpu_cache::{PerCpuCache, bump};
 use crate::depot::{Depot, DepotState};
 use crate::page_map::{Entry, PageMap};
 use crate::pages::{PageCounters, Pages};
@@ -54,7 +54,10 @@ pub(crate) struct KnobCells {
 /// [`init`](Self::init), then use it as `#[global_allocator]`. Before
 /// `init`, every allocation returns null.
 pub struct Allocator<P, Pl> {
-    /// Per-CPU caches, null until `init`: the fast path's readiness check.
+    /// The per-CPU caches when the fast paths may use them directly: after
+    /// `init`, in unchecked mode. Null sends them to their checked twins.
+    fast: AtomicPtr<PerCpuCache>,
+    /// Per-CPU caches, null until `init`.
     caches: AtomicPtr<PerCpuCache>,
     cpus: AtomicUsize,
     map: spin::Once<PageMap>,
@@ -85,6 +88,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// An allocator with no memory yet; `const` so it can be a `static`.
     pub const fn new() -> Self {
         Allocator {
+            fast: AtomicPtr::new(ptr::null_mut()),
             caches: AtomicPtr::new(ptr::null_mut()),
             cpus: AtomicUsize::new(0),
             map: spin::Once::new(),
@@ -119,14 +123,36 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     #[inline(always)]
     fn alloc_small(&self, class: Class) -> *mut u8 {
+        let caches = self.fast.load(Acquire);
+        if caches.is_null() {
+            return self.alloc_small_checked(class);
+        }
+        self.alloc_from(caches, class).cast()
+    }
+
+    /// Allocation when the fast pointer is null: before `init` (null) or in
+    /// checked mode (the same path, then the block is marked live).
+    #[cold]
+    #[inline(never)]
+    fn alloc_small_checked(&self, class: Class) -> *mut u8 {
         let caches = self.caches.load(Acquire);
         if caches.is_null() {
             return ptr::null_mut();
         }
+        let block = self.alloc_from(caches, class);
+        if !block.is_null() {
+            self.mark_live(block as usize);
+        }
+        block.cast()
+    }
+
+    /// Pops a block of `class` from the current CPU's cache (or a slow path).
+    #[inline(always)]
+    fn alloc_from(&self, caches: *mut PerCpuCache, class: Class) -> *mut Block {
         let irq = Pl::irq_save();
         let block = match self.enter(caches) {
             Some(cache) => {
-                let slot = &cache.classes[class];
+                let slot = cache.class(class);
                 // SAFETY: inside this CPU's section, and no other list
                 // reference is alive.
                 let mut block = unsafe { slot.list() }.pop();
@@ -142,10 +168,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             None => self.alloc_direct(class),
         };
         Pl::irq_restore(irq);
-        if self.checks.load(Relaxed) && !block.is_null() {
-            self.mark_live(block as usize);
-        }
-        block.cast()
+        block
     }
 
     /// Frees a block.
@@ -159,39 +182,67 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // SAFETY: forwarded caller contract.
             return unsafe { self.dealloc_large(ptr, layout) };
         };
-        if self.checks.load(Relaxed) && !self.verify(ptr, layout, true) {
-            return;
-        }
-        let caches = self.caches.load(Acquire);
+        let caches = self.fast.load(Acquire);
         if caches.is_null() {
-            return;
+            // SAFETY: forwarded caller contract.
+            return unsafe { self.dealloc_small_checked(ptr, layout, class) };
         }
+        // SAFETY: forwarded caller contract.
+        unsafe { self.dealloc_to(caches, ptr.cast(), class) }
+    }
+
+    /// Free when the fast pointer is null: checked mode (or a pointer that
+    /// cannot be ours, before `init`).
+    ///
+    /// # Safety
+    /// As for [`dealloc`](Self::dealloc).
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_small_checked(&self, ptr: *mut u8, layout: Layout, class: Class) {
+        let caches = self.caches.load(Acquire);
+        if !caches.is_null() && self.verify(ptr, layout, true) {
+            // SAFETY: verified to be a live block of `class`.
+            unsafe { self.dealloc_to(caches, ptr.cast(), class) }
+        }
+    }
+
+    /// Pushes a block of `class` onto the current CPU's cache.
+    ///
+    /// # Safety
+    /// `block` is a live block of `class` that the caller gives up.
+    #[inline(always)]
+    unsafe fn dealloc_to(&self, caches: *mut PerCpuCache, block: *mut Block, class: Class) {
         let irq = Pl::irq_save();
         match self.enter(caches) {
             Some(cache) => {
-                let slot = &cache.classes[class];
+                let slot = cache.class(class);
                 // SAFETY: inside this CPU's section; the caller hands over a
                 // block of `class` that nobody uses any more.
                 let list = unsafe { slot.list() };
-                unsafe { list.push(ptr.cast()) };
+                unsafe { list.push(block) };
                 bump(&slot.frees);
                 if list.len > slot.cap.load(Relaxed) {
-                    self.drain(slot, class);
+                    self.drain(cache, class);
                 }
                 self.leave(cache);
             }
-            None => self.dealloc_direct(ptr.cast(), class),
+            None => self.dealloc_direct(block, class),
         }
         Pl::irq_restore(irq);
     }
 
     /// Enters the current CPU's section; `None` when the cache is busy
-    /// (hosted: another thread on the same CPU) or the CPU index is out of
-    /// range. Interrupts are already masked by the caller.
+    /// (hosted: another thread on the same CPU) or, on hosted platforms,
+    /// the CPU index is out of range (kernels promise it is not: `Platform`
+    /// is an unsafe trait). Interrupts are already masked by the caller.
     #[inline(always)]
     fn enter(&self, caches: *mut PerCpuCache) -> Option<&PerCpuCache> {
         let cpu = Pl::current_cpu();
-        if cpu >= self.cpus.load(Relaxed) {
+        debug_assert!(
+            cpu < self.cpus.load(Relaxed),
+            "Platform::current_cpu out of range"
+        );
+        if !Pl::EXCLUSIVE_CPU && cpu >= self.cpus.load(Relaxed) {
             return None;
         }
         // SAFETY: `caches` holds `cpus` initialised caches that live as long
@@ -254,8 +305,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[cold]
     #[inline(never)]
     fn refill(&self, cache: &PerCpuCache, class: Class) -> *mut Block {
-        let slot = &cache.classes[class];
-        bump(&slot.misses);
+        let slot = cache.class(class);
+        bump(&cache.misses[class].misses);
         let want = self.bundle_width(class);
         let mut bundle = self.take_from_depot(class, want);
         if bundle.len == 0 && self.reclaim(Some(cache)) {
@@ -272,10 +323,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// to the depot.
     #[cold]
     #[inline(never)]
-    fn drain(&self, slot: &ClassCache, class: Class) {
-        bump(&slot.drains);
+    fn drain(&self, cache: &PerCpuCache, class: Class) {
+        bump(&cache.misses[class].drains);
         // SAFETY: inside this CPU's section (our caller's).
-        let bundle = unsafe { slot.list() }.split_front(self.bundle_width(class));
+        let bundle = unsafe { cache.class(class).list() }.split_front(self.bundle_width(class));
         self.give_to_depot(class, bundle);
     }
 
@@ -606,6 +657,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.cpus.store(cpus, Relaxed);
         *guard = Some(pages);
         self.caches.store(caches, Release);
+        if !config.checks {
+            self.fast.store(caches, Release);
+        }
         Ok(())
     }
 

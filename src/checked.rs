@@ -30,7 +30,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let addr = ptr as usize;
         let class = size_class::for_layout(layout);
         let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));
-        let page_start = addr % PAGE_SIZE == 0;
+        let page_start = addr.is_multiple_of(PAGE_SIZE);
         let problem = match (entry, class) {
             (Entry::Slab(slab), Some(class)) => {
                 // SAFETY: descriptors named by the page map stay readable for
@@ -49,8 +49,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
             (Entry::Large { pages }, None) if page_start => {
-                let wrong =
-                    layout.size().div_ceil(PAGE_SIZE) != pages || addr % layout.align() != 0;
+                let wrong = layout.size().div_ceil(PAGE_SIZE) != pages
+                    || !addr.is_multiple_of(layout.align());
                 wrong.then_some(MisuseKind::LayoutMismatch)
             }
             (Entry::Slab(_), None) | (Entry::Large { .. }, Some(_))

@@ -28,13 +28,19 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
-/// One CPU's cache of one class.
+/// One CPU's cache of one class: what the fast path touches, in one cache
+/// line of its own.
+#[repr(C, align(64))]
 pub(crate) struct ClassCache {
     list: UnsafeCell<BlockList>,
     /// Most blocks kept before a bundle goes to the depot (a runtime knob).
     pub cap: AtomicU32,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
+}
+
+/// Counters of one CPU's cache of one class that only slow paths touch.
+pub(crate) struct ClassMisses {
     /// Allocations that found the cache empty.
     pub misses: AtomicU64,
     /// Frees that found the cache full and sent a bundle to the depot.
@@ -68,6 +74,7 @@ pub(crate) struct PerCpuCache {
     /// Held while a thread uses the cache (hosted builds only).
     lock: AtomicBool,
     pub classes: [ClassCache; NUM_CLASSES],
+    pub misses: [ClassMisses; NUM_CLASSES],
 }
 
 // SAFETY: the lists are only reached under the per-CPU section contract;
@@ -84,10 +91,20 @@ impl PerCpuCache {
                 cap: AtomicU32::new(cap(class)),
                 allocs: AtomicU64::new(0),
                 frees: AtomicU64::new(0),
+            }),
+            misses: core::array::from_fn(|_| ClassMisses {
                 misses: AtomicU64::new(0),
                 drains: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The cache of `class`.
+    #[inline(always)]
+    pub fn class(&self, class: usize) -> &ClassCache {
+        debug_assert!(class < NUM_CLASSES);
+        // SAFETY: classes come from `size_class`, always below NUM_CLASSES.
+        unsafe { self.classes.get_unchecked(class) }
     }
 
     /// Tries to take the cache's lock (hosted builds).

@@ -161,7 +161,7 @@ mod tests {
         for c in 0..NUM_CLASSES {
             let bytes = slab_pages(c) * PAGE_SIZE;
             let blocks = blocks_per_slab(c);
-            assert!(blocks >= 1 && blocks <= MAX_BLOCKS_PER_SLAB, "class {c}");
+            assert!((1..=MAX_BLOCKS_PER_SLAB).contains(&blocks), "class {c}");
             assert!((bytes - blocks * size_of(c)) * 8 <= bytes, "class {c}");
         }
     }

@@ -150,11 +150,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             spins += depot.spins.load(Relaxed);
         }
         for cache in self.cpu_caches() {
-            for (c, slot) in classes.iter_mut().zip(&cache.classes) {
+            for ((c, slot), cold) in classes.iter_mut().zip(&cache.classes).zip(&cache.misses) {
                 c.allocs += slot.allocs.load(Relaxed);
                 c.frees += slot.frees.load(Relaxed);
-                c.cache_misses += slot.misses.load(Relaxed);
-                c.cache_drains += slot.drains.load(Relaxed);
+                c.cache_misses += cold.misses.load(Relaxed);
+                c.cache_drains += cold.drains.load(Relaxed);
                 c.cached_blocks += u64::from(slot.len_hint());
             }
         }
