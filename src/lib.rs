@@ -33,4 +33,4 @@ pub use config::{Config, Knobs, MisuseHook, Profile};
 pub use misuse::{Misuse, MisuseKind};
 pub use platform::Platform;
 pub use provider::{PAGE_SIZE, PageProvider, RegionProvider, Span};
-pub use stats::{ClassStats, ProviderStats, Stats};
+pub use stats::{ClassStats, CpuStats, ProviderStats, Stats};

@@ -50,6 +50,26 @@ pub struct ProviderStats {
     pub failed_calls: u64,
 }
 
+/// Counters of one CPU's cache, all classes together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Allocations served through this CPU's cache.
+    pub allocs: u64,
+    /// Frees taken into this CPU's cache.
+    pub frees: u64,
+    /// Allocations that found the cache empty.
+    pub misses: u64,
+    /// Blocks cached now.
+    pub cached_blocks: u64,
+}
+
+impl CpuStats {
+    /// Share of allocations served without a miss, in per mille.
+    pub fn hit_permille(&self) -> u64 {
+        (self.allocs - self.misses.min(self.allocs)) * 1000 / self.allocs.max(1)
+    }
+}
+
 /// A snapshot of the allocator's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -132,6 +152,19 @@ impl fmt::Display for Stats {
 }
 
 impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
+    /// Counters of CPU `cpu`'s cache (`None` past the last CPU).
+    pub fn cpu_stats(&self, cpu: usize) -> Option<CpuStats> {
+        let cache = self.cpu_caches().get(cpu)?;
+        let mut s = CpuStats::default();
+        for (slot, cold) in cache.classes.iter().zip(&cache.misses) {
+            s.allocs += slot.allocs.load(Relaxed);
+            s.frees += slot.frees.load(Relaxed);
+            s.misses += cold.misses.load(Relaxed);
+            s.cached_blocks += u64::from(slot.len_hint());
+        }
+        Some(s)
+    }
+
     /// A snapshot of the counters. Takes no lock that an allocation could be
     /// waiting on for long (depot locks are only tried).
     pub fn stats(&self) -> Stats {

@@ -24,7 +24,7 @@ pub fn tsc_hz() -> Option<u64> {
     (mhz > 0).then_some(u64::from(mhz) * 1_000_000)
 }
 
-/// Initial local APIC id of the running CPU (CPUID leaf 1, EBX[31:24]).
+/// Initial local APIC id of the running CPU (CPUID leaf 1, bits 31:24 of EBX).
 /// `cpuid` is slow (and traps under virtualisation): read it once per CPU.
 pub fn initial_apic_id() -> u8 {
     CpuId::new()
