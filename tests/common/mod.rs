@@ -1,0 +1,113 @@
+//! Shared by the test binaries: a single-CPU platform, heap regions for
+//! `RegionProvider`, and per-block byte patterns.
+
+use std::alloc::{self, Layout};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use acealloc::{PAGE_SIZE, Platform, RegionProvider};
+
+/// One CPU, no interrupt masking: the platform of a single-threaded kernel.
+///
+/// Only valid for an allocator that a single thread uses: each test builds
+/// its own allocator and keeps it on its own thread.
+pub struct SingleCpu;
+
+// SAFETY: every allocator over this platform is used by exactly one thread
+// (see the type's doc), so code between `irq_save` and `irq_restore` is the
+// only code touching that allocator's CPU 0 cache, and the index never changes.
+unsafe impl Platform for SingleCpu {
+    const EXCLUSIVE_CPU: bool = true;
+
+    fn cpu_count() -> usize {
+        1
+    }
+
+    fn current_cpu() -> usize {
+        0
+    }
+
+    fn irq_save() -> usize {
+        0
+    }
+
+    fn irq_restore(_: usize) {}
+
+    fn now() -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+/// Page-aligned memory from the test's own global allocator, handed to a
+/// `RegionProvider`. Declare it before the allocator that uses it, so that
+/// the allocator is dropped first.
+pub struct Region {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl Region {
+    /// `size` bytes aligned to `align` (at least a page).
+    pub fn new(size: usize, align: usize) -> Region {
+        let layout = Layout::from_size_align(size, align.max(PAGE_SIZE)).unwrap();
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc::alloc(layout) };
+        assert!(!ptr.is_null(), "the test's own allocator is out of memory");
+        Region { ptr, layout }
+    }
+
+    /// A provider over the whole region.
+    ///
+    /// # Safety
+    /// At most one provider of the region may be alive, and it must not
+    /// outlive the region.
+    pub unsafe fn provider(&self) -> RegionProvider {
+        // SAFETY: the memory is ours and valid for `layout.size()` bytes;
+        // exclusivity and lifetime are the caller's contract.
+        unsafe { RegionProvider::new(self.ptr, self.layout.size()) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// Byte `i` of the pattern with `seed`.
+fn pattern_byte(seed: u64, i: usize) -> u8 {
+    let x =
+        (seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (x >> 56) as u8
+}
+
+/// Fills `len` bytes at `ptr` with the pattern of `seed`.
+///
+/// # Safety
+/// `ptr` is valid for writes of `len` bytes.
+pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = pattern_byte(seed, i);
+    }
+}
+
+/// Panics (naming `what`) unless the first `len` bytes at `ptr` hold the
+/// pattern of `seed`.
+///
+/// # Safety
+/// `ptr` is valid for reads of `len` bytes.
+pub unsafe fn check(ptr: *const u8, len: usize, seed: u64, what: &str) {
+    // SAFETY: the caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    if let Some(i) = (0..len).find(|&i| bytes[i] != pattern_byte(seed, i)) {
+        panic!(
+            "{what}: block {ptr:p} ({len} bytes) corrupted at offset {i}: {:#04x}, expected {:#04x}",
+            bytes[i],
+            pattern_byte(seed, i)
+        );
+    }
+}
