@@ -1,8 +1,10 @@
 //! x86_64 pieces, laid out like the hardware: interrupt masking (`irq`),
-//! CPU identification and time stamps (`cpu`), and a ready-made platform
+//! CPU identification and time stamps (`cpu`), a page provider over the
+//! `x86_64` crate's paging traits (`frames`), and a ready-made platform
 //! for single-CPU kernels (`SingleCpu`).
 
 pub mod cpu;
+pub mod frames;
 pub mod irq;
 
 use crate::Platform;

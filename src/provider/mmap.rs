@@ -3,14 +3,13 @@
 //! The provider reserves its whole span up front (`MAP_NORESERVE`: address
 //! space only, physical pages arrive on first touch) so that the core's page
 //! map covers every run. Runs are tracked in a page bitmap (first fit, which
-//! keeps the heap compact); freed and decommitted runs give their physical
+//! keeps the heap compact, see [`PageRuns`]); freed and decommitted runs give their physical
 //! memory back with `madvise`, and a run grows in place while the pages
 //! after it are free, which is what `mremap` would buy us here.
 
 use core::ptr::NonNull;
 
-use bitvec::slice::BitSlice;
-
+use super::runs::PageRuns;
 use super::{PAGE_SIZE, PageProvider, Span};
 
 /// How released memory is handed back to the OS.
@@ -25,10 +24,7 @@ pub enum DecommitMode {
 /// Page provider over an anonymous `mmap` reservation.
 pub struct MmapProvider {
     span: Span,
-    /// One bit per page of the span, set while the page is in a live run.
-    used: &'static mut BitSlice<usize>,
-    /// No free page lies below this index.
-    low: usize,
+    runs: PageRuns,
     mode: DecommitMode,
 }
 
@@ -83,20 +79,18 @@ impl MmapProvider {
     pub fn new(bytes: usize, mode: DecommitMode) -> Option<Self> {
         let len = bytes.next_multiple_of(PAGE_SIZE);
         let pages = len / PAGE_SIZE;
-        let words = pages.div_ceil(usize::BITS as usize);
+        let words = PageRuns::words_for(pages);
         let base = reserve_aligned(len)?;
         let bits = map_lazy(words * size_of::<usize>())?;
         // SAFETY: the bitmap mapping is fresh, zeroed, `words` usizes long,
-        // and owned by this provider alone for the rest of the process.
-        let words =
-            unsafe { core::slice::from_raw_parts_mut(bits.as_ptr().cast::<usize>(), words) };
+        // and owned by this provider until `drop` unmaps it.
+        let bits = unsafe { core::slice::from_raw_parts_mut(bits.as_ptr().cast(), words) };
         Some(MmapProvider {
             span: Span {
                 base: base.as_ptr() as usize,
                 len,
             },
-            used: &mut BitSlice::from_slice_mut(words)[..pages],
-            low: 0,
+            runs: PageRuns::new(bits, pages),
             mode,
         })
     }
@@ -116,21 +110,6 @@ impl MmapProvider {
     fn page_of(&self, ptr: NonNull<u8>) -> usize {
         (ptr.as_ptr() as usize - self.span.base) / PAGE_SIZE
     }
-
-    /// First-fit search for `pages` free pages starting at a multiple of `align_pages`.
-    fn find(&self, pages: usize, align_pages: usize) -> Option<usize> {
-        let total = self.used.len();
-        let mut at = self.low;
-        loop {
-            at += self.used[at..].first_zero()?;
-            at = at.next_multiple_of(align_pages);
-            let end = at.checked_add(pages).filter(|&e| e <= total)?;
-            match self.used[at..end].last_one() {
-                None => return Some(at),
-                Some(busy) => at += busy + 1,
-            }
-        }
-    }
 }
 
 // SAFETY: runs are disjoint because the bitmap marks every page of a live
@@ -148,19 +127,14 @@ unsafe impl PageProvider for MmapProvider {
         if align > SPAN_ALIGN {
             return None;
         }
-        let at = self.find(pages, align.max(PAGE_SIZE) / PAGE_SIZE)?;
-        self.used[at..at + pages].fill(true);
-        if at == self.low {
-            self.low = at + pages;
-        }
+        let at = self.runs.alloc(pages, align.max(PAGE_SIZE) / PAGE_SIZE)?;
         NonNull::new((self.span.base + at * PAGE_SIZE) as *mut u8)
     }
 
     unsafe fn free_pages(&mut self, ptr: NonNull<u8>, pages: usize) {
         let page = self.page_of(ptr);
         self.release(page, pages, DecommitMode::DontNeed);
-        self.used[page..page + pages].fill(false);
-        self.low = self.low.min(page);
+        self.runs.free(page, pages);
     }
 
     unsafe fn decommit(&mut self, ptr: NonNull<u8>, pages: usize) -> bool {
@@ -177,30 +151,21 @@ unsafe impl PageProvider for MmapProvider {
         if new_pages <= old_pages {
             let tail = page + new_pages;
             self.release(tail, old_pages - new_pages, DecommitMode::DontNeed);
-            self.used[tail..page + old_pages].fill(false);
-            self.low = self.low.min(tail);
+            self.runs.free(tail, old_pages - new_pages);
             return true;
         }
-        let (from, to) = (page + old_pages, page + new_pages);
-        if to > self.used.len() || self.used[from..to].any() {
-            return false;
-        }
-        self.used[from..to].fill(true);
-        true
+        self.runs.grow(page + old_pages, new_pages - old_pages)
     }
 }
 
 impl Drop for MmapProvider {
     fn drop(&mut self) {
-        let words = self.used.len().div_ceil(usize::BITS as usize);
+        let (bits, words) = self.runs.storage();
         // SAFETY: both mappings were made by `new` with these lengths, and
         // the allocator that owned the provider has no live blocks left.
         unsafe {
             libc::munmap(self.span.base as *mut libc::c_void, self.span.len);
-            libc::munmap(
-                self.used.as_mut_bitptr().pointer().cast(),
-                words * size_of::<usize>(),
-            );
+            libc::munmap(bits.cast(), words * size_of::<usize>());
         }
     }
 }

@@ -7,7 +7,9 @@
 //! 64 KiB region or a 64 GiB reservation.
 
 mod region;
+mod runs;
 pub use region::RegionProvider;
+pub use runs::PageRuns;
 
 #[cfg(feature = "std")]
 mod mmap;
