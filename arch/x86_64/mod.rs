@@ -1,11 +1,13 @@
 //! x86_64 pieces, laid out like the hardware: interrupt masking (`irq`),
 //! CPU identification and time stamps (`cpu`), a page provider over the
-//! `x86_64` crate's paging traits (`frames`), and a ready-made platform
+//! `x86_64` crate's paging traits (`frames`), PMU detection (`pmu`), and a
+//! ready-made platform
 //! for single-CPU kernels (`SingleCpu`).
 
 pub mod cpu;
 pub mod frames;
 pub mod irq;
+pub mod pmu;
 
 use crate::Platform;
 
