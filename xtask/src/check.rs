@@ -1,0 +1,119 @@
+//! `cargo xtask test`: everything CI runs, one step after another.
+//!
+//! Formatting and clippy (`-D warnings`) for the root workspace, xtask and the test kernels; the
+//! root workspace's tests with all features; the `no_std` library builds for
+//! `x86_64-unknown-none` and `aarch64-unknown-none`; xtask's own tests; then every QEMU run.
+//! A failing step does not stop the others; each step and each QEMU run counts once in the
+//! closing `N passed, N failed` line.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::Verdict;
+use crate::toolchain::{cargo, ensure_target};
+
+/// Targets the library must build for without `std`.
+const NO_STD_TARGETS: [&str; 2] = ["x86_64-unknown-none", "aarch64-unknown-none"];
+
+/// A named command whose success is the check.
+struct Step {
+    name: String,
+    command: Command,
+}
+
+fn step(name: &str, dir: &Path, args: &[&str]) -> Step {
+    let mut command = cargo(dir);
+    command.args(args);
+    Step {
+        name: name.to_string(),
+        command,
+    }
+}
+
+/// The cargo steps, in the order they run.
+fn steps(root: &Path) -> Vec<Step> {
+    let kernels = root.join("qemu-tests");
+    let xtask = ["--manifest-path", "xtask/Cargo.toml"];
+    let mut steps = vec![
+        step("fmt", root, &["fmt", "--all", "--check"]),
+        step("fmt xtask", root, &["fmt", xtask[0], xtask[1], "--check"]),
+        step("fmt qemu-tests", &kernels, &["fmt", "--all", "--check"]),
+        step(
+            "clippy",
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        step(
+            "clippy xtask",
+            root,
+            &[
+                "clippy",
+                xtask[0],
+                xtask[1],
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        step(
+            "clippy qemu-tests",
+            &kernels,
+            &[
+                "clippy",
+                "--workspace",
+                "--release",
+                "--target",
+                "x86_64-unknown-none",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        step("test", root, &["test", "--workspace", "--all-features"]),
+        step("test xtask", root, &["test", xtask[0], xtask[1]]),
+    ];
+    for target in NO_STD_TARGETS {
+        steps.push(step(
+            &format!("build no_std {target}"),
+            root,
+            &["build", "--lib", "--target", target],
+        ));
+    }
+    steps
+}
+
+/// Runs every step, printing each verdict as it comes.
+pub fn run(root: &Path) -> Result<Vec<Verdict>, String> {
+    for target in NO_STD_TARGETS {
+        ensure_target(target)?;
+    }
+    let mut verdicts = Vec::new();
+    for mut step in steps(root) {
+        println!("=== {}", step.name);
+        let started = Instant::now();
+        let status = step
+            .command
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let passed = status.success();
+        let line = if passed {
+            format!("PASS {} ({elapsed:.1} s)", step.name)
+        } else {
+            format!("FAIL {}: {status}", step.name)
+        };
+        println!("{line}");
+        verdicts.push(Verdict { passed, line });
+    }
+    Ok(verdicts)
+}

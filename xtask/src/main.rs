@@ -1,0 +1,183 @@
+//! acealloc's task runner, run as `cargo xtask <task>`.
+//!
+//! - `qemu [--smp N] [--timeout SECS] [NAME...]` builds the test kernels of `qemu-tests/` for
+//!   `x86_64-unknown-none`, runs each in QEMU and reports one line per run (`qemu.rs` says how a
+//!   run is judged, `kernels.rs` how kernels and their runs are declared).
+//! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
+//! - `demo` runs the hosted demo (`examples/demo.rs`), passing its arguments on.
+//!
+//! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
+
+mod check;
+mod kernels;
+mod qemu;
+mod toolchain;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+  qemu [--smp N] [--timeout SECS] [NAME...]
+      Build the kernels under qemu-tests/kernels/ and run them in QEMU (TCG).
+      NAME selects a kernel (all its runs) or one run such as smoke-fault;
+      without NAME every run of every kernel runs. --smp and --timeout
+      override the kernels' metadata for every run. Serial logs are kept in
+      target/qemu-logs/<run>.log.
+  test
+      Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
+  demo [seconds] [threads]
+      The hosted demo: acealloc as the global allocator of a threaded workload.";
+
+/// The verdict on one check or QEMU run.
+pub struct Verdict {
+    pub passed: bool,
+    /// One line: `PASS name (...)` or `FAIL name: ...`.
+    pub line: String,
+}
+
+/// Options of `cargo xtask qemu`.
+#[derive(Default)]
+struct QemuOptions {
+    smp: Option<u32>,
+    timeout_secs: Option<u64>,
+    names: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let root = repository_root();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "qemu" => parse_qemu_options(rest)
+            .and_then(|options| run_qemu(&root, &options))
+            .map(|verdicts| report(&verdicts)),
+        "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
+        "demo" => run_demo(&root, rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => Err(format!(
+            "unknown task or arguments: {}\n{USAGE}",
+            args.join(" ")
+        )),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_qemu_options(args: &[String]) -> Result<QemuOptions, String> {
+    let mut options = QemuOptions::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut number = |flag: &str| -> Result<u64, String> {
+            let value = args.next().ok_or(format!("{flag} needs a value"))?;
+            value
+                .parse()
+                .map_err(|_| format!("{flag} {value}: not a number"))
+        };
+        match arg.as_str() {
+            "--smp" => {
+                let smp = number("--smp")?;
+                let smp = u32::try_from(smp).map_err(|_| format!("--smp {smp}: too large"))?;
+                options.smp = Some(smp);
+            }
+            "--timeout" => options.timeout_secs = Some(number("--timeout")?),
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}\n{USAGE}")),
+            name => options.names.push(name.to_string()),
+        }
+    }
+    Ok(options)
+}
+
+/// The repository root (the parent of this crate's directory).
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in a subdirectory of the repository")
+        .to_path_buf()
+}
+
+/// Builds and runs the selected kernels, printing each verdict as it comes.
+fn run_qemu(root: &Path, options: &QemuOptions) -> Result<Vec<Verdict>, String> {
+    let mut runs = kernels::discover(&root.join(kernels::KERNELS_DIR))?;
+    kernels::select(&mut runs, &options.names)?;
+    for run in &mut runs {
+        if let Some(smp) = options.smp {
+            run.smp = smp;
+        }
+        if let Some(timeout_secs) = options.timeout_secs {
+            run.timeout_secs = timeout_secs;
+        }
+    }
+    qemu::check_installed()?;
+    toolchain::ensure_target(qemu::TARGET)?;
+    qemu::build(root, &runs)?;
+
+    let log_dir = root.join("target/qemu-logs");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let mut verdicts = Vec::new();
+    for run in &runs {
+        let verdict = qemu::run(root, run, &log_dir)?;
+        println!("{}", verdict.line);
+        verdicts.push(verdict);
+    }
+    Ok(verdicts)
+}
+
+/// The CI checks, then every QEMU run; a QEMU set-up error counts as one failure.
+fn run_tests(root: &Path) -> Result<Vec<Verdict>, String> {
+    let mut verdicts = check::run(root)?;
+    match run_qemu(root, &QemuOptions::default()) {
+        Ok(runs) => verdicts.extend(runs),
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            verdicts.push(Verdict {
+                passed: false,
+                line: format!("FAIL qemu: {message}"),
+            });
+        }
+    }
+    Ok(verdicts)
+}
+
+fn run_demo(root: &Path, args: &[String]) -> Result<bool, String> {
+    let status = toolchain::cargo(root)
+        .args([
+            "run",
+            "--release",
+            "--features",
+            "std",
+            "--example",
+            "demo",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    Ok(status.success())
+}
+
+/// Repeats every verdict line, then prints `N passed, N failed`; true if nothing failed.
+fn report(verdicts: &[Verdict]) -> bool {
+    println!();
+    for verdict in verdicts {
+        println!("{}", verdict.line);
+    }
+    let passed = verdicts.iter().filter(|verdict| verdict.passed).count();
+    let failed = verdicts.len() - passed;
+    println!("{passed} passed, {failed} failed");
+    failed == 0
+}
