@@ -1,0 +1,540 @@
+//! Checked mode: double free, invalid free and layout mismatch are reported
+//! through the misuse hook with the right kind and address, the operation
+//! is dropped, and the allocator goes on working without corruption.
+//!
+//! Each scenario runs on an mmap-backed allocator of the hosted platform and
+//! on a region-backed one of a single CPU. The hook records into a
+//! thread-local list (each test owns its allocator and thread).
+//!
+//! The binary's own global allocator is `HostedAlloc`, so that
+//! `hosted_aborts_on_misuse` can run it again as a child with
+//! `ACEALLOC_CHECKS=1` and watch it abort on a double free.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::RefCell;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+use acealloc::hosted::{HostedAlloc, HostedPlatform};
+use acealloc::provider::{DecommitMode, MmapProvider};
+use acealloc::{Allocator, Config, Misuse, MisuseKind, PAGE_SIZE, PageProvider, Platform};
+
+use common::{Region, SingleCpu, check, fill};
+
+#[global_allocator]
+static GLOBAL: HostedAlloc = HostedAlloc::new();
+
+thread_local! {
+    static REPORTS: RefCell<Vec<Misuse>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(misuse: &Misuse) {
+    REPORTS.with(|r| r.borrow_mut().push(*misuse));
+}
+
+fn take_reports() -> Vec<Misuse> {
+    REPORTS.with(|r| r.take())
+}
+
+fn config() -> Config {
+    Config {
+        checks: true,
+        misuse_hook: Some(record),
+        ..Config::DEFAULT
+    }
+}
+
+/// Asserts that exactly one misuse was reported since the last call: `kind`
+/// at `addr`, with the layout passed in.
+fn expect_report(kind: MisuseKind, addr: usize, layout: Layout) {
+    let reports = take_reports();
+    let expected = Misuse {
+        kind,
+        addr,
+        size: layout.size(),
+        align: layout.align(),
+    };
+    assert_eq!(reports, [expected], "expected exactly one report");
+}
+
+fn expect_no_report() {
+    let reports = take_reports();
+    assert!(reports.is_empty(), "unexpected reports: {reports:?}");
+}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+/// Runs `scenario` on an mmap-backed allocator of the hosted platform.
+fn on_mmap(scenario: impl FnOnce(&Allocator<MmapProvider, HostedPlatform>)) {
+    let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
+    let provider = MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap();
+    a.init(provider, config()).unwrap();
+    scenario(&a);
+    expect_no_report();
+}
+
+/// Runs `scenario` on a 2 MiB region-backed allocator of one CPU.
+fn on_region(scenario: impl FnOnce(&Allocator<acealloc::RegionProvider, SingleCpu>)) {
+    let region = Region::new(2 << 20, PAGE_SIZE);
+    // SAFETY: the only provider of `region`; `a`, which owns it, is
+    // declared after the region and so dropped before it.
+    let provider = unsafe { region.provider() };
+    let a: Box<Allocator<_, SingleCpu>> = Box::new(Allocator::new());
+    a.init(provider, config()).unwrap();
+    scenario(&a);
+    expect_no_report();
+}
+
+/// Generates a module per scenario with one test per allocator.
+macro_rules! on_both {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn mmap() {
+                super::on_mmap(|a| super::$scenario(a));
+            }
+
+            #[test]
+            fn region() {
+                super::on_region(|a| super::$scenario(a));
+            }
+        }
+    )*};
+}
+
+on_both!(
+    double_free_small,
+    double_free_large,
+    invalid_free_inside_a_small_block,
+    invalid_free_inside_a_large_block,
+    invalid_free_of_foreign_pointers,
+    layout_mismatch_small_class,
+    layout_mismatch_large_block,
+    layout_mismatch_between_small_and_large,
+    realloc_with_a_wrong_layout_in_the_same_class,
+    realloc_with_a_wrong_layout_to_another_class,
+    realloc_of_a_large_block_with_a_wrong_layout,
+    realloc_of_a_freed_block,
+);
+
+/// Blocks allocated before a misuse and checked after it.
+struct Witnesses(Vec<(usize, Layout, u64)>);
+
+impl Witnesses {
+    fn new<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) -> Witnesses {
+        let sizes = [16, 48, 100, 1000, 5000, 40_000, 100_000];
+        Witnesses(
+            sizes
+                .into_iter()
+                .enumerate()
+                .map(|(i, size)| {
+                    let l = layout(size);
+                    let p = a.alloc(l);
+                    assert!(!p.is_null());
+                    // SAFETY: a fresh block of `size` bytes.
+                    unsafe { fill(p, size, 100 + i as u64) };
+                    (p as usize, l, 100 + i as u64)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// After a reported (and dropped) misuse: the witnesses are intact, and
+/// blocks of `misused` and of other layouts come out distinct and hold
+/// their contents (a block accepted twice into a free list would be handed
+/// out twice); then everything is freed without a report.
+fn still_works<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+    witnesses: Witnesses,
+    misused: Layout,
+) {
+    for &(p, l, seed) in &witnesses.0 {
+        // SAFETY: the witnesses are live blocks of their layouts.
+        unsafe { check(p as *const u8, l.size(), seed, "witness after misuse") };
+    }
+    let mut blocks = Vec::new();
+    for l in [misused, layout(16), layout(700), layout(50_000)] {
+        let count = (200).min((512 << 10) / l.size().max(1));
+        for _ in 0..count {
+            let p = a.alloc(l);
+            assert!(!p.is_null(), "{l:?} after misuse");
+            assert_eq!(p as usize % l.align(), 0);
+            let seed = blocks.len() as u64;
+            // SAFETY: a fresh block of `l.size()` bytes.
+            unsafe { fill(p, l.size(), seed) };
+            blocks.push((p as usize, l, seed));
+        }
+    }
+    let mut sorted = blocks.clone();
+    sorted.sort_by_key(|b| b.0);
+    for pair in sorted.windows(2) {
+        let ((a0, l0, _), (a1, l1, _)) = (pair[0], pair[1]);
+        assert!(
+            a0 + l0.size().max(1) <= a1,
+            "{a0:#x} ({l0:?}) and {a1:#x} ({l1:?}) overlap after misuse"
+        );
+    }
+    for (p, l, seed) in blocks.into_iter().chain(witnesses.0) {
+        // SAFETY: live blocks of their layouts, filled with `seed`.
+        unsafe {
+            check(p as *const u8, l.size(), seed, "block after misuse");
+            a.dealloc(p as *mut u8, l);
+        }
+    }
+    expect_no_report();
+}
+
+fn double_free_small<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(48);
+    let p = a.alloc(l);
+    // SAFETY: the first free is valid; the second is the misuse under test,
+    // which checked mode reports and drops.
+    unsafe {
+        a.dealloc(p, l);
+        expect_no_report();
+        a.dealloc(p, l);
+    }
+    expect_report(MisuseKind::DoubleFree, p as usize, l);
+    still_works(a, w, l);
+}
+
+fn double_free_large<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(100_000);
+    let p = a.alloc(l);
+    // SAFETY: as in `double_free_small`.
+    unsafe {
+        a.dealloc(p, l);
+        expect_no_report();
+        a.dealloc(p, l);
+    }
+    expect_report(MisuseKind::DoubleFree, p as usize, l);
+    still_works(a, w, l);
+}
+
+fn invalid_free_inside_a_small_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(64);
+    let p = a.alloc(l);
+    // SAFETY: a fresh 64-byte block.
+    unsafe { fill(p, 64, 1) };
+    for offset in [8, 16, 63] {
+        // SAFETY: an invalid free, reported and dropped.
+        unsafe { a.dealloc(p.add(offset), l) };
+        expect_report(MisuseKind::InvalidFree, p as usize + offset, l);
+    }
+    // SAFETY: the block is still live and untouched; now freed for real.
+    unsafe {
+        check(p, 64, 1, "block freed from its middle");
+        a.dealloc(p, l);
+    }
+    expect_no_report();
+    still_works(a, w, l);
+}
+
+fn invalid_free_inside_a_large_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(100_000);
+    let p = a.alloc(l);
+    // SAFETY: a fresh block of 100 000 bytes.
+    unsafe { fill(p, 100_000, 2) };
+    for offset in [8, PAGE_SIZE, 3 * PAGE_SIZE, 24 * PAGE_SIZE] {
+        // SAFETY: an invalid free, reported and dropped.
+        unsafe { a.dealloc(p.add(offset), l) };
+        expect_report(MisuseKind::InvalidFree, p as usize + offset, l);
+    }
+    // SAFETY: still live and untouched.
+    unsafe {
+        check(p, 100_000, 2, "block freed from its middle");
+        a.dealloc(p, l);
+    }
+    expect_no_report();
+    still_works(a, w, l);
+}
+
+fn invalid_free_of_foreign_pointers<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let mut on_stack = [0u64; 8];
+    let stack = on_stack.as_mut_ptr().cast::<u8>();
+    let small = layout(64);
+    let large = layout(100_000);
+    // SAFETY: valid layouts for the System allocator.
+    let (sys_small, sys_large) = unsafe { (System.alloc(small), System.alloc(large)) };
+    assert!(!sys_small.is_null() && !sys_large.is_null());
+    // Inside the allocator's own memory but never a block: its page map.
+    let span = a.with_provider(|p| p.span()).unwrap();
+    let metadata = (span.base + 64) as *mut u8;
+    for p in [stack, sys_small, sys_large, metadata] {
+        for l in [small, large] {
+            // SAFETY: invalid frees, reported and dropped.
+            unsafe { a.dealloc(p, l) };
+            expect_report(MisuseKind::InvalidFree, p as usize, l);
+        }
+    }
+    assert_eq!(on_stack, [0; 8]);
+    // SAFETY: System blocks of these layouts, still live.
+    unsafe {
+        System.dealloc(sys_small, small);
+        System.dealloc(sys_large, large);
+    }
+    still_works(a, w, small);
+}
+
+fn layout_mismatch_small_class<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(24);
+    let p = a.alloc(l);
+    // SAFETY: a fresh 24-byte block.
+    unsafe { fill(p, 24, 3) };
+    // Another size class, and the same size with an alignment that moves
+    // it to another class.
+    for wrong in [
+        layout(100),
+        layout(2000),
+        Layout::from_size_align(24, 64).unwrap(),
+    ] {
+        // SAFETY: a mismatched free, reported and dropped.
+        unsafe { a.dealloc(p, wrong) };
+        expect_report(MisuseKind::LayoutMismatch, p as usize, wrong);
+    }
+    // SAFETY: still live and untouched.
+    unsafe {
+        check(p, 24, 3, "block after mismatched frees");
+        a.dealloc(p, l);
+    }
+    expect_no_report();
+    still_works(a, w, l);
+}
+
+fn layout_mismatch_large_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = Layout::from_size_align(100_000, PAGE_SIZE).unwrap();
+    let p = a.alloc(l);
+    // SAFETY: a fresh block of 100 000 bytes.
+    unsafe { fill(p, 100_000, 4) };
+    // An alignment the block does not have, and sizes of other page counts.
+    let unmet_align = 1usize << ((p as usize).trailing_zeros() + 1);
+    for wrong in [
+        Layout::from_size_align(100_000, unmet_align).unwrap(),
+        layout(50_000),
+        layout(200_000),
+    ] {
+        // SAFETY: a mismatched free, reported and dropped.
+        unsafe { a.dealloc(p, wrong) };
+        expect_report(MisuseKind::LayoutMismatch, p as usize, wrong);
+    }
+    // SAFETY: still live and untouched.
+    unsafe {
+        check(p, 100_000, 4, "block after mismatched frees");
+        a.dealloc(p, l);
+    }
+    expect_no_report();
+    still_works(a, w, l);
+}
+
+fn layout_mismatch_between_small_and_large<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+) {
+    let w = Witnesses::new(a);
+    let small = layout(64);
+    let large = layout(100_000);
+    let s = a.alloc(small);
+    let b = a.alloc(large);
+    // SAFETY: fresh blocks of these sizes.
+    unsafe {
+        fill(s, 64, 5);
+        fill(b, 100_000, 6);
+    }
+    let cases = [
+        (s, layout(64 * 1024)),
+        (s, Layout::from_size_align(64, 2 * PAGE_SIZE).unwrap()),
+        (b, layout(64)),
+        (b, layout(32 * 1024)),
+    ];
+    for (p, wrong) in cases {
+        // SAFETY: a mismatched free, reported and dropped.
+        unsafe { a.dealloc(p, wrong) };
+        expect_report(MisuseKind::LayoutMismatch, p as usize, wrong);
+    }
+    // SAFETY: both still live and untouched.
+    unsafe {
+        check(s, 64, 5, "small block after mismatched frees");
+        check(b, 100_000, 6, "large block after mismatched frees");
+        a.dealloc(s, small);
+        a.dealloc(b, large);
+    }
+    expect_no_report();
+    still_works(a, w, small);
+}
+
+/// `realloc` of a live block with a wrong old layout: reported, null, the
+/// block still live and untouched.
+fn realloc_misuse<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+    size: usize,
+    wrong: Layout,
+    new_size: usize,
+) {
+    let w = Witnesses::new(a);
+    let l = layout(size);
+    let p = a.alloc(l);
+    // A neighbour as big as the wrong layout, allocated right after the
+    // block: an allocator that trusted `wrong` and copied `wrong.size()`
+    // bytes would read into it rather than into a fresh block (which the
+    // standard library's debug checks turn into an abort of the binary).
+    let neighbour = a.alloc(wrong);
+    // SAFETY: a fresh block of `size` bytes.
+    unsafe { fill(p, size, 7) };
+    // SAFETY: a mismatched realloc, which checked mode must refuse.
+    let q = unsafe { a.realloc(p, wrong, new_size) };
+    // SAFETY: allocated above with `wrong`, unused.
+    unsafe { a.dealloc(neighbour, wrong) };
+    let reports = take_reports();
+    assert_eq!(
+        reports,
+        [Misuse {
+            kind: MisuseKind::LayoutMismatch,
+            addr: p as usize,
+            size: wrong.size(),
+            align: wrong.align(),
+        }],
+        "realloc({p:p}, {wrong:?}, {new_size}) of a {size}-byte block returned {q:p}"
+    );
+    assert!(q.is_null(), "a refused realloc returned {q:p}");
+    // SAFETY: the block is still live with `l`.
+    unsafe {
+        check(p, size, 7, "block after a refused realloc");
+        a.dealloc(p, l);
+    }
+    expect_no_report();
+    still_works(a, w, l);
+}
+
+fn realloc_with_a_wrong_layout_in_the_same_class<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+) {
+    // A 100-byte block (class 112) claimed to be 40 bytes (class 48),
+    // resized within that class.
+    realloc_misuse(a, 100, layout(40), 45);
+}
+
+fn realloc_with_a_wrong_layout_to_another_class<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+) {
+    // A 100-byte block claimed to be 200 bytes, grown to 300: the
+    // allocator must not copy 200 bytes out of a 112-byte block.
+    realloc_misuse(a, 100, layout(200), 300);
+}
+
+fn realloc_of_a_large_block_with_a_wrong_layout<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+) {
+    // 10 pages claimed to be 20, grown to 25.
+    realloc_misuse(a, 40_000, layout(80_000), 100_000);
+}
+
+fn realloc_of_a_freed_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let l = layout(100);
+    for new_size in [110, 300] {
+        let p = a.alloc(l);
+        // SAFETY: a valid free, then a realloc of the freed block: the
+        // misuse under test, which must be refused.
+        let q = unsafe {
+            a.dealloc(p, l);
+            a.realloc(p, l, new_size)
+        };
+        let reports = take_reports();
+        assert_eq!(
+            reports,
+            [Misuse {
+                kind: MisuseKind::DoubleFree,
+                addr: p as usize,
+                size: 100,
+                align: 8,
+            }],
+            "realloc of a freed block to {new_size} returned {q:p}"
+        );
+        assert!(q.is_null(), "realloc of a freed block returned {q:p}");
+    }
+    still_works(a, w, l);
+}
+
+/// Child mode, selected by this variable: the misuse to commit.
+const CHILD: &str = "ACEALLOC_TEST_CHILD";
+
+/// In a normal run, does nothing. In a child started by
+/// `hosted_aborts_on_misuse`, commits the misuse named by `CHILD` through
+/// the global allocator, which must abort before this returns.
+#[test]
+fn hosted_child() {
+    let Ok(mode) = std::env::var(CHILD) else {
+        return;
+    };
+    let (l, wrong) = match mode.as_str() {
+        "double-free-small" => (layout(48), layout(48)),
+        "double-free-large" => (layout(100_000), layout(100_000)),
+        "layout-mismatch" => (layout(48), layout(1000)),
+        other => panic!("unknown child mode {other}"),
+    };
+    // SAFETY: a valid layout.
+    let p = unsafe { std::alloc::alloc(l) };
+    assert!(!p.is_null());
+    let mut err = std::io::stderr();
+    writeln!(err, "child block {:#x}", p as usize).unwrap();
+    err.flush().unwrap();
+    // SAFETY: for "double-free-*", a valid free then the misuse; for
+    // "layout-mismatch", only the misuse. Checked mode aborts at the misuse.
+    unsafe {
+        if mode.starts_with("double-free") {
+            std::alloc::dealloc(p, l);
+        }
+        std::alloc::dealloc(p, wrong);
+    }
+    writeln!(err, "child survived").unwrap();
+    std::process::exit(0);
+}
+
+/// `HostedAlloc` with `ACEALLOC_CHECKS=1` reports misuse on stderr in the
+/// documented format and aborts.
+#[test]
+fn hosted_aborts_on_misuse() {
+    let exe = std::env::current_exe().unwrap();
+    let cases = [
+        ("double-free-small", "double free", 48, 8),
+        ("double-free-large", "double free", 100_000, 8),
+        ("layout-mismatch", "layout mismatch", 1000, 8),
+    ];
+    for (mode, kind, size, align) in cases {
+        let out = Command::new(&exe)
+            .args(["hosted_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, mode)
+            .env("ACEALLOC_CHECKS", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{mode}: child {:?}, stderr:\n{stderr}",
+            out.status
+        );
+        let addr = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("child block "))
+            .unwrap_or_else(|| panic!("{mode}: no block address in:\n{stderr}"));
+        let report = format!("acealloc: {kind} of {addr} (size {size}, align {align})");
+        assert!(
+            stderr.lines().any(|l| l == report),
+            "{mode}: no line {report:?} in:\n{stderr}"
+        );
+        assert!(!stderr.contains("child survived"));
+    }
+}
