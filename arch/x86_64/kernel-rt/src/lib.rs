@@ -31,8 +31,9 @@
 //! }
 //! ```
 //!
-//! Contexts: everything here may be called from any CPU once the entry runs; [`println!`] and
-//! [`cpu_index`] may also be called from interrupt and exception handlers.
+//! Contexts: everything here may be called from any CPU once the entry runs, except
+//! [`run_on_all_cpus`] (CPU 0 only); [`println!`] and [`cpu_index`] may also be called from
+//! interrupt and exception handlers. The runtime owns the GS base (it holds the CPU index).
 #![no_std]
 
 mod acpi;
