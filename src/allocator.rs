@@ -268,14 +268,16 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return ptr::null_mut();
         };
+        // Checked mode verifies before anything moves, so misuse leaves the
+        // old block exactly as it was.
+        if self.checks.load(Relaxed) && !self.verify(ptr, layout, false) {
+            return ptr::null_mut();
+        }
         let (old_class, new_class) = (
             size_class::for_layout(layout),
             size_class::for_layout(new_layout),
         );
         if old_class.is_some() && old_class == new_class {
-            if self.checks.load(Relaxed) && !self.verify(ptr, layout, false) {
-                return ptr::null_mut();
-            }
             return ptr;
         }
         // SAFETY: forwarded caller contract.
@@ -504,7 +506,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if self.caches.load(Acquire).is_null() {
             return ptr::null_mut();
         }
-        let pages = layout.size().div_ceil(PAGE_SIZE).max(1);
+        let pages = large_pages(layout);
         let align = layout.align().max(PAGE_SIZE);
         let irq = Pl::irq_save();
         let mut run = self.large_run(pages, align);
@@ -543,7 +545,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if self.checks.load(Relaxed) && !self.verify(ptr, layout, true) {
             return;
         }
-        let pages = layout.size().div_ceil(PAGE_SIZE).max(1);
+        let pages = large_pages(layout);
         let irq = Pl::irq_save();
         if let Some(p) = self.pages.lock().as_mut() {
             self.map().set(ptr as usize, 1, Entry::FreedLarge);
@@ -559,13 +561,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// # Safety
     /// `ptr` is a live large block allocated with `old`.
     unsafe fn resize_large(&self, ptr: *mut u8, old: Layout, new: Layout) -> bool {
-        if self.checks.load(Relaxed) && !self.verify(ptr, old, false) {
-            return false;
-        }
-        let (old_pages, new_pages) = (
-            old.size().div_ceil(PAGE_SIZE),
-            new.size().div_ceil(PAGE_SIZE),
-        );
+        let (old_pages, new_pages) = (large_pages(old), large_pages(new));
         if old_pages == new_pages {
             return true;
         }
@@ -740,6 +736,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // SAFETY: `caches` holds `cpus` live caches for the allocator's life.
         unsafe { core::slice::from_raw_parts(caches, self.cpus.load(Relaxed)) }
     }
+}
+
+/// Pages of the run that serves a large `layout` (at least one).
+pub(crate) fn large_pages(layout: Layout) -> usize {
+    layout.size().div_ceil(PAGE_SIZE).max(1)
 }
 
 // SAFETY: `alloc` returns null or a block of at least `layout.size()` bytes

@@ -4,7 +4,7 @@
 
 use core::alloc::Layout;
 
-use crate::allocator::Allocator;
+use crate::allocator::{Allocator, large_pages};
 use crate::misuse::{Misuse, MisuseKind};
 use crate::page_map::Entry;
 use crate::platform::Platform;
@@ -49,8 +49,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
             (Entry::Large { pages }, None) if page_start => {
-                let wrong = layout.size().div_ceil(PAGE_SIZE) != pages
-                    || !addr.is_multiple_of(layout.align());
+                let wrong = large_pages(layout) != pages || !addr.is_multiple_of(layout.align());
                 wrong.then_some(MisuseKind::LayoutMismatch)
             }
             (Entry::Slab(_), None) | (Entry::Large { .. }, Some(_))

@@ -98,7 +98,11 @@ pub struct Stats {
 impl Stats {
     /// Allocations served from a CPU cache without a miss.
     pub fn cache_hits(&self) -> u64 {
-        self.classes.iter().map(|c| c.allocs - c.cache_misses).sum()
+        // A failed refill counts a miss but no allocation.
+        self.classes
+            .iter()
+            .map(|c| c.allocs.saturating_sub(c.cache_misses))
+            .sum()
     }
 
     /// Allocations that missed their CPU cache.
