@@ -250,3 +250,33 @@ unsafe impl GlobalAlloc for HostedAlloc {
         unsafe { self.inner.realloc(ptr, layout, new_size) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_index_matches_the_kernel_and_is_in_range() {
+        let cpus = HostedPlatform::cpu_count();
+        // The thread may migrate between the two reads: agreement on most
+        // tries is what a correct rseq read gives, a wrong offset never does.
+        let agree = (0..1000)
+            .filter(|_| {
+                let ours = HostedPlatform::current_cpu();
+                assert!(ours < cpus, "cpu {ours} of {cpus}");
+                // SAFETY: `sched_getcpu` has no preconditions.
+                ours == unsafe { libc::sched_getcpu() } as usize
+            })
+            .count();
+        assert!(agree > 900, "only {agree} of 1000 reads agreed");
+    }
+
+    #[test]
+    fn env_values_are_read_without_allocating() {
+        // SAFETY: single-threaded test; nothing else reads the environment now.
+        unsafe { libc::setenv(c"ACEALLOC_TEST_VALUE".as_ptr(), c" 42 ".as_ptr(), 1) };
+        assert_eq!(env("ACEALLOC_TEST_VALUE"), Some(&b" 42 "[..]));
+        assert_eq!(env_number("ACEALLOC_TEST_VALUE"), Some(42));
+        assert_eq!(env("ACEALLOC_TEST_UNSET"), None);
+    }
+}
