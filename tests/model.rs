@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::{DecommitMode, MmapProvider};
+use acealloc::size_class;
 use acealloc::{Allocator, Config, Knobs, PAGE_SIZE, PageProvider, Platform, Profile};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -48,9 +49,15 @@ impl Live {
     }
 }
 
+/// Sizes on the edges of the size classes, pages and the large-block path.
+const EDGES: [usize; 16] = [
+    0, 1, 15, 16, 17, 128, 129, 4095, 4096, 4097, 8192, 32_767, 32_768, 32_769, 65_536, 65_537,
+];
+
 /// Sizes biased to small ones; the largest take the large-block path.
 fn size(large_weight: u32) -> impl Strategy<Value = usize> {
     prop_oneof![
+        2 => prop::sample::select(&EDGES[..]),
         8 => 0usize..=256,
         4 => 257usize..=4096,
         2 => 4097usize..=32 * 1024,
@@ -89,14 +96,18 @@ fn config(checks: bool) -> impl Strategy<Value = Config> {
         Just(Profile::Balanced),
         Just(Profile::Lean)
     ];
-    let knobs = prop_oneof![
-        Just(Knobs::DEFAULT),
-        (1u32..=64, 1u32..=32, 1u32..=256).prop_map(|(c, b, d)| Knobs {
+    // Mostly bundles no wider than the capacity (the sane setting), with
+    // small capacities common so that short sequences reach them.
+    let capacity = prop_oneof![1u32..=4, 1u32..=64];
+    let custom = (capacity, 0u32..=4, 1u32..=256).prop_flat_map(|(c, wide, d)| {
+        let widths = if wide == 0 { c + 1..=32 + c } else { 1..=c };
+        widths.prop_map(move |b| Knobs {
             cache_capacity: c,
             bundle_width: b,
             drain_threshold: d,
-        }),
-    ];
+        })
+    });
+    let knobs = prop_oneof![1 => Just(Knobs::DEFAULT), 3 => custom];
     (profile, knobs).prop_map(move |(profile, knobs)| Config {
         profile,
         knobs,
@@ -168,6 +179,45 @@ impl<P: PageProvider + Send, Pl: Platform> Model<'_, P, Pl> {
                 self.a.trim();
                 self.check_all("after trim");
             }
+        }
+        self.check_stats();
+    }
+
+    /// The statistics agree with the model: live bytes exactly (block
+    /// sizes, large blocks in whole pages), and caches and depots within
+    /// their knobs.
+    fn check_stats(&self) {
+        let s = self.a.stats();
+        let expected: usize = self
+            .live
+            .values()
+            .map(|b| match size_class::for_layout(b.layout) {
+                Some(class) => size_class::size_of(class),
+                None => b.layout.size().div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE,
+            })
+            .sum();
+        assert_eq!(s.live_bytes, expected, "live bytes: {s}");
+        let knobs = self.a.knobs();
+        for c in &s.classes {
+            // At most the capacity per CPU, or a bundle less the block
+            // taken where bundles are wider than the capacity (a refill
+            // brings a whole bundle).
+            let cap = Knobs::scaled(knobs.cache_capacity, c.size);
+            let bundle = Knobs::scaled(knobs.bundle_width, c.size);
+            let most = u64::from(cap.max(bundle - 1)) * s.cpus as u64;
+            assert!(
+                c.cached_blocks <= most,
+                "class {} B caches {} blocks, knobs {knobs:?}",
+                c.size,
+                c.cached_blocks
+            );
+            let threshold = Knobs::scaled(knobs.drain_threshold, c.size);
+            assert!(
+                c.depot_blocks <= u64::from(threshold),
+                "class {} B: depot holds {} blocks, knobs {knobs:?}",
+                c.size,
+                c.depot_blocks
+            );
         }
     }
 

@@ -6,7 +6,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::VecDeque;
 
-use acealloc::{Allocator, Config, InitError, PAGE_SIZE, PageProvider, RegionProvider};
+use acealloc::{Allocator, Config, InitError, Knobs, PAGE_SIZE, PageProvider, RegionProvider};
 
 use common::{Region, SingleCpu, check, fill};
 
@@ -203,6 +203,44 @@ fn long_lived_blocks_survive_churn() {
     }
     f.assert_all_returned();
 }
+
+/// A CPU cache keeps at most `cache_capacity` blocks of a class and the
+/// depot at most `drain_threshold`; lowered knobs apply from the next free.
+#[test]
+fn knobs_bound_caches_and_depots() {
+    let region = Region::new(100 * KIB, PAGE_SIZE);
+    let f = Fixture::new(&region);
+    let l = layout(16);
+    for (knobs, round) in [(Knobs::DEFAULT, 0), (SMALL_KNOBS, 1)] {
+        f.heap.set_knobs(knobs);
+        assert_eq!(f.heap.knobs(), knobs);
+        let blocks: Vec<_> = (0..300).map(|i| f.alloc(l, round * 1000 + i)).collect();
+        for (i, &p) in blocks.iter().enumerate() {
+            assert!(!p.is_null());
+            // SAFETY: allocated just above with `l` and this seed.
+            unsafe { f.free(p, l, round * 1000 + i as u64) };
+        }
+        let c = f.heap.stats().classes[0];
+        assert_eq!(c.size, 16);
+        assert!(c.cached_blocks > 0);
+        assert!(
+            c.cached_blocks <= u64::from(knobs.cache_capacity),
+            "{c:?} with {knobs:?}"
+        );
+        assert!(
+            c.depot_blocks <= u64::from(knobs.drain_threshold),
+            "{c:?} with {knobs:?}"
+        );
+        assert!(c.cache_drains > 0, "{c:?}");
+    }
+    f.assert_all_returned();
+}
+
+const SMALL_KNOBS: Knobs = Knobs {
+    cache_capacity: 4,
+    bundle_width: 2,
+    drain_threshold: 8,
+};
 
 /// Allocates `l` until null (bounded), returning what it got.
 fn allocate_until_null(f: &Fixture, l: Layout, seed: u64) -> Vec<*mut u8> {
