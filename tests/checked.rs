@@ -120,6 +120,7 @@ on_both!(
     realloc_with_a_wrong_layout_to_another_class,
     realloc_of_a_large_block_with_a_wrong_layout,
     realloc_of_a_freed_block,
+    no_report_for_valid_edge_layouts,
 );
 
 /// Blocks allocated before a misuse and checked after it.
@@ -465,6 +466,39 @@ fn realloc_of_a_freed_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<
         assert!(q.is_null(), "realloc of a freed block returned {q:p}");
     }
     still_works(a, w, l);
+}
+
+/// Valid uses at the edges of the layout rules raise no report: zero-sized
+/// blocks (small, and large through an alignment above a page), sizes at
+/// class and page boundaries, and reallocs between them in both directions.
+fn no_report_for_valid_edge_layouts<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let sizes = [0, 1, 16, 17, 4096, 4097, 32 * 1024, 32 * 1024 + 1];
+    for align in [1, 16, 4096, 2 * PAGE_SIZE, 4 * PAGE_SIZE] {
+        for &size in &sizes {
+            let l = Layout::from_size_align(size, align).unwrap();
+            let p = a.alloc(l);
+            assert!(!p.is_null(), "{l:?}");
+            assert_eq!(p as usize % align, 0);
+            // SAFETY: a fresh block of `size` bytes.
+            unsafe { fill(p, size, 11) };
+            let mut cur = (p, l);
+            for &new_size in sizes.iter().rev().filter(|&&s| s > 0) {
+                // SAFETY: `cur` is live with its layout; `new_size` > 0.
+                let q = unsafe { a.realloc(cur.0, cur.1, new_size) };
+                assert!(!q.is_null(), "realloc of {:?} to {new_size}", cur.1);
+                assert_eq!(q as usize % align, 0);
+                let kept = cur.1.size().min(new_size).min(size);
+                // SAFETY: `kept` bytes carried over from the first fill.
+                unsafe { check(q, kept, 11, "edge realloc") };
+                cur = (q, Layout::from_size_align(new_size, align).unwrap());
+            }
+            // SAFETY: live with its layout.
+            unsafe { a.dealloc(cur.0, cur.1) };
+            expect_no_report();
+        }
+    }
+    still_works(a, w, layout(0));
 }
 
 /// Child mode, selected by this variable: the misuse to commit.
