@@ -1,0 +1,297 @@
+//! The allocators under test, each built through its own crate in its normal configuration.
+//!
+//! - The OS-backed allocators (glibc's `malloc` through `std::alloc::System`, mimalloc,
+//!   jemalloc) are used as they are: each maps its own memory.
+//! - The `no_std` allocators (talc, linked_list_allocator, buddy_system_allocator, rlsf) get one
+//!   large [`Region`] and a `spin` lock, as kernels use them: their crates' own locked types
+//!   where they have one (`talc::TalcLock` over `spin`'s mutex, `linked_list_allocator::LockedHeap`,
+//!   `buddy_system_allocator::LockedHeap`), a `spin::Mutex` around `rlsf::Tlsf`, which has none.
+//! - acealloc runs as a std program gets it (the hosted platform: CPU index from rseq, per-CPU
+//!   caches try-locked; the `mmap` page provider) in each [`AceVariant`], and over a
+//!   `RegionProvider` for the region-only heap-efficiency workload. `acealloc-balanced-1cpu` is
+//!   the kernel-style build of `benches/fast_path.rs` (an exclusive CPU, no lock) for the
+//!   fast-path count only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ptr::{self, NonNull};
+
+use acealloc::hosted::HostedPlatform;
+use acealloc::provider::{DecommitMode, MmapProvider};
+use acealloc::{Allocator, Config, Platform, Profile, RegionProvider};
+
+use crate::region::Region;
+
+/// One configuration of acealloc under test.
+///
+/// This is the single place where acealloc's variants are declared: today only the profile
+/// varies (it chooses the empty-slab reserve). When the adaptive control engine exists, its
+/// on/off switch becomes a field here, a suffix in [`name`](Self::name), a setting in
+/// [`config`](Self::config) and more entries in [`ACE_VARIANTS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AceVariant {
+    pub profile: Profile,
+}
+
+/// Every acealloc variant measured, in table order.
+pub const ACE_VARIANTS: [AceVariant; 3] = [
+    AceVariant {
+        profile: Profile::Fast,
+    },
+    AceVariant {
+        profile: Profile::Balanced,
+    },
+    AceVariant {
+        profile: Profile::Lean,
+    },
+];
+
+impl AceVariant {
+    pub fn name(self) -> &'static str {
+        match self.profile {
+            Profile::Fast => "acealloc-fast",
+            Profile::Balanced => "acealloc-balanced",
+            Profile::Lean => "acealloc-lean",
+        }
+    }
+
+    /// The configuration acealloc gets: the variant's settings, checks off (as in release).
+    pub fn config(self) -> Config {
+        Config {
+            profile: self.profile,
+            checks: false,
+            ..Config::DEFAULT
+        }
+    }
+}
+
+/// An allocator under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alloc {
+    Acealloc(AceVariant),
+    /// acealloc BALANCED on a single-CPU kernel's platform: only for `fast-path`.
+    AceallocOneCpu,
+    Glibc,
+    Mimalloc,
+    #[cfg(feature = "jemalloc")]
+    Jemalloc,
+    Talc,
+    LinkedList,
+    Buddy,
+    Rlsf,
+}
+
+/// Address space given to a region-based allocator in the throughput workloads: more than any
+/// workload holds, reserved lazily so that only what the allocator touches becomes resident.
+const THROUGHPUT_REGION: usize = 8 << 30;
+
+/// Address space the hosted acealloc reserves (`HostedAlloc`'s default).
+const ACE_RESERVE: usize = 64 << 30;
+
+impl Alloc {
+    /// Every allocator this build has, in table order (acealloc first).
+    pub fn all() -> Vec<Alloc> {
+        let mut all: Vec<Alloc> = ACE_VARIANTS.into_iter().map(Alloc::Acealloc).collect();
+        all.extend([
+            Alloc::AceallocOneCpu,
+            Alloc::Glibc,
+            Alloc::Mimalloc,
+            #[cfg(feature = "jemalloc")]
+            Alloc::Jemalloc,
+            Alloc::Talc,
+            Alloc::LinkedList,
+            Alloc::Buddy,
+            Alloc::Rlsf,
+        ]);
+        all
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alloc::Acealloc(variant) => variant.name(),
+            Alloc::AceallocOneCpu => "acealloc-balanced-1cpu",
+            Alloc::Glibc => "glibc",
+            Alloc::Mimalloc => "mimalloc",
+            #[cfg(feature = "jemalloc")]
+            Alloc::Jemalloc => "jemalloc",
+            Alloc::Talc => "talc",
+            Alloc::LinkedList => "linked-list",
+            Alloc::Buddy => "buddy-system",
+            Alloc::Rlsf => "rlsf",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Alloc> {
+        Alloc::all().into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether the allocator can run over a fixed region (for `heap-efficiency`).
+    pub fn has_region_form(self) -> bool {
+        matches!(
+            self,
+            Alloc::Acealloc(_) | Alloc::Talc | Alloc::LinkedList | Alloc::Buddy | Alloc::Rlsf
+        )
+    }
+
+    /// Runs `visit` with the allocator as a program would have it: the OS-backed ones as they
+    /// are, the region-based ones over a fresh region, acealloc hosted over `mmap`.
+    pub fn visit<V: Visit>(self, visit: V) -> V::Output {
+        match self {
+            Alloc::Acealloc(variant) => {
+                let ace = Box::new(Allocator::<MmapProvider, HostedPlatform>::new());
+                let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
+                    .expect("reserve acealloc's address space");
+                ace.init(provider, variant.config()).expect("acealloc init");
+                visit.visit(&*ace)
+            }
+            Alloc::AceallocOneCpu => {
+                let ace = Box::new(Allocator::<MmapProvider, OneCpu>::new());
+                let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
+                    .expect("reserve acealloc's address space");
+                let balanced = AceVariant {
+                    profile: Profile::Balanced,
+                };
+                ace.init(provider, balanced.config())
+                    .expect("acealloc init");
+                visit.visit(&*ace)
+            }
+            Alloc::Glibc => visit.visit(&System),
+            Alloc::Mimalloc => visit.visit(&mimalloc::MiMalloc),
+            #[cfg(feature = "jemalloc")]
+            Alloc::Jemalloc => visit.visit(&tikv_jemallocator::Jemalloc),
+            _ => self
+                .visit_in_region(THROUGHPUT_REGION, visit)
+                .expect("every other allocator has a region form"),
+        }
+    }
+
+    /// Runs `visit` with the allocator over a fresh region of `len` bytes; `None` for the
+    /// allocators that only map their own memory.
+    pub fn visit_in_region<V: Visit>(self, len: usize, visit: V) -> Option<V::Output> {
+        let region = Region::new(len);
+        let (start, len) = (region.start(), region.len());
+        // Each allocator below is dropped before `region` (declared later, dropped first).
+        let output = match self {
+            Alloc::Acealloc(variant) => {
+                let ace = Box::new(Allocator::<RegionProvider, HostedPlatform>::new());
+                // SAFETY: the region is ours and outlives the allocator.
+                let provider = unsafe { RegionProvider::new(start, len) };
+                ace.init(provider, variant.config()).expect("acealloc init");
+                visit.visit(&*ace)
+            }
+            Alloc::Talc => {
+                let talc =
+                    talc::TalcLock::<spin::mutex::SpinMutex<()>, _>::new(talc::source::Manual);
+                // SAFETY: the region is ours, writable, and outlives the allocator.
+                unsafe { talc.lock().claim(start, len) }.expect("talc claims the region");
+                visit.visit(&talc)
+            }
+            Alloc::LinkedList => {
+                let heap = linked_list_allocator::LockedHeap::empty();
+                // SAFETY: as above.
+                unsafe { heap.lock().init(start, len) };
+                visit.visit(&heap)
+            }
+            Alloc::Buddy => {
+                let heap = buddy_system_allocator::LockedHeap::<32>::empty();
+                // SAFETY: as above.
+                unsafe { heap.lock().init(start as usize, len) };
+                visit.visit(&heap)
+            }
+            Alloc::Rlsf => {
+                let tlsf = LockedTlsf(spin::Mutex::new(rlsf::Tlsf::new()));
+                let pool = NonNull::slice_from_raw_parts(
+                    NonNull::new(start).expect("a mapped region is not null"),
+                    len,
+                );
+                // SAFETY: as above.
+                unsafe { tlsf.0.lock().insert_free_block_ptr(pool) }
+                    .expect("rlsf takes the region");
+                visit.visit(&tlsf)
+            }
+            _ => return None,
+        };
+        Some(output)
+    }
+}
+
+/// Something to do with an allocator, generic so that every allocator's calls are direct (and
+/// inlined where its crate allows), as they would be for a `#[global_allocator]`.
+pub trait Visit {
+    type Output;
+    fn visit<A: GlobalAlloc + Sync>(self, alloc: &A) -> Self::Output;
+}
+
+/// rlsf's core allocator behind a `spin` lock, as a kernel would wrap it (`GlobalTlsf`, the
+/// crate's own global allocator, maps memory from the OS instead of taking a region). The
+/// parameters are `GlobalTlsf`'s: `usize` bitmaps and as many lists as they have bits.
+struct LockedTlsf(spin::Mutex<rlsf::Tlsf<'static, usize, usize, 64, 64>>);
+
+// SAFETY: the `Tlsf` is reached only under the lock; the pool it manages is owned by the run.
+unsafe impl Sync for LockedTlsf {}
+
+// SAFETY: forwards to `Tlsf`, which returns blocks of the layout's size and alignment, disjoint
+// from every other live block of its pool, or null.
+unsafe impl GlobalAlloc for LockedTlsf {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .lock()
+            .allocate(layout)
+            .map_or(ptr::null_mut(), NonNull::as_ptr)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this pool with `layout` (caller contract), so it is not null.
+        unsafe {
+            self.0
+                .lock()
+                .deallocate(NonNull::new_unchecked(ptr), layout.align())
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`; the new layout is valid (`GlobalAlloc::realloc` contract).
+        unsafe {
+            let new = Layout::from_size_align_unchecked(new_size, layout.align());
+            self.0
+                .lock()
+                .reallocate(NonNull::new_unchecked(ptr), new)
+                .map_or(ptr::null_mut(), NonNull::as_ptr)
+        }
+    }
+}
+
+/// A single-CPU kernel's platform minus interrupt masking (which user mode cannot do): one CPU
+/// slot, used without a lock, as in `benches/fast_path.rs`.
+struct OneCpu;
+
+// SAFETY: `Alloc::AceallocOneCpu` is accepted only by the single-thread fast-path workload
+// (`Workload::accepts`), so one thread alone ever runs with CPU index 0.
+unsafe impl Platform for OneCpu {
+    const EXCLUSIVE_CPU: bool = true;
+    fn cpu_count() -> usize {
+        1
+    }
+    fn current_cpu() -> usize {
+        0
+    }
+    fn irq_save() -> usize {
+        0
+    }
+    fn irq_restore(_: usize) {}
+    fn now() -> u64 {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for alloc in Alloc::all() {
+            assert_eq!(Alloc::from_name(alloc.name()), Some(alloc));
+        }
+        assert_eq!(Alloc::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! `acealloc-bench`: runs ONE (allocator, workload) per process and prints one result line, so
+//! that each run's peak RSS (`VmHWM`) is its own. `cargo xtask bench` runs the matrix.
+//!
+//! ```text
+//! acealloc-bench list
+//! acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]
+//! ```
+//!
+//! `list` prints the standard matrix, one `CELL workload=… threads=… metric=… allocs=a,b,…` line
+//! per cell. `run` prints `RESULT key=value …` (see `report.rs`) and exits 0 when the data
+//! checks passed, 1 when they did not, 2 on a usage error.
+//!
+//! # Which allocator serves what
+//! The allocator under test is not the process's global allocator: the workloads call it
+//! explicitly, through a generic parameter (so its calls are as direct as a global allocator's,
+//! and inlined where its crate allows), and everything else (argument parsing, the workloads'
+//! slot arrays, thread spawning, channels) uses the default global allocator, glibc's `malloc`.
+//! One binary then serves every allocator, and every run carries the same small, fixed
+//! bookkeeping: the slot arrays are sized before the measured part starts, so the peak RSS of
+//! two allocators on one workload differs only by what the allocators themselves made resident.
+//! `rss_base_kib` (the resident set just before the workload starts) shows that common part.
+//! The region-based allocators' regions are reserved lazily (`region.rs`), so they count only
+//! what those allocators touch.
+
+mod allocators;
+mod block;
+mod region;
+mod report;
+mod rng;
+mod workloads;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use allocators::Alloc;
+use workloads::{Params, Workload};
+
+const USAGE: &str = "usage: acealloc-bench list
+       acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]";
+
+/// Time limit of a run unless `--time-limit` says otherwise.
+const DEFAULT_TIME_LIMIT_SECS: f64 = 30.0;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("list") if args.len() == 1 => {
+            list();
+            Ok(true)
+        }
+        Some("run") => run(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(message) => {
+            eprintln!("acealloc-bench: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn list() {
+    for cell in workloads::matrix() {
+        let allocs: Vec<&str> = cell.allocs.iter().map(|a| a.name()).collect();
+        println!(
+            "CELL workload={} threads={} metric={} allocs={}",
+            cell.workload.name(),
+            cell.threads,
+            cell.workload.metric().name(),
+            allocs.join(",")
+        );
+    }
+}
+
+/// Parses `run`'s arguments, runs, prints the result line; true when the checks passed.
+fn run(args: &[String]) -> Result<bool, String> {
+    let [workload, alloc, options @ ..] = args else {
+        return Err(USAGE.to_string());
+    };
+    let workload = Workload::from_name(workload).ok_or(format!("unknown workload {workload}"))?;
+    let alloc = Alloc::from_name(alloc).ok_or(format!(
+        "unknown allocator {alloc} (this build has: {})",
+        Alloc::all()
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    let (mut threads, mut quick, mut seed, mut limit) = (1, false, 1, DEFAULT_TIME_LIMIT_SECS);
+    let mut options = options.iter();
+    while let Some(option) = options.next() {
+        let mut value = |name: &str| {
+            options
+                .next()
+                .ok_or(format!("{name} needs a value"))
+                .cloned()
+        };
+        match option.as_str() {
+            "--quick" => quick = true,
+            "--threads" => threads = number(&value("--threads")?)?,
+            "--seed" => seed = number(&value("--seed")?)?,
+            "--time-limit" => limit = number(&value("--time-limit")?)?,
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    if !workload.accepts(alloc, threads) {
+        return Err(format!(
+            "{} does not run {} with {threads} thread(s)",
+            workload.name(),
+            alloc.name()
+        ));
+    }
+    let rss_base_kib = report::status_kib("VmRSS");
+    let params = Params {
+        quick,
+        threads,
+        seed,
+        deadline: Instant::now() + Duration::from_secs_f64(limit),
+    };
+    let outcome = workload.run(alloc, &params);
+    println!(
+        "{}",
+        report::line(workload, alloc, &params, &outcome, rss_base_kib)
+    );
+    Ok(report::checks_passed(workload, &outcome))
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("{text}: not a number"))
+}

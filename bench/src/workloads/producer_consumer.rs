@@ -1,0 +1,100 @@
+//! `producer-consumer`: threads in pairs; each producer allocates blocks of 16–1040 B, patterns
+//! them and sends them in batches over a bounded channel to its consumer, which checks and frees
+//! them. Every block is freed by another thread than the one that allocated it (usually on
+//! another CPU).
+
+use std::alloc::GlobalAlloc;
+use std::sync::Barrier;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Instant;
+
+use super::{Outcome, Params};
+use crate::block::{Block, Heap, Tally};
+use crate::rng::Rng;
+
+const BATCH: usize = 64;
+/// Batches in flight per pair: the channel's bound.
+const IN_FLIGHT: usize = 16;
+
+/// Blocks sent together (a fixed array: sending it allocates nothing).
+type Batch = [Option<Block>; BATCH];
+
+/// Makes `total` blocks (fewer if time runs out); true when all were made.
+fn produce<A: GlobalAlloc>(
+    heap: &mut Heap<'_, A>,
+    seed: u64,
+    total: u64,
+    tx: SyncSender<Batch>,
+    p: &Params,
+) -> bool {
+    let mut rng = Rng::new(seed);
+    let mut made = 0;
+    while made < total && !p.out_of_time() {
+        let mut batch: Batch = [const { None }; BATCH];
+        for slot in &mut batch {
+            *slot = heap.alloc(rng.range(16, 1040), 8);
+            if slot.is_none() {
+                return false;
+            }
+        }
+        made += BATCH as u64;
+        tx.send(batch).expect("the consumer outlives its producer");
+    }
+    made >= total
+}
+
+/// Frees every block it receives, until the producer hangs up.
+fn consume<A: GlobalAlloc>(heap: &mut Heap<'_, A>, rx: Receiver<Batch>) {
+    for batch in rx {
+        for block in batch.into_iter().flatten() {
+            // SAFETY: every block sent came from a heap over the same allocator.
+            unsafe { heap.free(block) };
+        }
+    }
+}
+
+pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
+    let total = p.scaled(100_000, 4_000_000);
+    let barrier = Barrier::new(p.threads + 1);
+    let (tally, complete, elapsed) = std::thread::scope(|s| {
+        let mut producers = Vec::new();
+        let mut consumers = Vec::new();
+        for pair in 0..p.threads / 2 {
+            let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
+            let barrier = &barrier;
+            let seed = p.seed.wrapping_add(pair as u64 * 7919);
+            producers.push(s.spawn(move || {
+                let mut heap = Heap::new(alloc, seed);
+                barrier.wait();
+                let complete = produce(&mut heap, seed, total, tx, p);
+                (heap.tally, complete)
+            }));
+            consumers.push(s.spawn(move || {
+                let mut heap = Heap::new(alloc, !seed);
+                barrier.wait();
+                consume(&mut heap, rx);
+                heap.tally
+            }));
+        }
+        barrier.wait();
+        let start = Instant::now();
+        let (mut tally, mut complete) = (Tally::default(), true);
+        for producer in producers {
+            let (t, c) = producer.join().expect("producer");
+            tally.merge(&t);
+            complete &= c;
+        }
+        for consumer in consumers {
+            tally.merge(&consumer.join().expect("consumer"));
+        }
+        (tally, complete, start.elapsed())
+    });
+    Outcome {
+        tally,
+        elapsed,
+        complete,
+        figure: None,
+        live_peak_exact: false,
+        detail: String::new(),
+    }
+}
