@@ -318,6 +318,45 @@ fn region_provider_of_less_than_a_page_is_empty() {
     assert_eq!(empty.alloc_pages(1, PAGE_SIZE), None);
 }
 
+/// Requests no provider can meet fail with null, without a panic, and a
+/// realloc to such a size leaves the block as it was.
+#[test]
+fn allocator_refuses_impossible_requests() {
+    let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
+    a.init(provider(1 << 30, DecommitMode::DontNeed), Config::DEFAULT)
+        .unwrap();
+    let huge = [
+        Layout::from_size_align(2 << 30, 8).unwrap(),
+        Layout::from_size_align(isize::MAX as usize - PAGE_SIZE + 1, PAGE_SIZE).unwrap(),
+        Layout::from_size_align(8, 1 << 30).unwrap(),
+        Layout::from_size_align(8, 1 << 40).unwrap(),
+    ];
+    for l in huge {
+        assert!(a.alloc(l).is_null(), "{l:?}");
+    }
+    let l = Layout::from_size_align(100, 8).unwrap();
+    let p = a.alloc(l);
+    // SAFETY: a fresh block of 100 bytes.
+    unsafe { p.write_bytes(0x99, 100) };
+    for new_size in [2 << 30, isize::MAX as usize - 7, usize::MAX - 7] {
+        // SAFETY: `p` is live with `l`; an impossible size must fail cleanly.
+        let q = unsafe { a.realloc(p, l, new_size) };
+        assert!(q.is_null(), "realloc to {new_size}");
+    }
+    // SAFETY: still live with `l`, untouched.
+    unsafe {
+        assert!(
+            std::slice::from_raw_parts(p, 100)
+                .iter()
+                .all(|&b| b == 0x99)
+        );
+        a.dealloc(p, l);
+    }
+    let s = a.stats();
+    assert_eq!(s.live_bytes, 0, "{s}");
+    assert!(s.provider.failed_calls >= 4, "{s}");
+}
+
 /// The allocator over an mmap provider: a freed large block's pages leave
 /// memory at once, and large blocks grow and shrink in place.
 #[test]

@@ -266,6 +266,13 @@ fn exhaustion_returns_null_then_recovers() {
         // Null again, and for other sizes too, without a panic.
         assert!(f.heap.alloc(l).is_null());
         assert!(f.heap.alloc(layout(70_000)).is_null());
+        for huge in [
+            layout(1 << 40),
+            Layout::from_size_align(isize::MAX as usize - PAGE_SIZE + 1, PAGE_SIZE).unwrap(),
+            Layout::from_size_align(8, 1 << 40).unwrap(),
+        ] {
+            assert!(f.heap.alloc(huge).is_null(), "{huge:?}");
+        }
         let s = f.heap.stats();
         assert!(s.provider.failed_calls > 0, "{s}");
 

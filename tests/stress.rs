@@ -82,7 +82,7 @@ impl Stamped {
 }
 
 const THREADS: usize = 6;
-const ITERATIONS: u32 = 16_000;
+const ITERATIONS: u32 = 12_000;
 const WINDOW: usize = 128;
 
 /// What one worker did.
@@ -147,6 +147,10 @@ fn worker(
 #[test]
 fn threads_free_each_others_blocks() {
     let _turn = SERIAL.lock().unwrap();
+    if let Ok(checks) = std::env::var(EXPECT_CHECKS) {
+        let config = A.allocator().config().copied().unwrap();
+        assert_eq!(config.checks, checks == "1", "{config:?}");
+    }
     let before = A.stats();
 
     let (senders, inboxes): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel()).unzip();
@@ -330,4 +334,41 @@ fn collections_workload() {
         before.live_bytes,
         after.live_bytes
     );
+}
+
+/// Set in a child started by `unchecked_and_lean_in_a_child`: whether the
+/// child's allocator must run checked.
+const EXPECT_CHECKS: &str = "ACEALLOC_TEST_EXPECT_CHECKS";
+
+/// The cross-thread test again in a child process whose allocator runs
+/// without checks (the fast path of release builds) in the lean profile,
+/// starting with small caches: more depot and slab traffic.
+#[test]
+fn unchecked_and_lean_in_a_child() {
+    if std::env::var_os(EXPECT_CHECKS).is_some() {
+        return;
+    }
+    let _turn = SERIAL.lock().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "threads_free_each_others_blocks",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env(EXPECT_CHECKS, "0")
+        .env("ACEALLOC_CHECKS", "0")
+        .env("ACEALLOC_PROFILE", "lean")
+        .env("ACEALLOC_CACHE_CAPACITY", "8")
+        .env("ACEALLOC_BUNDLE_WIDTH", "4")
+        .env("ACEALLOC_DRAIN_THRESHOLD", "16")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {:?}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
