@@ -387,10 +387,11 @@ proptest! {
 
     /// A 1 MiB region runs out. Alignments stop at 16 KiB, which keeps the
     /// retry in `on_null` always satisfiable: after a trim only the
-    /// metadata at the region's start and at most 8 descriptor pages (one
-    /// per 32 slabs, and 256 pages hold at most 256 slabs) stay, so the
-    /// largest free run is at least (256 - 3 - 8) / 9 > 27 pages, enough for
-    /// 18 pages (70 000 bytes) at a 4-page alignment.
+    /// metadata at the region's start (a few pages) and at most 8 more
+    /// descriptor pages (one per 32 slabs, and 256 pages hold at most 256
+    /// slabs) stay, so the largest free run is at least (256 - 4 - 8) / 9
+    /// > 27 pages, enough for 18 pages (70 000 bytes) at a 4-page alignment
+    /// (21 pages at worst).
     #[test]
     fn region_single_cpu(ops in ops(12, 2, 14), config in config(true)) {
         run_region(&ops, config);
