@@ -364,6 +364,11 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
     for mode in MODES {
         let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
         a.init(provider(1 << 30, mode), Config::DEFAULT).unwrap();
+        // Fresh mmap pages read as zero: the page map (a word per page of
+        // the span) is left unbacked and reported apart from committed memory.
+        let s = a.stats();
+        assert!(s.lazy_page_map_bytes >= (1 << 30) / PAGE_SIZE * size_of::<usize>());
+        assert!(s.committed_bytes < s.lazy_page_map_bytes, "{s}");
 
         let l = Layout::from_size_align(1 << 20, PAGE_SIZE).unwrap();
         let big = NonNull::new(a.alloc(l)).unwrap();
