@@ -22,7 +22,7 @@ use core::sync::atomic::{
 use spin::mutex::SpinMutex;
 
 use crate::block::{Block, BlockList};
-use crate::config::{Config, Knobs, Profile};
+use crate::config::{Config, Knobs};
 use crate::cpu_cache::{PerCpuCache, bump};
 use crate::depot::{Depot, DepotState};
 use crate::page_map::{Entry, PageMap};
@@ -359,12 +359,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.give_to_depot(class, bundle);
     }
 
-    /// Blocks to move per bundle for `class`.
+    /// Blocks to move per bundle for `class`: never more than a cache holds.
     fn bundle_width(&self, class: Class) -> u32 {
-        Knobs::scaled(
-            self.knobs.bundle_width.load(Relaxed),
-            size_class::size_of(class),
-        )
+        let size = size_class::size_of(class);
+        let width = Knobs::scaled(self.knobs.bundle_width.load(Relaxed), size);
+        width.min(Knobs::scaled(self.knobs.cache_capacity.load(Relaxed), size))
     }
 
     /// A bundle from the depot, or up to `want` blocks from the class's
@@ -454,10 +453,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
     }
 
-    /// Returns cached memory to the page layer: this CPU's cache (`own`,
+    /// Returns cached memory to the provider: this CPU's cache (`own`,
     /// whose section the caller is in), on hosted builds every other cache
-    /// that is not busy, then every depot with its reserved empty slabs.
-    /// Returns whether any page went back to the provider.
+    /// that is not busy, every depot with its reserved empty slabs, and the
+    /// retained runs. Returns whether any page went back to the provider.
     fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
         let before = self.counters.free_calls.load(Relaxed);
         if let Some(cache) = own {
@@ -482,6 +481,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             while let Some(empty) = d.pop_empty_slab() {
                 self.release_slab(empty);
             }
+        }
+        if let Some(pages) = self.pages.lock().as_mut() {
+            pages.release_retained(&self.counters);
         }
         self.counters.free_calls.load(Relaxed) != before
     }
@@ -603,7 +605,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if guard.is_some() {
             return Err(InitError::AlreadyInitialized);
         }
-        let mut pages = Pages::new(provider);
+        let mut pages = Pages::new(provider, config.profile.retained_bytes());
         let span = pages.provider().span();
         let cpus = Pl::cpu_count().max(1);
         let c = &self.counters;
@@ -641,14 +643,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.map.call_once(|| map);
         self.config.call_once(|| config);
         self.set_knobs(config.knobs);
-        self.slab_reserve.store(
-            match config.profile {
-                Profile::Fast => 2,
-                Profile::Balanced => 1,
-                Profile::Lean => 0,
-            },
-            Relaxed,
-        );
+        self.slab_reserve
+            .store(config.profile.empty_slab_reserve(), Relaxed);
         self.checks.store(config.checks, Relaxed);
         self.cpus.store(cpus, Relaxed);
         *guard = Some(pages);

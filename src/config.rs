@@ -13,6 +13,27 @@ pub enum Profile {
     Lean,
 }
 
+impl Profile {
+    /// Completely free slabs each class keeps instead of releasing them.
+    pub fn empty_slab_reserve(self) -> usize {
+        match self {
+            Profile::Fast => 2,
+            Profile::Balanced => 1,
+            Profile::Lean => 0,
+        }
+    }
+
+    /// Bytes of freed page runs kept committed for reuse (each reuse saves
+    /// a provider round trip: a system call or page-table work, and faults).
+    pub fn retained_bytes(self) -> usize {
+        match self {
+            Profile::Fast => 64 << 20,
+            Profile::Balanced => 8 << 20,
+            Profile::Lean => 0,
+        }
+    }
+}
+
 /// Runtime knobs of the per-CPU caches and depots.
 ///
 /// Counts are in blocks for small classes; for a class of size `s` each is

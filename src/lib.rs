@@ -16,6 +16,7 @@ mod page_map;
 mod pages;
 mod platform;
 pub mod provider;
+mod retained;
 pub mod size_class;
 mod slab;
 mod stats;

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::PAGE_SIZE;
 use crate::provider::PageProvider;
+use crate::retained::{RetainedRuns, Run};
 use crate::slab::Slab;
 
 /// Counters the page layer keeps; readable without its lock.
@@ -16,6 +17,8 @@ pub(crate) struct PageCounters {
     /// Page map bytes not counted in `committed`: address space whose
     /// pages are backed only where entries are used.
     pub lazy_page_map: AtomicUsize,
+    /// Committed bytes in freed runs kept for reuse.
+    pub retained: AtomicUsize,
     pub alloc_calls: AtomicU64,
     pub free_calls: AtomicU64,
     pub resize_calls: AtomicU64,
@@ -27,6 +30,7 @@ impl PageCounters {
         PageCounters {
             committed: AtomicUsize::new(0),
             lazy_page_map: AtomicUsize::new(0),
+            retained: AtomicUsize::new(0),
             alloc_calls: AtomicU64::new(0),
             free_calls: AtomicU64::new(0),
             resize_calls: AtomicU64::new(0),
@@ -40,9 +44,11 @@ struct Spare {
     next: *mut Spare,
 }
 
-/// The provider plus a pool of slab descriptors carved from its pages.
+/// The provider, the freed runs kept for reuse, and a pool of slab
+/// descriptors carved from provider pages.
 pub(crate) struct Pages<P> {
     provider: P,
+    retained: RetainedRuns,
     spare: *mut Spare,
 }
 
@@ -50,9 +56,11 @@ pub(crate) struct Pages<P> {
 unsafe impl<P: Send> Send for Pages<P> {}
 
 impl<P: PageProvider> Pages<P> {
-    pub fn new(provider: P) -> Self {
+    /// Pages over `provider`, keeping up to `retain_bytes` of freed runs.
+    pub fn new(provider: P, retain_bytes: usize) -> Self {
         Pages {
             provider,
+            retained: RetainedRuns::new(retain_bytes),
             spare: ptr::null_mut(),
         }
     }
@@ -61,13 +69,18 @@ impl<P: PageProvider> Pages<P> {
         &self.provider
     }
 
-    /// Allocates a run and accounts for it.
+    /// Allocates a run, reusing a retained one of the same size if it can,
+    /// and accounts for it.
     pub fn alloc(
         &mut self,
         pages: usize,
         align: usize,
         counters: &PageCounters,
     ) -> Option<NonNull<u8>> {
+        if let Some(run) = self.retained.take(pages, align) {
+            counters.retained.store(self.retained.bytes(), Relaxed);
+            return Some(run.start);
+        }
         counters.alloc_calls.fetch_add(1, Relaxed);
         let run = self.provider.alloc_pages(pages, align);
         match run {
@@ -77,15 +90,44 @@ impl<P: PageProvider> Pages<P> {
         run
     }
 
-    /// Frees a run and accounts for it.
+    /// Frees a run: keeps it for reuse within the retention budget (giving
+    /// the oldest retained runs back to make room), else gives it back.
     ///
     /// # Safety
     /// The run came from [`alloc`](Self::alloc) and is no longer used.
-    pub unsafe fn free(&mut self, run: NonNull<u8>, pages: usize, counters: &PageCounters) {
-        counters.free_calls.fetch_add(1, Relaxed);
-        counters.committed.fetch_sub(pages * PAGE_SIZE, Relaxed);
+    pub unsafe fn free(&mut self, start: NonNull<u8>, pages: usize, counters: &PageCounters) {
+        if self.retained.can_hold(pages) {
+            while !self.retained.has_room_for(pages) {
+                let old = self.retained.pop_oldest().expect("a full pool holds runs");
+                // SAFETY: retained runs are unused runs of this provider.
+                unsafe { self.release(old, counters) };
+            }
+            self.retained.push(Run { start, pages });
+            counters.retained.store(self.retained.bytes(), Relaxed);
+            return;
+        }
         // SAFETY: forwarded caller contract.
-        unsafe { self.provider.free_pages(run, pages) }
+        unsafe { self.release(Run { start, pages }, counters) }
+    }
+
+    /// Gives every retained run back to the provider.
+    pub fn release_retained(&mut self, counters: &PageCounters) {
+        while let Some(run) = self.retained.pop_oldest() {
+            // SAFETY: retained runs are unused runs of this provider.
+            unsafe { self.release(run, counters) };
+        }
+        counters.retained.store(0, Relaxed);
+    }
+
+    /// Gives a run back to the provider.
+    ///
+    /// # Safety
+    /// The run came from the provider and is no longer used.
+    unsafe fn release(&mut self, run: Run, counters: &PageCounters) {
+        counters.free_calls.fetch_add(1, Relaxed);
+        counters.committed.fetch_sub(run.pages * PAGE_SIZE, Relaxed);
+        // SAFETY: forwarded caller contract.
+        unsafe { self.provider.free_pages(run.start, run.pages) }
     }
 
     /// Resizes a run in place if the provider can.

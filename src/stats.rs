@@ -76,6 +76,8 @@ pub struct Stats {
     /// Bytes currently taken from the provider (slabs, large blocks,
     /// metadata), except a lazily backed page map.
     pub committed_bytes: usize,
+    /// Of the committed bytes, freed runs kept for reuse.
+    pub retained_bytes: usize,
     /// Address space of a page map whose pages are backed only where used
     /// (providers whose fresh pages read as zero); 0 otherwise.
     pub lazy_page_map_bytes: usize,
@@ -120,8 +122,9 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "committed {} KiB, live {} KiB (large {} KiB), {} CPUs",
+            "committed {} KiB (retained {} KiB), live {} KiB (large {} KiB), {} CPUs",
             self.committed_bytes / 1024,
+            self.retained_bytes / 1024,
             self.live_bytes / 1024,
             self.large_live_bytes / 1024,
             self.cpus
@@ -204,6 +207,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         Stats {
             committed_bytes: counters.committed.load(Relaxed),
             lazy_page_map_bytes: counters.lazy_page_map.load(Relaxed),
+            retained_bytes: counters.retained.load(Relaxed),
             live_bytes: small_live as usize + large_live_bytes,
             large_live_bytes,
             cpus: self.cpu_caches().len(),

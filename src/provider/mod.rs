@@ -60,10 +60,12 @@ pub unsafe trait PageProvider {
     /// at least [`PAGE_SIZE`]), committed. `None` when out of memory.
     fn alloc_pages(&mut self, pages: usize, align: usize) -> Option<NonNull<u8>>;
 
-    /// Frees a run returned by `alloc_pages`.
+    /// Frees pages returned by `alloc_pages`: a whole run, or any whole-page
+    /// part of one (the rest stays live), or adjacent parts freed at once.
     ///
     /// # Safety
-    /// `ptr` and `pages` describe a live run of this provider, no longer used.
+    /// Every page of `[ptr, ptr + pages * PAGE_SIZE)` belongs to a live run
+    /// of this provider and is no longer used.
     unsafe fn free_pages(&mut self, ptr: NonNull<u8>, pages: usize);
 
     /// Releases the physical memory behind part of a live run while keeping
