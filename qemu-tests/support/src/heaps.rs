@@ -1,0 +1,87 @@
+//! The two heaps the kernels test: a fixed region (`RegionProvider` over 100 KiB of `.bss`) and a
+//! paging heap (acealloc's `FrameProvider`, mapping frames from [`PhysicalFrames`] on demand into
+//! a 64 MiB virtual range through the kernel's page tables).
+
+use acealloc::arch::frames::{FrameProvider, flush_local};
+use acealloc::{Allocator, Config, InitError, RegionProvider};
+use x86_64::VirtAddr;
+use x86_64::structures::paging::OffsetPageTable;
+
+use crate::frames::PhysicalFrames;
+use crate::paging::kernel_page_table;
+use crate::platform::KernelPlatform;
+use crate::static_memory::{PageAligned, StaticMut};
+
+/// The page provider of the paging heap.
+pub type Frames = FrameProvider<OffsetPageTable<'static>, PhysicalFrames>;
+/// acealloc over a fixed region.
+pub type RegionHeap = Allocator<RegionProvider, KernelPlatform>;
+/// acealloc over frames mapped on demand.
+pub type FrameHeap = Allocator<Frames, KernelPlatform>;
+
+/// Bytes of the fixed-region heap.
+pub const FIXED_REGION_SIZE: usize = 100 * 1024;
+/// First address of the paging heap's virtual range (PML4 slot 136, far from the identity map).
+pub const FRAME_HEAP_START: u64 = 0x4444_4444_0000;
+/// Bytes of the paging heap's virtual range.
+pub const FRAME_HEAP_SIZE: usize = 64 << 20;
+
+/// The kernels' configuration: the defaults without checked mode (which the release profile's
+/// debug assertions would turn on), so the fast paths under test are the ones kernels ship.
+pub const CONFIG: Config = Config {
+    checks: false,
+    ..Config::DEFAULT
+};
+
+static FIXED_REGION: StaticMut<PageAligned<FIXED_REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
+
+static FRAME_HEAP_BITMAP: StaticMut<[usize; Frames::bitmap_words(FRAME_HEAP_SIZE)]> =
+    StaticMut::new([0; Frames::bitmap_words(FRAME_HEAP_SIZE)]);
+
+/// Gives `heap` the 100 KiB fixed region. Call once.
+pub fn init_fixed_region_heap(heap: &RegionHeap, config: Config) -> Result<(), InitError> {
+    init_region_heap(heap, &mut FIXED_REGION.take().0, config)
+}
+
+/// Gives `heap` the region `memory`, for good.
+pub fn init_region_heap(
+    heap: &RegionHeap,
+    memory: &'static mut [u8],
+    config: Config,
+) -> Result<(), InitError> {
+    // SAFETY: `memory` is a `&'static mut`, so nothing else uses it, ever.
+    let region = unsafe { RegionProvider::new(memory.as_mut_ptr(), memory.len()) };
+    heap.init(region, config)
+}
+
+/// Gives `heap` the paging heap: [`FRAME_HEAP_SIZE`] bytes of address space from
+/// [`FRAME_HEAP_START`], backed by `frames` as pages are first used. Call once.
+///
+/// The provider is handed [`flush_local`] as its TLB flush, which invalidates the current CPU
+/// only. A correct flush for 4 CPUs is a shootdown (an IPI that makes every other CPU `invlpg`
+/// the range, and waiting for them), but the runtime offers no IPI to kernels. `FrameProvider`
+/// maps on demand, which needs no flush, and unmaps only in `decommit`, which acealloc's core
+/// does not call yet, and when backing a run fails part-way through (frame allocator empty): the
+/// pages it unmaps then are pages of a free run, which no CPU uses, yet another CPU may still
+/// hold a TLB entry for one of them from an earlier run. So the local flush is exact on one CPU
+/// and, on several, only as long as frames do not run out.
+pub fn init_frame_heap(
+    heap: &FrameHeap,
+    frames: PhysicalFrames,
+    config: Config,
+) -> Result<(), InitError> {
+    // SAFETY: the range is canonical (below the lower half's end), mapped by nothing (PML4 slot
+    // 136 is empty: the runtime maps only the identity range and the local APIC), and used by
+    // this heap alone; the mapper edits the active tables; `frames` hands out unused RAM.
+    let provider = unsafe {
+        Frames::new(
+            kernel_page_table(),
+            frames,
+            VirtAddr::new(FRAME_HEAP_START),
+            FRAME_HEAP_SIZE,
+            FRAME_HEAP_BITMAP.take(),
+            flush_local,
+        )
+    };
+    heap.init(provider, config)
+}
