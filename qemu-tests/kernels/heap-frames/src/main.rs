@@ -1,0 +1,152 @@
+//! acealloc as the kernel's `#[global_allocator]` over its frame provider: a 64 MiB virtual range
+//! at 0x4444_4444_0000, backed on demand by frames from the boot memory map, on 4 CPUs. The usual
+//! heap tests through `Box` and `Vec`, then exhaustion of the frame allocator (limited on
+//! purpose): `alloc` returns null, and frees make allocation possible again.
+
+#![no_std]
+#![no_main]
+
+use core::alloc::Layout;
+
+use acealloc::{Allocator, PAGE_SIZE};
+use acealloc_kernel_rt::{BootInfo, entry, println};
+use kernel_support::check;
+use kernel_support::frames::PhysicalFrames;
+use kernel_support::heaps::{self, CONFIG, FRAME_HEAP_SIZE, FRAME_HEAP_START, FrameHeap};
+use kernel_support::pattern::{Coverage, Patterned};
+use kernel_support::suite::Suite;
+use spin::Once;
+
+entry!(main);
+
+#[global_allocator]
+static HEAP: FrameHeap = Allocator::new();
+
+static FRAMES: Once<PhysicalFrames> = Once::new();
+
+/// Most blocks the exhaustion tests hold.
+const MAX_BLOCKS: usize = 256;
+/// A large-path block of 12 pages.
+const LARGE: usize = 48 * 1024;
+const SMALL: usize = 1024;
+/// Frames the exhaustion tests allow beyond those in use.
+const SPARE_FRAMES: usize = 40;
+
+fn frames() -> &'static PhysicalFrames {
+    FRAMES.get().expect("frames are set up first")
+}
+
+/// Heap pages backed by a frame.
+fn backed_pages() -> usize {
+    HEAP.with_provider(|provider| provider.backed_pages())
+        .unwrap_or(0)
+}
+
+fn main(boot: &'static BootInfo) -> ! {
+    let mut suite = Suite::start("heap-frames");
+    suite.test("init over the frame provider", || {
+        let frames = FRAMES.call_once(|| PhysicalFrames::init(boot));
+        let before = frames.in_use();
+        let result = heaps::init_frame_heap(&HEAP, *frames, CONFIG);
+        check!(result.is_ok(), "init failed: {result:?}");
+        println!(
+            "    {} MiB of RAM in frames; {} MiB of heap range at {FRAME_HEAP_START:#x}; init mapped {} pages in {} frames (page tables included)",
+            (frames.total() * PAGE_SIZE) >> 20,
+            FRAME_HEAP_SIZE >> 20,
+            backed_pages(),
+            frames.in_use() - before
+        );
+    });
+    heap_tests::run(&mut suite);
+    suite.test("pages are backed on demand", on_demand);
+    suite.test("exhaustion: small blocks until frames run out", || {
+        exhaust(Layout::from_size_align(SMALL, 8).expect("valid layout"))
+    });
+    suite.test("exhaustion: large blocks until frames run out", || {
+        exhaust(Layout::from_size_align(LARGE, 8).expect("valid layout"))
+    });
+    suite.finish()
+}
+
+fn on_demand() {
+    let (backed, in_use) = (backed_pages(), frames().in_use());
+    let committed = HEAP.stats().committed_bytes / PAGE_SIZE;
+    check!(
+        backed >= committed && backed < FRAME_HEAP_SIZE / PAGE_SIZE / 16,
+        "{backed} pages backed for {committed} committed, of {} in the range",
+        FRAME_HEAP_SIZE / PAGE_SIZE
+    );
+    check!(
+        in_use > backed,
+        "{in_use} frames in use for {backed} backed pages and their page tables"
+    );
+    println!("    {backed} pages backed, {committed} committed, {in_use} frames in use");
+}
+
+/// Whether allocating `layout` returns null (a block it returns is freed again).
+fn allocation_fails(layout: Layout) -> bool {
+    let block = HEAP.alloc(layout);
+    if !block.is_null() {
+        // SAFETY: the block was just allocated with `layout` and is not used.
+        unsafe { HEAP.dealloc(block, layout) };
+    }
+    block.is_null()
+}
+
+/// Allocates patterned blocks into `blocks` until the heap returns null; returns how many.
+fn fill<'h>(
+    blocks: &mut [Option<Patterned<'h, FrameHeap>>],
+    heap: &'h FrameHeap,
+    layout: Layout,
+) -> usize {
+    for (count, slot) in blocks.iter_mut().enumerate() {
+        *slot = Patterned::alloc(heap, layout, count as u64, Coverage::Full);
+        if slot.is_none() {
+            return count;
+        }
+    }
+    blocks.len()
+}
+
+fn free_all(blocks: &mut [Option<Patterned<'_, FrameHeap>>]) {
+    for block in blocks.iter_mut().filter_map(Option::take) {
+        block.free(Coverage::Full);
+    }
+}
+
+/// Limits the frame allocator to [`SPARE_FRAMES`] more frames, fills the heap with `layout`
+/// blocks until null, frees them, fills again, then lifts the limit.
+fn exhaust(layout: Layout) {
+    let mut blocks = [const { None }; MAX_BLOCKS];
+    let frames = frames();
+    frames.set_limit(Some(frames.in_use() + SPARE_FRAMES));
+    let first = fill(&mut blocks, &HEAP, layout);
+    check!(
+        first > 0 && first < MAX_BLOCKS,
+        "{first} blocks of {} bytes with {SPARE_FRAMES} spare frames",
+        layout.size()
+    );
+    check!(
+        allocation_fails(layout),
+        "an allocation succeeded after one failed, with nothing freed"
+    );
+    free_all(&mut blocks);
+    let second = fill(&mut blocks, &HEAP, layout);
+    check!(
+        second >= first,
+        "{second} blocks after the frees, {first} the first time"
+    );
+    free_all(&mut blocks);
+    frames.set_limit(None);
+    let after = Patterned::alloc(&HEAP, layout, 1, Coverage::Full);
+    check!(after.is_some(), "no block once the limit is lifted");
+    if let Some(block) = after {
+        block.free(Coverage::Full);
+    }
+    let live = HEAP.stats().live_bytes;
+    check!(live == 0, "{live} bytes live at the end");
+    println!(
+        "    {first} blocks of {} bytes until null, {second} again after freeing them",
+        layout.size()
+    );
+}
