@@ -1,0 +1,227 @@
+//! The timer interrupt handler allocates and frees on every tick while the code it interrupts is
+//! in a tight allocate/free loop on the same CPU: the case that deadlocks a spin-locked heap. The
+//! local APIC timer runs at `timer-hz` (10 kHz) on all CPUs for `seconds` of guest time, on one
+//! acealloc heap (frame provider). Every block carries a checked pattern; the handler also keeps
+//! blocks across ticks, so corruption of either side by the other shows. A deadlock shows as the
+//! runner's timeout.
+#![no_std]
+#![no_main]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use acealloc::Allocator;
+use acealloc_kernel_rt::{
+    BootInfo, MAX_CPUS, cpu_count, cpu_index, entry, interrupts, println, run_on_all_cpus, timer,
+};
+use kernel_support::clock::Stopwatch;
+use kernel_support::frames::PhysicalFrames;
+use kernel_support::heaps::{self, CONFIG, FrameHeap};
+use kernel_support::pattern::{Coverage, Patterned};
+use kernel_support::rng::Rng;
+use kernel_support::suite::Suite;
+use kernel_support::{args, check};
+use spin::mutex::SpinMutex;
+
+entry!(main);
+
+static HEAP: FrameHeap = Allocator::new();
+
+/// Block sizes the handler allocates and frees on every tick.
+const TICK_SIZES: [usize; 3] = [24, 200, 1500];
+/// Every this many ticks the handler also takes a large-path block.
+const LARGE_EVERY: u64 = 64;
+const LARGE: usize = 40 * 1024;
+/// Blocks the handler keeps from one tick to the next.
+const KEPT_BY_HANDLER: usize = 8;
+/// Blocks the interrupted loop keeps.
+const KEPT_BY_LOOP: usize = 32;
+
+/// What one CPU's timer handler keeps between ticks. Only that CPU's handler locks it while the
+/// timers run (interrupt gates keep handlers from nesting), so the lock is never contended.
+struct HandlerState {
+    kept: [Option<Patterned<'static, FrameHeap>>; KEPT_BY_HANDLER],
+    ticks: u64,
+    allocations: u64,
+    /// Ticks that arrived while the interrupted code was inside an allocator call.
+    inside_allocator: u64,
+}
+
+static HANDLERS: [SpinMutex<HandlerState>; MAX_CPUS] = [const {
+    SpinMutex::new(HandlerState {
+        kept: [const { None }; KEPT_BY_HANDLER],
+        ticks: 0,
+        allocations: 0,
+        inside_allocator: 0,
+    })
+}; MAX_CPUS];
+
+/// Set while the interrupted loop of a CPU is inside `alloc` or `dealloc`.
+static IN_ALLOCATOR: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Operations (allocations plus frees) of each CPU's interrupted loop.
+static LOOP_OPERATIONS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// [`HEAP`] as the interrupted loop uses it: marks the CPU as inside an allocator call.
+struct MarkedHeap;
+
+// SAFETY: forwards to `HEAP`, which upholds the `GlobalAlloc` contract.
+unsafe impl GlobalAlloc for MarkedHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let inside = &IN_ALLOCATOR[cpu_index()];
+        inside.store(true, Relaxed);
+        let block = HEAP.alloc(layout);
+        inside.store(false, Relaxed);
+        block
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let inside = &IN_ALLOCATOR[cpu_index()];
+        inside.store(true, Relaxed);
+        // SAFETY: forwarded caller contract.
+        unsafe { HEAP.dealloc(ptr, layout) };
+        inside.store(false, Relaxed);
+    }
+}
+
+static MARKED: MarkedHeap = MarkedHeap;
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).expect("valid layout")
+}
+
+/// The timer handler: allocates, checks and frees blocks of every [`TICK_SIZES`] size, replaces
+/// one kept block, and now and then takes a large block.
+fn on_tick(cpu: usize) {
+    let Some(mut state) = HANDLERS[cpu].try_lock() else {
+        check!(
+            false,
+            "the timer handler's state is busy: handler re-entered"
+        );
+        return;
+    };
+    state.ticks += 1;
+    if IN_ALLOCATOR[cpu].load(Relaxed) {
+        state.inside_allocator += 1;
+    }
+    let seed = state.ticks << 8 | cpu as u64;
+    let large = (state.ticks % LARGE_EVERY == 0).then_some((LARGE, Coverage::Ends));
+    let sizes = TICK_SIZES.map(|size| (size, Coverage::Full));
+    for (size, coverage) in sizes.into_iter().chain(large) {
+        let Some(block) = Patterned::alloc(&HEAP, layout(size), seed, coverage) else {
+            check!(false, "the handler got no {size}-byte block");
+            return;
+        };
+        state.allocations += 1;
+        block.free(coverage);
+    }
+    let slot = (state.ticks % KEPT_BY_HANDLER as u64) as usize;
+    let size = TICK_SIZES[slot % TICK_SIZES.len()];
+    let block = Patterned::alloc(&HEAP, layout(size), seed, Coverage::Full);
+    if !check!(block.is_some(), "the handler got no {size}-byte block") {
+        return;
+    }
+    state.allocations += 1;
+    if let Some(old) = core::mem::replace(&mut state.kept[slot], block) {
+        old.free(Coverage::Full);
+    }
+}
+
+/// The interrupted code: allocates 16–2048 bytes (now and then 40 KiB), keeps the block in a
+/// random slot and frees the one it replaces, until [`STOP`]. CPU 0 sets `STOP` after `millis`.
+fn allocate_until_stopped(cpu: usize, hz: u32, millis: u64) {
+    let mut rng = Rng::new(cpu as u64 + 1);
+    let mut kept: [Option<Patterned<'static, MarkedHeap>>; KEPT_BY_LOOP] =
+        [const { None }; KEPT_BY_LOOP];
+    let stopwatch = Stopwatch::start();
+    let mut operations = 0;
+    timer::start(hz);
+    interrupts::enable();
+    'run: while !STOP.load(Relaxed) {
+        for _ in 0..64 {
+            let r = rng.next_u64();
+            let size = if r.is_multiple_of(256) {
+                LARGE
+            } else {
+                16 + (r >> 8) as usize % 2033
+            };
+            let Some(block) = Patterned::alloc(&MARKED, layout(size), r, Coverage::Full) else {
+                check!(false, "the loop got no {size}-byte block");
+                break 'run;
+            };
+            operations += 1;
+            if let Some(old) = kept[(r >> 32) as usize % KEPT_BY_LOOP].replace(block) {
+                if !old.free(Coverage::Full) {
+                    break 'run;
+                }
+                operations += 1;
+            }
+        }
+        if cpu == 0 && stopwatch.millis() >= millis {
+            STOP.store(true, Relaxed);
+        }
+    }
+    timer::stop();
+    interrupts::disable();
+    for block in kept.iter_mut().filter_map(Option::take) {
+        block.free(Coverage::Full);
+        operations += 1;
+    }
+    LOOP_OPERATIONS[cpu].store(operations, Relaxed);
+}
+
+fn main(boot: &'static BootInfo) -> ! {
+    let hz = args::number(boot, "timer-hz", 10_000) as u32;
+    let seconds = args::number(boot, "seconds", 3);
+    let mut suite = Suite::start("timer-isr");
+    suite.test("init over the frame provider", || {
+        let result = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG);
+        check!(result.is_ok(), "init failed: {result:?}");
+    });
+    suite.test(
+        "handler allocates on every tick, loop allocates meanwhile",
+        || {
+            timer::set_handler(on_tick);
+            run_on_all_cpus(&|cpu| allocate_until_stopped(cpu, hz, seconds * 1000));
+            report(hz, seconds);
+        },
+    );
+    suite.finish()
+}
+
+/// Prints and checks what each CPU did, then frees the handlers' kept blocks.
+fn report(hz: u32, seconds: u64) {
+    let expected = u64::from(hz) * seconds;
+    let (mut ticks, mut allocations) = (0, 0);
+    for cpu in 0..cpu_count() {
+        let mut state = HANDLERS[cpu].lock();
+        let operations = LOOP_OPERATIONS[cpu].load(Relaxed);
+        println!(
+            "    cpu {cpu}: {} ticks ({}% of {expected}), {} allocations in the handler, {} ticks inside an allocator call; {operations} operations in the loop",
+            state.ticks,
+            state.ticks * 100 / expected,
+            state.allocations,
+            state.inside_allocator
+        );
+        // TCG delivers what the host can emulate: with 4 busy CPUs on 2 host cores, about a
+        // sixth of the ticks due.
+        check!(
+            state.ticks >= expected / 30,
+            "cpu {cpu} handled {} ticks, under a thirtieth of {expected}",
+            state.ticks
+        );
+        check!(
+            state.inside_allocator > 0,
+            "no tick on cpu {cpu} arrived during an allocator call"
+        );
+        check!(operations > 0, "cpu {cpu}'s loop did nothing");
+        ticks += state.ticks;
+        allocations += state.allocations;
+        for block in state.kept.iter_mut().filter_map(Option::take) {
+            block.free(Coverage::Full);
+        }
+    }
+    let live = HEAP.stats().live_bytes;
+    check!(live == 0, "{live} bytes live after every block was freed");
+    println!("    {ticks} ticks handled, {allocations} allocations in the handler, in all");
+}
