@@ -1,0 +1,150 @@
+//! The same workloads, in the same guest run, on acealloc and on `linked_list_allocator`'s
+//! `LockedHeap` (its usual spin-locked configuration, the heap hobby kernels start with), each
+//! over its own 32 MiB region of `.bss`, timed with the TSC. The ratio (how many times as long
+//! `linked_list_allocator` takes) is a figure, not a check; the tests fail only if a workload
+//! does (null from a heap, a broken pattern, memory left live).
+//!
+//! - `mixed-ws400` on CPU 0 alone, then on every CPU at once;
+//! - the cross-CPU workload on every CPU (blocks of 16 B–64 KiB, most freed by another CPU).
+//!
+//! Only the first and last word of each block are patterned, so the time is mostly the
+//! allocators'.
+#![no_std]
+#![no_main]
+
+use core::alloc::GlobalAlloc;
+
+use acealloc::Allocator;
+use acealloc_kernel_rt::{BootInfo, cpu_count, entry, println, run_on_all_cpus};
+use kernel_support::check;
+use kernel_support::clock::{Stopwatch, tsc_hz};
+use kernel_support::heaps::{self, CONFIG, RegionHeap};
+use kernel_support::pattern::Coverage;
+use kernel_support::static_memory::{PageAligned, StaticMut};
+use kernel_support::suite::Suite;
+use kernel_support::workload::{Mailboxes, Mixed};
+use linked_list_allocator::LockedHeap;
+
+entry!(main);
+
+const REGION_SIZE: usize = 32 << 20;
+const MIXED_STEPS: u64 = 200_000;
+const CROSS_STEPS: u64 = 20_000;
+
+static ACEALLOC: RegionHeap = Allocator::new();
+static LINKED_LIST: LockedHeap = LockedHeap::empty();
+static ACEALLOC_REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
+static LINKED_LIST_REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
+
+fn main(_boot: &'static BootInfo) -> ! {
+    let mut suite = Suite::start("compare");
+    suite.test("init both heaps over 32 MiB each", || {
+        let result = heaps::init_region_heap(&ACEALLOC, &mut ACEALLOC_REGION.take().0, CONFIG);
+        check!(result.is_ok(), "acealloc init failed: {result:?}");
+        let region = &mut LINKED_LIST_REGION.take().0;
+        // SAFETY: the region is a `&'static mut`, so nothing else uses it, ever.
+        unsafe { LINKED_LIST.lock().init(region.as_mut_ptr(), region.len()) };
+    });
+    suite.test("mixed-ws400, 1 CPU", || {
+        compare("mixed-ws400, 1 CPU", MIXED_STEPS, |heap| mixed(heap, 1))
+    });
+    let cpus = cpu_count();
+    suite.test("mixed-ws400, all CPUs", || {
+        compare("mixed-ws400, all CPUs", MIXED_STEPS * cpus as u64, |heap| {
+            mixed(heap, cpus)
+        })
+    });
+    suite.test("cross-CPU frees, all CPUs", || {
+        compare(
+            "cross-CPU, all CPUs",
+            2 * CROSS_STEPS * cpus as u64,
+            cross_cpu,
+        )
+    });
+    suite.finish()
+}
+
+/// Either heap, for workloads that run on both.
+#[derive(Clone, Copy)]
+enum Heap {
+    Acealloc,
+    LinkedList,
+}
+
+/// Runs `workload` on acealloc, then on `linked_list_allocator`, and prints both times (total
+/// and per operation, `operations` being the allocations plus frees of one run) and their ratio.
+fn compare(name: &str, operations: u64, workload: impl Fn(Heap) -> u64) {
+    let before = ACEALLOC.stats().provider;
+    let acealloc = workload(Heap::Acealloc);
+    let stats = ACEALLOC.stats();
+    check!(
+        stats.live_bytes == 0,
+        "acealloc: {} bytes live after the workload",
+        stats.live_bytes
+    );
+    println!(
+        "    acealloc: {} KiB committed after the workload; provider calls: {} alloc, {} failed, {} free",
+        stats.committed_bytes / 1024,
+        stats.provider.alloc_calls - before.alloc_calls,
+        stats.provider.failed_calls - before.failed_calls,
+        stats.provider.free_calls - before.free_calls
+    );
+    let linked_list = workload(Heap::LinkedList);
+    let used = LINKED_LIST.lock().used();
+    check!(
+        used == 0,
+        "linked_list_allocator: {used} bytes used after the workload"
+    );
+    let nanos = |cycles: u64| (u128::from(cycles) * 1_000_000_000 / u128::from(tsc_hz())) as u64;
+    let (acealloc_ns, linked_list_ns) = (nanos(acealloc), nanos(linked_list));
+    let ratio = linked_list * 100 / acealloc.max(1);
+    println!(
+        "    {name}: acealloc {} ms ({} ns/op), linked_list_allocator {} ms ({} ns/op): ratio {}.{:02}",
+        acealloc_ns / 1_000_000,
+        acealloc_ns / operations,
+        linked_list_ns / 1_000_000,
+        linked_list_ns / operations,
+        ratio / 100,
+        ratio % 100
+    );
+}
+
+/// TSC cycles `mixed-ws400` takes on `cpus` CPUs (CPU 0 alone, or every CPU at once).
+fn mixed(heap: Heap, cpus: usize) -> u64 {
+    fn run(heap: &(impl GlobalAlloc + Sync), cpus: usize) -> u64 {
+        let work = |cpu: usize| {
+            let mut workload = Mixed::new(heap, cpu as u64, Coverage::Ends);
+            workload.run(MIXED_STEPS);
+            workload.release();
+        };
+        let stopwatch = Stopwatch::start();
+        if cpus == 1 {
+            work(0);
+        } else {
+            run_on_all_cpus(&work);
+        }
+        stopwatch.cycles()
+    }
+    match heap {
+        Heap::Acealloc => run(&ACEALLOC, cpus),
+        Heap::LinkedList => run(&LINKED_LIST, cpus),
+    }
+}
+
+/// TSC cycles the cross-CPU workload takes on every CPU at once.
+fn cross_cpu(heap: Heap) -> u64 {
+    fn run<A: GlobalAlloc + Sync>(heap: &A) -> u64 {
+        let cpus = cpu_count();
+        let mailboxes = Mailboxes::new();
+        let stopwatch = Stopwatch::start();
+        run_on_all_cpus(&|cpu| {
+            mailboxes.run(heap, cpu, cpus, CROSS_STEPS, Coverage::Ends);
+        });
+        mailboxes.drain(Coverage::Ends);
+        stopwatch.cycles()
+    }
+    match heap {
+        Heap::Acealloc => run(&ACEALLOC),
+        Heap::LinkedList => run(&LINKED_LIST),
+    }
+}
