@@ -8,8 +8,10 @@
 //!
 //! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
 
+mod bench;
 mod check;
 mod kernels;
+mod plot;
 mod qemu;
 mod toolchain;
 
@@ -28,7 +30,12 @@ usage: cargo xtask <task>
   test
       Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
   demo [seconds] [threads]
-      The hosted demo: acealloc as the global allocator of a threaded workload.";
+      The hosted demo: acealloc as the global allocator of a threaded workload.
+  bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]
+      acealloc against glibc, mimalloc, jemalloc, talc, linked_list_allocator,
+      buddy_system_allocator and rlsf, one process per run (bench.rs). Writes
+      bench-results/<date>/: results.csv, results.md, plots. --quick: every
+      workload briefly, without jemalloc; fails if a data check fails (CI).";
 
 /// The verdict on one check or QEMU run.
 pub struct Verdict {
@@ -58,6 +65,7 @@ fn main() -> ExitCode {
             .map(|verdicts| report(&verdicts)),
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
         "demo" => run_demo(&root, rest),
+        "bench" => bench::run(&root, rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(true)

@@ -1,0 +1,286 @@
+//! `cargo xtask bench`: acealloc against the allocators people would pick instead (issue 5).
+//!
+//! Builds `acealloc-bench` (the `bench/` crate) in release, asks it for the matrix of
+//! (workload, threads) cells, and runs every (allocator, cell) as its own process, so that each
+//! run's peak RSS is its own: cell by cell, round by round, every allocator once per round
+//! (`matrix.rs`). Throughput figures are compared with acealloc BALANCED's of the same round.
+//! The fast path's instructions are counted under callgrind (`runner.rs`). Everything goes to
+//! `bench-results/<date>/` (`<date>-quick/` for quick runs): `results.csv` (every run),
+//! `results.md` (tables, targets: `report.rs`, `targets.rs`) and the plots (`plot.rs`).
+//!
+//! `--quick` runs every workload briefly, without jemalloc (whose C build takes a minute), and
+//! fails if any run's data checks failed or any run reported nothing: CI's smoke test. It asserts
+//! nothing about speed.
+
+mod matrix;
+mod report;
+mod results;
+mod runner;
+mod targets;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::plot;
+use crate::toolchain::cargo;
+use matrix::Run;
+pub use matrix::{Cell, Metric};
+pub use report::sig3;
+use results::Record;
+pub use results::Summary;
+use runner::Runner;
+
+/// Options of `cargo xtask bench`.
+struct Options {
+    quick: bool,
+    workloads: Vec<String>,
+    allocs: Vec<String>,
+    repeats: u32,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            quick: false,
+            workloads: Vec::new(),
+            allocs: Vec::new(),
+            repeats: 0,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| args.next().ok_or(format!("{flag} needs a value"));
+            let list = |v: &String| v.split(',').map(str::to_string).collect::<Vec<_>>();
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--workloads" => options.workloads = list(value("--workloads")?),
+                "--allocs" => options.allocs = list(value("--allocs")?),
+                "--repeats" => {
+                    let v = value("--repeats")?;
+                    options.repeats = v
+                        .parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--repeats {v}: not a positive number"))?;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown bench option {other} (see cargo xtask help)"
+                    ));
+                }
+            }
+        }
+        if options.repeats == 0 {
+            options.repeats = if options.quick { 1 } else { 3 };
+        }
+        Ok(options)
+    }
+
+    /// The bench binary's time limit per run, in seconds.
+    fn time_limit_secs(&self) -> u64 {
+        if self.quick { 3 } else { 20 }
+    }
+}
+
+/// Runs the benchmark; true when every run reported and passed its data checks.
+pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
+    let options = Options::parse(args)?;
+    let jemalloc = !options.quick;
+    build(root, jemalloc)?;
+    let bench = runner::binary(root);
+    let mut cells = matrix::list(&bench)?;
+    matrix::select(&mut cells, &options.workloads, &options.allocs)?;
+    if !runner::valgrind_available() && cells.iter().any(|c| c.metric == Metric::PairCost) {
+        println!(
+            "xtask: valgrind is not installed: fast-path (counted under callgrind) is left out"
+        );
+        cells.retain(|c| c.metric != Metric::PairCost);
+    }
+
+    let (date, _) = report::now_utc();
+    let name = if options.quick {
+        format!("{date}-quick")
+    } else {
+        date.clone()
+    };
+    let dir = root.join("bench-results").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let load_start = report::load_average();
+    let started = Instant::now();
+    let mut runner = Runner::new(
+        bench,
+        options.quick,
+        options.time_limit_secs(),
+        dir.join("callgrind"),
+    );
+    let records = execute(&cells, &matrix::plan(&cells, options.repeats), &mut runner);
+
+    let summaries = results::summarize(&cells, &records);
+    let targets = targets::judge(&cells, &summaries);
+    let context = report::Context {
+        date,
+        machine: report::machine(root),
+        quick: options.quick,
+        repeats: options.repeats,
+        jemalloc,
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+        time_limit_secs: options.time_limit_secs(),
+        load: format!("{load_start} → {}", report::load_average()),
+    };
+    let markdown = report::markdown(
+        &context,
+        &report::peer_versions(root),
+        &cells,
+        &summaries,
+        &targets,
+    );
+    let write = |file: &str, text: &str| {
+        let path = dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write("results.csv", &results::csv(&cells, &records))?;
+    write("results.md", &markdown)?;
+    let plots = plot::charts(&dir, &cells, &summaries)?;
+
+    let failures: Vec<String> = records
+        .iter()
+        .filter_map(|r| {
+            let label = || format!("{} {}", cells[r.cell].label(), r.alloc);
+            match &r.result {
+                Ok(o) if !o.ok => Some(format!("{}: data checks failed", label())),
+                Ok(_) => None,
+                Err(e) => Some(format!("{}: {e}", label())),
+            }
+        })
+        .collect();
+    println!("\nTargets (acealloc BALANCED):");
+    for t in &targets {
+        println!(
+            "  {:<12} {}: {}",
+            t.verdict.text().replace('*', ""),
+            t.goal,
+            t.measured
+        );
+    }
+    println!("\nwrote {}", dir.display());
+    for file in ["results.csv", "results.md"] {
+        println!("  {file}");
+    }
+    for plot in plots {
+        println!(
+            "  {}",
+            plot.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
+    for failure in &failures {
+        println!("FAIL {failure}");
+    }
+    println!("{} runs, {} failed", records.len(), failures.len());
+    Ok(failures.is_empty())
+}
+
+/// `cargo build --release -p acealloc-bench`, with jemalloc when asked.
+fn build(root: &Path, jemalloc: bool) -> Result<(), String> {
+    let mut command = cargo(root);
+    command.args(["build", "--release", "-p", "acealloc-bench"]);
+    if jemalloc {
+        command.args(["--features", "jemalloc"]);
+    }
+    println!(
+        "xtask: building acealloc-bench{}",
+        if jemalloc { " (with jemalloc)" } else { "" }
+    );
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("building acealloc-bench failed ({status})"))
+    }
+}
+
+/// Runs the plan with a progress bar (plain lines when not on a terminal). A cell's allocator
+/// whose run hit the time limit or failed is not run again in later rounds.
+fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
+    let on_terminal = std::io::stderr().is_terminal();
+    let bar = if on_terminal {
+        ProgressBar::new(plan.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} runs (eta {eta}) {msg}",
+        )
+        .expect("a valid progress template")
+        .progress_chars("=> "),
+    );
+    let mut records: Vec<Record> = Vec::new();
+    for run in plan {
+        let cell = &cells[run.cell];
+        let settled = records.iter().any(|r| {
+            r.cell == run.cell
+                && r.alloc == run.alloc
+                && r.result.as_ref().map_or(true, |o| !o.complete || !o.ok)
+        });
+        if settled {
+            bar.set_length(bar.length().unwrap_or(0).saturating_sub(1));
+            continue;
+        }
+        let what = format!("{} {} (round {})", cell.label(), run.alloc, run.round + 1);
+        bar.set_message(what.clone());
+        let started = Instant::now();
+        let result = runner.run(cell, &run.alloc);
+        let line = match &result {
+            Ok(o) => format!(
+                "{what}: {:.4e} {}{}{} ({:.1} s)",
+                o.value,
+                if o.ok { "" } else { "DATA CHECKS FAILED " },
+                if o.complete { "" } else { "time limit " },
+                format_args!("rss {} KiB", o.rss_peak_kib),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => format!("{what}: no result: {e}"),
+        };
+        if on_terminal {
+            bar.println(line);
+        } else {
+            println!("{line}");
+        }
+        bar.inc(1);
+        records.push(Record {
+            cell: run.cell,
+            alloc: run.alloc.clone(),
+            round: run.round,
+            result,
+        });
+    }
+    bar.finish_and_clear();
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = Options::parse(&args("--quick --workloads larson,realloc --allocs talc")).unwrap();
+        assert!(o.quick);
+        assert_eq!(o.workloads, ["larson", "realloc"]);
+        assert_eq!(o.allocs, ["talc"]);
+        assert_eq!(o.repeats, 1);
+        assert_eq!(Options::parse(&[]).unwrap().repeats, 3);
+        assert_eq!(Options::parse(&args("--repeats 5")).unwrap().repeats, 5);
+        assert!(Options::parse(&args("--repeats 0")).is_err());
+        assert!(Options::parse(&args("--allocs")).is_err());
+        assert!(Options::parse(&args("--bogus")).is_err());
+    }
+}
