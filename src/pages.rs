@@ -19,6 +19,8 @@ pub(crate) struct PageCounters {
     pub lazy_page_map: AtomicUsize,
     /// Committed bytes in freed runs kept for reuse.
     pub retained: AtomicUsize,
+    /// Bytes of slab-descriptor pool pages (never returned).
+    pub descriptors: AtomicUsize,
     pub alloc_calls: AtomicU64,
     pub free_calls: AtomicU64,
     pub resize_calls: AtomicU64,
@@ -31,6 +33,7 @@ impl PageCounters {
             committed: AtomicUsize::new(0),
             lazy_page_map: AtomicUsize::new(0),
             retained: AtomicUsize::new(0),
+            descriptors: AtomicUsize::new(0),
             alloc_calls: AtomicU64::new(0),
             free_calls: AtomicU64::new(0),
             resize_calls: AtomicU64::new(0),
@@ -156,6 +159,7 @@ impl<P: PageProvider> Pages<P> {
         let Some(page) = self.alloc(1, PAGE_SIZE, counters) else {
             return false;
         };
+        counters.descriptors.fetch_add(PAGE_SIZE, Relaxed);
         for i in 0..PAGE_SIZE / size_of::<Slab>() {
             let slot = page
                 .as_ptr()

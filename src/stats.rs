@@ -78,6 +78,8 @@ pub struct Stats {
     pub committed_bytes: usize,
     /// Of the committed bytes, freed runs kept for reuse.
     pub retained_bytes: usize,
+    /// Of the committed bytes, the slab-descriptor pool (it never shrinks).
+    pub descriptor_bytes: usize,
     /// Address space of a page map whose pages are backed only where used
     /// (providers whose fresh pages read as zero); 0 otherwise.
     pub lazy_page_map_bytes: usize,
@@ -208,6 +210,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             committed_bytes: counters.committed.load(Relaxed),
             lazy_page_map_bytes: counters.lazy_page_map.load(Relaxed),
             retained_bytes: counters.retained.load(Relaxed),
+            descriptor_bytes: counters.descriptors.load(Relaxed),
             live_bytes: small_live as usize + large_live_bytes,
             large_live_bytes,
             cpus: self.cpu_caches().len(),

@@ -332,17 +332,18 @@ fn run<P: PageProvider + Send, Pl: Platform>(
         );
     }
     // Every run went back except new pages of the slab descriptor pool,
-    // which is never shrunk (one page each).
-    let runs_out = |s: &acealloc::Stats| {
-        s.provider.alloc_calls - s.provider.failed_calls - s.provider.free_calls
-    };
-    let kept_runs = runs_out(&end) - runs_out(&init);
+    // which is never shrunk.
+    let new_descriptors = end.descriptor_bytes - init.descriptor_bytes;
+    assert_eq!(end.retained_bytes, 0, "after trim: {end}");
     assert_eq!(
         end.committed_bytes - init.committed_bytes,
-        kept_runs as usize * PAGE_SIZE,
+        new_descriptors,
         "after trim: {end}"
     );
-    assert!(kept_runs <= 8, "{kept_runs} descriptor pages: {end}");
+    assert!(
+        new_descriptors <= 8 * PAGE_SIZE,
+        "{new_descriptors} B of descriptors: {end}"
+    );
 }
 
 fn run_mmap(ops: &[Op], config: Config) {

@@ -10,7 +10,7 @@ use std::ptr::NonNull;
 
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::{DecommitMode, MmapProvider};
-use acealloc::{Allocator, Config, PAGE_SIZE, PageProvider, RegionProvider};
+use acealloc::{Allocator, Config, PAGE_SIZE, PageProvider, Profile, RegionProvider};
 
 const MODES: [DecommitMode; 2] = [DecommitMode::Free, DecommitMode::DontNeed];
 
@@ -357,13 +357,18 @@ fn allocator_refuses_impossible_requests() {
     assert!(s.provider.failed_calls >= 4, "{s}");
 }
 
-/// The allocator over an mmap provider: a freed large block's pages leave
-/// memory at once, and large blocks grow and shrink in place.
+/// The allocator over an mmap provider: LEAN keeps no freed runs, so a
+/// freed large block's pages leave memory at once, and large blocks grow and
+/// shrink in place.
 #[test]
 fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
     for mode in MODES {
         let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
-        a.init(provider(1 << 30, mode), Config::DEFAULT).unwrap();
+        let lean = Config {
+            profile: Profile::Lean,
+            ..Config::DEFAULT
+        };
+        a.init(provider(1 << 30, mode), lean).unwrap();
         // Fresh mmap pages read as zero: the page map (a word per page of
         // the span) is left unbacked and reported apart from committed memory.
         let s = a.stats();
@@ -410,4 +415,33 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
         unsafe { a.dealloc(p, Layout::from_size_align(40 << 10, 8).unwrap()) };
         assert_eq!(a.stats().large_live_bytes, 0);
     }
+}
+
+/// BALANCED keeps a freed large block committed for reuse (within its
+/// budget), hands the same pages out again, and `trim` gives them back.
+#[test]
+fn balanced_retains_freed_runs_until_trim() {
+    let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
+    a.init(provider(1 << 30, DecommitMode::DontNeed), Config::DEFAULT)
+        .unwrap();
+    let l = Layout::from_size_align(1 << 20, PAGE_SIZE).unwrap();
+    let big = NonNull::new(a.alloc(l)).unwrap();
+    // SAFETY: a fresh block of 1 MiB.
+    unsafe { bytes(big, 256) }.fill(0x3c);
+    // SAFETY: live with `l`.
+    unsafe { a.dealloc(big.as_ptr(), l) };
+    assert_eq!(resident(big, 256), 256, "kept committed");
+    assert_eq!(a.stats().retained_bytes, 1 << 20);
+    let calls = a.stats().provider.alloc_calls;
+    assert_eq!(a.alloc(l), big.as_ptr(), "the same run again");
+    assert_eq!(
+        a.stats().provider.alloc_calls,
+        calls,
+        "without the provider"
+    );
+    // SAFETY: live with `l`.
+    unsafe { a.dealloc(big.as_ptr(), l) };
+    a.trim();
+    assert_eq!(a.stats().retained_bytes, 0);
+    assert_eq!(resident(big, 256), 0, "trim gave it back");
 }
