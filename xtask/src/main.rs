@@ -4,12 +4,14 @@
 //!   `x86_64-unknown-none`, runs each in QEMU and reports one line per run (`qemu.rs` says how a
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
-//! - `demo` runs the hosted demo (`examples/demo.rs`), passing its arguments on.
+//! - `demo` boots the demo kernel on 4 CPUs in QEMU, streaming its table to the terminal;
+//!   `demo --hosted` runs the hosted demo (`examples/demo.rs`) instead (`demo.rs`).
 //!
 //! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
 
 mod bench;
 mod check;
+mod demo;
 mod kernels;
 mod plot;
 mod qemu;
@@ -29,7 +31,10 @@ usage: cargo xtask <task>
       target/qemu-logs/<run>.log.
   test
       Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
-  demo [seconds] [threads]
+  demo [seconds]
+      The demo: a kernel on 4 CPUs in QEMU runs a mixed workload and prints a
+      table of the allocator's state each second (default 5 s of guest time).
+  demo --hosted [seconds] [threads]
       The hosted demo: acealloc as the global allocator of a threaded workload.
   bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]
       acealloc against glibc, mimalloc, jemalloc, talc, linked_list_allocator,
@@ -64,7 +69,7 @@ fn main() -> ExitCode {
             .and_then(|options| run_qemu(&root, &options))
             .map(|verdicts| report(&verdicts)),
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
-        "demo" => run_demo(&root, rest),
+        "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
@@ -159,23 +164,6 @@ fn run_tests(root: &Path) -> Result<Vec<Verdict>, String> {
         }
     }
     Ok(verdicts)
-}
-
-fn run_demo(root: &Path, args: &[String]) -> Result<bool, String> {
-    let status = toolchain::cargo(root)
-        .args([
-            "run",
-            "--release",
-            "--features",
-            "std",
-            "--example",
-            "demo",
-            "--",
-        ])
-        .args(args)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    Ok(status.success())
 }
 
 /// Repeats every verdict line, then prints `N passed, N failed`; true if nothing failed.

@@ -27,6 +27,8 @@ use crate::kernels::Run;
 use crate::toolchain::cargo;
 
 const QEMU: &str = "qemu-system-x86_64";
+/// Debian's package of [`QEMU`].
+const QEMU_PACKAGE: &str = "qemu-system-x86";
 pub const TARGET: &str = "x86_64-unknown-none";
 /// Where the kernels are built, relative to the repository root.
 const KERNEL_TARGET_DIR: &str = "qemu-tests/target";
@@ -87,10 +89,49 @@ pub fn check_installed() -> Result<(), String> {
         Ok(output) => Err(format!("`{QEMU} --version` failed: {}", output.status)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
             "{QEMU} not found. On Debian or Ubuntu install it with\n    \
-             apt-get install -y --no-install-recommends qemu-system-x86"
+             apt-get install -y --no-install-recommends {QEMU_PACKAGE}"
         )),
         Err(e) => Err(format!("cannot run {QEMU}: {e}")),
     }
+}
+
+/// Installs QEMU when it is missing: with apt-get (Debian's `qemu-system-x86`) when running as
+/// root, else fails with the command to run.
+pub fn ensure_installed() -> Result<(), String> {
+    let missing = match check_installed() {
+        Ok(()) => return Ok(()),
+        Err(missing) => missing,
+    };
+    if !running_as_root() {
+        return Err(missing);
+    }
+    println!("xtask: installing QEMU: apt-get install {QEMU_PACKAGE}");
+    let apt_get = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get ({e}); {missing}"))
+    };
+    apt_get(&["update", "-qq"])?;
+    let status = apt_get(&[
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        QEMU_PACKAGE,
+    ])?;
+    if !status.success() {
+        return Err(format!("apt-get install {QEMU_PACKAGE} failed ({status})"));
+    }
+    check_installed()
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
 }
 
 /// Builds the kernels of `runs` (release profile of the qemu-tests workspace).

@@ -1,0 +1,236 @@
+//! The demo kernel, run by `cargo xtask demo`: acealloc as the heap of a kernel on 4 CPUs. Every
+//! CPU runs `mixed-ws400` (400 slots of 16–1040 bytes) with a 48 KiB block now and then, and
+//! once a second of guest time CPU 0 prints a row: each CPU's operations in that second, each
+//! CPU's cache hit rate, committed and live memory, and the knob values. Halfway through, the
+//! knobs change to small caches, to show what they do. Then a summary, and the run passes if
+//! every block came back intact.
+#![no_std]
+#![no_main]
+
+use core::alloc::Layout;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use acealloc::{Allocator, CpuStats, Knobs};
+use acealloc_kernel_rt::{
+    BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, println, run_on_all_cpus,
+};
+use kernel_support::clock::{self, Stopwatch};
+use kernel_support::frames::PhysicalFrames;
+use kernel_support::heaps::{self, CONFIG, FRAME_HEAP_START, FrameHeap};
+use kernel_support::pattern::{Coverage, Patterned};
+use kernel_support::workload::Mixed;
+use kernel_support::{args, check, suite};
+
+entry!(main);
+
+static HEAP: FrameHeap = Allocator::new();
+
+/// Mixed steps between two looks at the clock (and between two large blocks).
+const BATCH: u64 = 1024;
+const LARGE: usize = 48 * 1024;
+/// The knobs of the second half: small caches and bundles.
+const SMALL_CACHES: Knobs = Knobs {
+    cache_capacity: 8,
+    bundle_width: 4,
+    drain_threshold: 32,
+};
+
+/// Operations (allocations plus frees) of each CPU so far.
+static OPERATIONS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Most bytes committed at the end of any second.
+static PEAK_COMMITTED: AtomicUsize = AtomicUsize::new(0);
+
+fn main(boot: &'static BootInfo) -> ! {
+    let seconds = args::number(boot, "seconds", 5);
+    clock::calibrate();
+    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG) {
+        println!("demo: heap init failed: {error:?}");
+        exit(ExitCode::Failure);
+    }
+    let cpus = cpu_count();
+    println!(
+        "demo: acealloc on {cpus} CPUs, heap of frames mapped on demand at {FRAME_HEAP_START:#x}"
+    );
+    println!(
+        "demo: every CPU runs mixed-ws400 (400 slots, 16-1040 B) plus a {} KiB block every {BATCH} steps; the knobs shrink after {} s",
+        LARGE / 1024,
+        seconds / 2
+    );
+    println!("{}", Header(cpus));
+    let stopwatch = Stopwatch::start();
+    run_on_all_cpus(&|cpu| {
+        let mut workload = Mixed::new(&HEAP, cpu as u64, Coverage::Full);
+        let large = Layout::from_size_align(LARGE, 8).expect("valid layout");
+        let mut large_operations = 0;
+        let mut table = (cpu == 0).then(|| Table::new(cpus, seconds));
+        while !STOP.load(Relaxed) {
+            let mixed_intact = workload.run(BATCH);
+            let large_intact = Patterned::alloc(&HEAP, large, cpu as u64, Coverage::Ends)
+                .is_some_and(|block| block.free(Coverage::Ends));
+            large_operations += 2;
+            OPERATIONS[cpu].store(workload.operations() + large_operations, Relaxed);
+            let failed = !(mixed_intact && check!(large_intact, "no intact {LARGE}-byte block"));
+            let done = table.as_mut().is_some_and(Table::tick);
+            if failed || done {
+                STOP.store(true, Relaxed);
+            }
+        }
+        workload.release();
+    });
+    summary(stopwatch.millis());
+    exit(if suite::failed_checks() == 0 {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+/// The table's column titles.
+struct Header(usize);
+
+impl fmt::Display for Header {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "demo: sec")?;
+        for cpu in 0..self.0 {
+            write!(f, "  cpu{cpu} ops/s")?;
+        }
+        for cpu in 0..self.0 {
+            write!(f, "  hit% {cpu}")?;
+        }
+        write!(f, "   committed        live   cap bundle drain")
+    }
+}
+
+/// CPU 0's view of the run: prints a row each second.
+struct Table {
+    cpus: usize,
+    seconds: u64,
+    stopwatch: Stopwatch,
+    /// Seconds reported so far.
+    reported: u64,
+    operations: [u64; MAX_CPUS],
+    cache: [CpuStats; MAX_CPUS],
+}
+
+impl Table {
+    fn new(cpus: usize, seconds: u64) -> Table {
+        Table {
+            cpus,
+            seconds,
+            stopwatch: Stopwatch::start(),
+            reported: 0,
+            operations: [0; MAX_CPUS],
+            cache: [CpuStats::default(); MAX_CPUS],
+        }
+    }
+
+    /// Prints a row if another second has passed (and changes the knobs halfway); true once
+    /// every second has been reported.
+    fn tick(&mut self) -> bool {
+        if self.stopwatch.millis() < (self.reported + 1) * 1000 {
+            return false;
+        }
+        self.reported += 1;
+        let row = Row::take(self);
+        println!("{row}");
+        if self.reported == self.seconds / 2 {
+            HEAP.set_knobs(SMALL_CACHES);
+        }
+        self.reported >= self.seconds
+    }
+}
+
+/// One second of the table.
+struct Row {
+    second: u64,
+    cpus: usize,
+    operations: [u64; MAX_CPUS],
+    /// Cache hit rates in per mille.
+    hits: [u64; MAX_CPUS],
+    committed: usize,
+    live: usize,
+    knobs: Knobs,
+}
+
+impl Row {
+    /// The row for the second that just ended; moves the table's baselines on.
+    fn take(table: &mut Table) -> Row {
+        let mut row = Row {
+            second: table.reported,
+            cpus: table.cpus,
+            operations: [0; MAX_CPUS],
+            hits: [0; MAX_CPUS],
+            committed: 0,
+            live: 0,
+            knobs: HEAP.knobs(),
+        };
+        for (cpu, operations) in OPERATIONS.iter().enumerate().take(table.cpus) {
+            let operations = operations.load(Relaxed);
+            row.operations[cpu] = operations - table.operations[cpu];
+            table.operations[cpu] = operations;
+            let cache = HEAP.cpu_stats(cpu).unwrap_or_default();
+            let second = CpuStats {
+                allocs: cache.allocs - table.cache[cpu].allocs,
+                misses: cache.misses - table.cache[cpu].misses,
+                ..cache
+            };
+            row.hits[cpu] = second.hit_permille();
+            table.cache[cpu] = cache;
+        }
+        let stats = HEAP.stats();
+        row.committed = stats.committed_bytes;
+        row.live = stats.live_bytes;
+        PEAK_COMMITTED.fetch_max(row.committed, Relaxed);
+        row
+    }
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "demo: {:>3}", self.second)?;
+        for operations in &self.operations[..self.cpus] {
+            write!(f, " {operations:>11}")?;
+        }
+        for hits in &self.hits[..self.cpus] {
+            write!(f, "  {:>4}.{}", hits / 10, hits % 10)?;
+        }
+        let knobs = &self.knobs;
+        write!(
+            f,
+            " {:>7} KiB {:>7} KiB {:>5} {:>6} {:>5}",
+            self.committed / 1024,
+            self.live / 1024,
+            knobs.cache_capacity,
+            knobs.bundle_width,
+            knobs.drain_threshold
+        )
+    }
+}
+
+/// The closing line: totals of the run, then memory once everything is freed and trimmed.
+fn summary(millis: u64) {
+    let operations: u64 = OPERATIONS.iter().map(|o| o.load(Relaxed)).sum();
+    let stats = HEAP.stats();
+    let hits = stats.cache_hits() * 1000 / stats.allocs().max(1);
+    let peak = PEAK_COMMITTED.load(Relaxed);
+    run_on_all_cpus(&|_| HEAP.trim());
+    let trimmed = HEAP.stats();
+    check!(
+        trimmed.live_bytes == 0,
+        "{} bytes live after every block was freed",
+        trimmed.live_bytes
+    );
+    println!(
+        "demo: {operations} operations in {}.{:03} s ({} per second), cache hit rate {}.{}%, peak committed {} KiB; after freeing all and trimming: {} KiB live, {} KiB committed",
+        millis / 1000,
+        millis % 1000,
+        operations * 1000 / millis.max(1),
+        hits / 10,
+        hits % 10,
+        peak / 1024,
+        trimmed.live_bytes / 1024,
+        trimmed.committed_bytes / 1024
+    );
+}

@@ -1,0 +1,75 @@
+//! `cargo xtask demo [seconds]`: boots the demo kernel (`qemu-tests/kernels/demo`) on 4 CPUs in
+//! QEMU and streams its serial console, a table of acealloc's state each second, to the
+//! terminal. `cargo xtask demo --hosted [seconds] [threads]` runs the hosted demo
+//! (`examples/demo.rs`) instead.
+//!
+//! From a fresh clone it installs what it needs: the `x86_64-unknown-none` target (rustup) and,
+//! when running as root, QEMU (apt-get); otherwise it says how to install QEMU.
+
+use std::path::Path;
+
+use crate::toolchain::{self, cargo};
+use crate::{kernels, qemu};
+
+/// The demo kernel's run.
+const DEMO: &str = "demo";
+/// Seconds a run may take beyond the guest time it is asked for (boot, build already done).
+const TIMEOUT_MARGIN_SECS: u64 = 30;
+
+/// Runs the demo `args` ask for; true if it passed.
+pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
+    match args.split_first() {
+        Some((flag, rest)) if flag == "--hosted" => hosted(root, rest),
+        Some((seconds, [])) => {
+            let seconds = seconds
+                .parse()
+                .map_err(|_| format!("demo {seconds}: seconds must be a number"))?;
+            kernel(root, Some(seconds))
+        }
+        None => kernel(root, None),
+        Some(_) => {
+            Err("usage: cargo xtask demo [seconds] | demo --hosted [seconds] [threads]".into())
+        }
+    }
+}
+
+/// Builds and boots the demo kernel, for `seconds` of guest time if given.
+fn kernel(root: &Path, seconds: Option<u64>) -> Result<bool, String> {
+    qemu::ensure_installed()?;
+    toolchain::ensure_target(qemu::TARGET)?;
+    let mut runs = kernels::discover(&root.join(kernels::KERNELS_DIR))?;
+    runs.retain(|run| run.name == DEMO);
+    let mut run = runs.pop().ok_or(format!(
+        "no kernel named {DEMO} in {}",
+        kernels::KERNELS_DIR
+    ))?;
+    if let Some(seconds) = seconds {
+        run.append = format!("seconds={seconds}");
+        run.timeout_secs = seconds + TIMEOUT_MARGIN_SECS;
+    }
+    qemu::build(root, std::slice::from_ref(&run))?;
+    let log_dir = root.join("target/qemu-logs");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let verdict = qemu::run(root, &run, &log_dir)?;
+    println!("{}", verdict.line);
+    Ok(verdict.passed)
+}
+
+/// The hosted demo: acealloc as the global allocator of a threaded program.
+fn hosted(root: &Path, args: &[String]) -> Result<bool, String> {
+    let status = cargo(root)
+        .args([
+            "run",
+            "--release",
+            "--features",
+            "std",
+            "--example",
+            "demo",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    Ok(status.success())
+}
