@@ -2,7 +2,9 @@
 //! at 0x4444_4444_0000, backed on demand by frames from the boot memory map, on 4 CPUs. The usual
 //! heap tests through `Box` and `Vec`, then exhaustion of the frame allocator (limited on
 //! purpose): `alloc` returns null, and frees make allocation possible again.
-
+//!
+//! With the command line word `failed-run` (run `heap-frames-failed-run`) it checks instead that
+//! a run the provider fails to back leaves the frames of earlier runs mapped.
 #![no_std]
 #![no_main]
 
@@ -57,6 +59,13 @@ fn main(boot: &'static BootInfo) -> ! {
             frames.in_use() - before
         );
     });
+    if boot.cmdline_flag("failed-run") {
+        suite.test(
+            "a failed run leaves earlier runs' frames mapped",
+            failed_run_keeps_frames,
+        );
+        suite.finish()
+    }
     heap_tests::run(&mut suite);
     suite.test("pages are backed on demand", on_demand);
     suite.test("exhaustion: small blocks until frames run out", || {
@@ -148,5 +157,36 @@ fn exhaust(layout: Layout) {
     println!(
         "    {first} blocks of {} bytes until null, {second} again after freeing them",
         layout.size()
+    );
+}
+
+/// A run that fails part-way (frames ran out) must give back only the frames it mapped itself:
+/// pages of earlier, freed runs stay backed, so no other CPU's TLB can hold a stale entry for an
+/// unmapped page (the provider's flush here is local, see `heaps::init_frame_heap`).
+///
+/// The run asked for is longer than all backed pages together, so it fits only past the last
+/// page in use: it starts on backed pages of freed runs (the large blocks freed just before, at
+/// least), then needs more frames than the limit allows.
+fn failed_run_keeps_frames() {
+    let frames = frames();
+    let layout = Layout::from_size_align(LARGE, 8).expect("valid layout");
+    let mut blocks = [const { None }; 4];
+    let got = fill(&mut blocks, &HEAP, layout);
+    check!(got == blocks.len(), "{got} large blocks with no limit");
+    free_all(&mut blocks);
+    let backed = backed_pages();
+    let pages = backed + 32;
+    frames.set_limit(Some(frames.in_use() + 8));
+    let failed =
+        allocation_fails(Layout::from_size_align(pages * PAGE_SIZE, 8).expect("valid layout"));
+    frames.set_limit(None);
+    check!(
+        failed,
+        "a run of {pages} pages with {backed} backed and 8 spare frames"
+    );
+    let after = backed_pages();
+    check!(
+        after == backed,
+        "{backed} pages backed before the failed run of {pages} pages, {after} after: pages of earlier runs were unmapped"
     );
 }
