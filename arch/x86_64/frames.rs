@@ -106,19 +106,12 @@ impl<M: Mapper<Size4KiB>, F: FrameAllocator<Size4KiB> + FrameDeallocator<Size4Ki
         (ptr.as_ptr() as usize - self.span.base) / PAGE_SIZE
     }
 
-    /// Backs every page of `[first, first + pages)` with a frame. On failure
-    /// the pages backed by this call are released again.
+    /// Backs every page of `[first, first + pages)` with a frame. On
+    /// failure, the pages backed so far stay backed, as the pages of any
+    /// freed run do: unmapping them here would need a shootdown on every
+    /// CPU, and a later run reuses them anyway.
     fn back(&mut self, first: usize, pages: usize) -> bool {
-        for index in first..first + pages {
-            if self.backed[index] {
-                continue;
-            }
-            if !self.map_one(index) {
-                self.unback(first, index - first);
-                return false;
-            }
-        }
-        true
+        (first..first + pages).all(|index| self.backed[index] || self.map_one(index))
     }
 
     fn map_one(&mut self, index: usize) -> bool {
@@ -340,18 +333,23 @@ mod tests {
         let run = p.alloc_pages(2, PAGE_SIZE).unwrap();
         assert!(unsafe { p.resize_in_place(run, 2, 5) });
         assert!(mapped(&p, run.as_ptr() as usize + 4 * PAGE_SIZE));
-        let in_use = p.frames().in_use;
+        let aligned = p.alloc_pages(1, 16 * PAGE_SIZE).unwrap();
+        assert_eq!(aligned.as_ptr() as usize % (16 * PAGE_SIZE), 0);
+        unsafe { p.free_pages(aligned, 1) };
+
         assert!(
             p.alloc_pages(20, PAGE_SIZE).is_none(),
             "only 12 frames in all"
         );
-        assert_eq!(
-            p.frames().in_use,
-            in_use,
-            "a failed run gives its frames back"
+        assert!(
+            (0..5).all(|i| mapped(&p, run.as_ptr() as usize + i * PAGE_SIZE)),
+            "a failed run unmaps nothing"
         );
-        assert_eq!(p.backed_pages(), 5);
-        let aligned = p.alloc_pages(1, 16 * PAGE_SIZE).unwrap();
-        assert_eq!(aligned.as_ptr() as usize % (16 * PAGE_SIZE), 0);
+        // The failed run's pages stay backed in a free run and serve the next one.
+        let (backed, in_use) = (p.backed_pages(), p.frames().in_use);
+        assert!(backed > 6, "the failed run backed pages before running dry");
+        let reuse = p.alloc_pages(backed - 6, PAGE_SIZE).unwrap();
+        assert!(mapped(&p, reuse.as_ptr() as usize));
+        assert_eq!(p.frames().in_use, in_use, "backed pages need no new frames");
     }
 }

@@ -185,8 +185,9 @@ fn failed_run_keeps_frames() {
         "a run of {pages} pages with {backed} backed and 8 spare frames"
     );
     let after = backed_pages();
+    // The pages the failed call itself backed stay backed too, in the free run.
     check!(
-        after == backed,
+        after >= backed,
         "{backed} pages backed before the failed run of {pages} pages, {after} after: pages of earlier runs were unmapped"
     );
 }
