@@ -19,7 +19,8 @@ mod runner;
 mod targets;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -80,7 +81,7 @@ impl Options {
 
     /// The bench binary's time limit per run, in seconds.
     fn time_limit_secs(&self) -> u64 {
-        if self.quick { 3 } else { 20 }
+        if self.quick { 3 } else { 15 }
     }
 }
 
@@ -88,8 +89,7 @@ impl Options {
 pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let options = Options::parse(args)?;
     let jemalloc = !options.quick;
-    build(root, jemalloc)?;
-    let bench = runner::binary(root);
+    let bench = build(root, jemalloc)?;
     let mut cells = matrix::list(&bench)?;
     matrix::select(&mut cells, &options.workloads, &options.allocs)?;
     if !runner::valgrind_available() && cells.iter().any(|c| c.metric == Metric::PairCost) {
@@ -181,10 +181,17 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     Ok(failures.is_empty())
 }
 
-/// `cargo build --release -p acealloc-bench`, with jemalloc when asked.
-fn build(root: &Path, jemalloc: bool) -> Result<(), String> {
+/// `cargo build --release -p acealloc-bench`, with jemalloc when asked; the binary's path, as
+/// cargo reports it (wherever the target directory is).
+fn build(root: &Path, jemalloc: bool) -> Result<PathBuf, String> {
     let mut command = cargo(root);
-    command.args(["build", "--release", "-p", "acealloc-bench"]);
+    command.args([
+        "build",
+        "--release",
+        "-p",
+        "acealloc-bench",
+        "--message-format=json-render-diagnostics",
+    ]);
     if jemalloc {
         command.args(["--features", "jemalloc"]);
     }
@@ -192,14 +199,30 @@ fn build(root: &Path, jemalloc: bool) -> Result<(), String> {
         "xtask: building acealloc-bench{}",
         if jemalloc { " (with jemalloc)" } else { "" }
     );
-    let status = command
-        .status()
+    let output = command
+        .stderr(Stdio::inherit())
+        .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("building acealloc-bench failed ({status})"))
+    if !output.status.success() {
+        return Err(format!(
+            "building acealloc-bench failed ({})",
+            output.status
+        ));
     }
+    executable(&String::from_utf8_lossy(&output.stdout))
+        .ok_or("cargo named no acealloc-bench executable".into())
+}
+
+/// The `executable` of the acealloc-bench artifact in cargo's JSON messages.
+fn executable(messages: &str) -> Option<PathBuf> {
+    messages
+        .lines()
+        .filter(|line| line.contains(r#""reason":"compiler-artifact""#))
+        .filter(|line| line.contains(r#""name":"acealloc-bench""#))
+        .find_map(|line| {
+            let rest = line.split(r#""executable":""#).nth(1)?;
+            Some(PathBuf::from(rest.split('"').next()?))
+        })
 }
 
 /// Runs the plan with a progress bar (plain lines when not on a terminal). A cell's allocator
@@ -236,11 +259,11 @@ fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
         let result = runner.run(cell, &run.alloc);
         let line = match &result {
             Ok(o) => format!(
-                "{what}: {:.4e} {}{}{} ({:.1} s)",
-                o.value,
-                if o.ok { "" } else { "DATA CHECKS FAILED " },
-                if o.complete { "" } else { "time limit " },
-                format_args!("rss {} KiB", o.rss_peak_kib),
+                "{what}: {}, peak RSS {} MiB{}{} ({:.1} s)",
+                sig3(o.value),
+                sig3(o.rss_peak_kib as f64 / 1024.0),
+                if o.complete { "" } else { ", time limit hit" },
+                if o.ok { "" } else { ", DATA CHECKS FAILED" },
                 started.elapsed().as_secs_f64()
             ),
             Err(e) => format!("{what}: no result: {e}"),
@@ -268,6 +291,23 @@ mod tests {
 
     fn args(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_executable_is_read_from_cargos_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"libc"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"acealloc-bench"},"#,
+            r#""executable":"/t/release/acealloc-bench","fresh":true}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#
+        );
+        assert_eq!(
+            executable(messages),
+            Some(PathBuf::from("/t/release/acealloc-bench"))
+        );
+        assert_eq!(executable("{}"), None);
     }
 
     #[test]

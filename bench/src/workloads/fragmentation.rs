@@ -33,7 +33,10 @@ pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
                 }
             }
         }
-        for _ in 0..live.len() / 2 {
+        for i in 0..live.len() / 2 {
+            if i.is_multiple_of(256) && p.out_of_time() {
+                break 'phases;
+            }
             let block = live.swap_remove(rng.below(live.len()));
             // SAFETY: every block in `live` came from `heap`.
             unsafe { heap.free(block) };

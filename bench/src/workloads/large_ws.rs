@@ -11,14 +11,14 @@ use crate::rng::Rng;
 
 pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     let target: u64 = p.scaled(16 << 20, 256 << 20);
-    let steps = p.scaled(100_000, 4_000_000);
+    let steps = p.scaled(100_000, 2_000_000);
     let mut rng = Rng::new(p.seed);
     let mut heap = Heap::new(alloc, p.seed);
     let mut blocks: Vec<Block> = Vec::with_capacity((target / 64) as usize);
     let start = Instant::now();
     let mut filled = true;
     while heap.tally.live < target {
-        if p.out_of_time() {
+        if blocks.len().is_multiple_of(256) && p.out_of_time() {
             filled = false;
             break;
         }

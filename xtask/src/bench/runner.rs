@@ -2,7 +2,7 @@
 //! path's instructions under callgrind.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -245,11 +245,6 @@ fn parse_annotation(text: &str) -> Option<Counts> {
         .and_then(count)
         .unwrap_or(0);
     Some(Counts { total, getcpu })
-}
-
-/// The bench binary, as cargo builds it in release.
-pub fn binary(root: &Path) -> PathBuf {
-    root.join("target/release/acealloc-bench")
 }
 
 #[cfg(test)]
