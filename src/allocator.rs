@@ -68,6 +68,9 @@ pub struct Allocator<P, Pl> {
     pub(crate) knobs: KnobCells,
     /// Empty slabs each class keeps instead of releasing.
     slab_reserve: AtomicUsize,
+    /// Bumped when a CPU runs out of memory: every CPU whose cache has not
+    /// flushed since flushes it on its next slow path.
+    flush_requests: AtomicU32,
     checks: AtomicBool,
     pub(crate) large_live: AtomicUsize,
     _platform: PhantomData<fn() -> Pl>,
@@ -102,6 +105,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
             },
             slab_reserve: AtomicUsize::new(1),
+            flush_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
             _platform: PhantomData,
@@ -309,6 +313,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn refill(&self, cache: &PerCpuCache, class: Class) -> *mut Block {
         let slot = cache.class(class);
         bump(&cache.misses[class].misses);
+        self.honour_flush_request(cache);
         let want = self.bundle_width(class);
         let mut bundle = self.take_from_depot(class, want);
         if bundle.len == 0 && self.reclaim(Some(cache)) {
@@ -327,9 +332,25 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(never)]
     fn drain(&self, cache: &PerCpuCache, class: Class) {
         bump(&cache.misses[class].drains);
+        if self.honour_flush_request(cache) {
+            return;
+        }
         // SAFETY: inside this CPU's section (our caller's).
         let bundle = unsafe { cache.class(class).list() }.split_front(self.bundle_width(class));
         self.give_to_depot(class, bundle);
+    }
+
+    /// Flushes this CPU's cache if another CPU ran out of memory since the
+    /// last flush (see `reclaim`); returns whether it flushed. Called from
+    /// this CPU's slow paths, inside its section.
+    fn honour_flush_request(&self, cache: &PerCpuCache) -> bool {
+        let requested = self.flush_requests.load(Relaxed);
+        if cache.flushed_at.load(Relaxed) == requested {
+            return false;
+        }
+        cache.flushed_at.store(requested, Relaxed);
+        self.flush_cache(cache);
+        true
     }
 
     /// Allocation without a CPU cache (cache busy or CPU out of range).
@@ -455,11 +476,16 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Returns cached memory to the provider: this CPU's cache (`own`,
     /// whose section the caller is in), on hosted builds every other cache
-    /// that is not busy, every depot with its reserved empty slabs, and the
-    /// retained runs. Returns whether any page went back to the provider.
+    /// that is not busy (kernel CPUs are asked to flush their own), every
+    /// depot with its reserved empty slabs, and the retained runs. Returns
+    /// whether any page went back to the provider.
     fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
         let before = self.counters.free_calls.load(Relaxed);
+        // Kernel CPUs cannot flush each other's caches: ask them to flush
+        // their own on their next slow path.
+        let request = self.flush_requests.fetch_add(1, Relaxed) + 1;
         if let Some(cache) = own {
+            cache.flushed_at.store(request, Relaxed);
             self.flush_cache(cache);
         }
         if !Pl::EXCLUSIVE_CPU {

@@ -73,6 +73,8 @@ impl ClassCache {
 pub(crate) struct PerCpuCache {
     /// Held while a thread uses the cache (hosted builds only).
     lock: AtomicBool,
+    /// The allocator's flush request this cache last honoured.
+    pub flushed_at: AtomicU32,
     pub classes: [ClassCache; NUM_CLASSES],
     pub misses: [ClassMisses; NUM_CLASSES],
 }
@@ -86,6 +88,7 @@ impl PerCpuCache {
     pub fn new(cap: impl Fn(usize) -> u32) -> PerCpuCache {
         PerCpuCache {
             lock: AtomicBool::new(false),
+            flushed_at: AtomicU32::new(0),
             classes: core::array::from_fn(|class| ClassCache {
                 list: UnsafeCell::new(BlockList::EMPTY),
                 cap: AtomicU32::new(cap(class)),

@@ -1,0 +1,108 @@
+//! A kernel CPU cannot flush another CPU's cache. When one CPU runs out of
+//! memory, the others flush their own caches on their next slow path, so
+//! blocks stranded there come back.
+
+use std::alloc::Layout;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
+
+/// The CPU index the (single) test thread pretends to run on.
+static CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// Two CPUs with exclusive caches, like a kernel's; one thread plays both.
+struct TwoCpus;
+
+// SAFETY: one thread uses the allocator, so nothing else runs inside a
+// per-CPU section, and the index changes only between calls.
+unsafe impl Platform for TwoCpus {
+    const EXCLUSIVE_CPU: bool = true;
+    fn cpu_count() -> usize {
+        2
+    }
+    fn current_cpu() -> usize {
+        CPU.load(Relaxed)
+    }
+    fn irq_save() -> usize {
+        0
+    }
+    fn irq_restore(_: usize) {}
+    fn now() -> u64 {
+        0
+    }
+}
+
+#[repr(align(4096))]
+struct Region([u8; 256 * 1024]);
+
+#[test]
+fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
+    let region = Box::leak(Box::new(Region([0; 256 * 1024])));
+    // SAFETY: the leaked region is used by this allocator alone.
+    let provider = unsafe { RegionProvider::new(region.0.as_mut_ptr(), region.0.len()) };
+    let heap: Allocator<RegionProvider, TwoCpus> = Allocator::new();
+    let config = Config {
+        profile: Profile::Lean,
+        checks: false,
+        ..Config::DEFAULT
+    };
+    heap.init(provider, config).unwrap();
+    heap.set_knobs(Knobs {
+        cache_capacity: 16,
+        bundle_width: 16,
+        drain_threshold: 256,
+    });
+    let small = Layout::from_size_align(512, 8).unwrap();
+    let tiny = Layout::from_size_align(64, 8).unwrap();
+    let page = Layout::from_size_align(4096, 4096).unwrap();
+
+    // CPU 0 allocates one slab's worth of 512 B blocks and frees them: all
+    // stay in its cache. It also keeps 17 blocks of 64 B for later.
+    CPU.store(0, Relaxed);
+    let blocks: Vec<*mut u8> = (0..16).map(|_| heap.alloc(small)).collect();
+    let kept: Vec<*mut u8> = (0..17).map(|_| heap.alloc(tiny)).collect();
+    assert!(blocks.iter().chain(&kept).all(|b| !b.is_null()));
+    for &b in &blocks {
+        // SAFETY: allocated above with `small`.
+        unsafe { heap.dealloc(b, small) };
+    }
+    assert!(class_cached(&heap, 512) > 0, "CPU 0 keeps 512 B blocks");
+
+    // CPU 1 takes every page that is left, and cannot get at CPU 0's cache.
+    CPU.store(1, Relaxed);
+    let mut pages = Vec::new();
+    loop {
+        let p = heap.alloc(page);
+        if p.is_null() {
+            break;
+        }
+        pages.push(p);
+    }
+    assert!(heap.alloc(page).is_null(), "CPU 1 is out of memory");
+
+    // CPU 0 frees its 64 B blocks: its cache overflows, and that slow path
+    // (no shortage on CPU 0) honours CPU 1's request by flushing everything.
+    CPU.store(0, Relaxed);
+    for &b in &kept {
+        // SAFETY: allocated above with `tiny`.
+        unsafe { heap.dealloc(b, tiny) };
+    }
+    assert_eq!(class_cached(&heap, 512), 0, "CPU 0 flushed its cache");
+
+    CPU.store(1, Relaxed);
+    assert!(
+        !heap.alloc(page).is_null(),
+        "the stranded memory came back to CPU 1"
+    );
+}
+
+/// Blocks of the class of `size` bytes sitting in CPU caches.
+fn class_cached(heap: &Allocator<RegionProvider, TwoCpus>, size: usize) -> u64 {
+    let stats = heap.stats();
+    stats
+        .classes
+        .iter()
+        .find(|c| c.size == size)
+        .unwrap()
+        .cached_blocks
+}
