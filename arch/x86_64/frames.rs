@@ -32,6 +32,12 @@ pub fn flush_local(start: VirtAddr, pages: usize) {
     }
 }
 
+/// Bitmap words a [`FrameProvider`] needs for a heap range of `len` bytes
+/// (`const`, to size a `static`).
+pub const fn bitmap_words(len: usize) -> usize {
+    2 * (len / PAGE_SIZE).div_ceil(usize::BITS as usize)
+}
+
 /// Heap pages from a frame allocator, mapped into a virtual range.
 pub struct FrameProvider<M, F> {
     mapper: M,
@@ -50,13 +56,8 @@ unsafe impl<M: Send, F: Send> Send for FrameProvider<M, F> {}
 impl<M: Mapper<Size4KiB>, F: FrameAllocator<Size4KiB> + FrameDeallocator<Size4KiB>>
     FrameProvider<M, F>
 {
-    /// Bitmap words the provider needs for a heap range of `len` bytes.
-    pub const fn bitmap_words(len: usize) -> usize {
-        2 * (len / PAGE_SIZE).div_ceil(usize::BITS as usize)
-    }
-
     /// A provider for the virtual range `[start, start + len)` (page
-    /// aligned), with `bitmap` ([`bitmap_words`](Self::bitmap_words)
+    /// aligned), with `bitmap` ([`bitmap_words`]
     /// zeroed words) for its bookkeeping and `flush` to invalidate unmapped
     /// pages on every CPU.
     ///
@@ -283,7 +284,7 @@ mod tests {
             in_use: 0,
         };
         let len = 64 * PAGE_SIZE;
-        let bitmap = std::vec![0; FrameProvider::<OffsetPageTable, FakeFrames>::bitmap_words(len)];
+        let bitmap = std::vec![0; bitmap_words(len)];
         // SAFETY: the heap range is unused in the fake page tables.
         unsafe {
             FrameProvider::new(

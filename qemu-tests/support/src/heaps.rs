@@ -2,7 +2,7 @@
 //! paging heap (acealloc's `FrameProvider`, mapping frames from [`PhysicalFrames`] on demand into
 //! a 64 MiB virtual range through the kernel's page tables).
 
-use acealloc::arch::frames::{FrameProvider, flush_local};
+use acealloc::arch::frames::{FrameProvider, bitmap_words, flush_local};
 use acealloc::{Allocator, Config, InitError, RegionProvider};
 use x86_64::VirtAddr;
 use x86_64::structures::paging::OffsetPageTable;
@@ -35,8 +35,8 @@ pub const CONFIG: Config = Config {
 
 static FIXED_REGION: StaticMut<PageAligned<FIXED_REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
 
-static FRAME_HEAP_BITMAP: StaticMut<[usize; Frames::bitmap_words(FRAME_HEAP_SIZE)]> =
-    StaticMut::new([0; Frames::bitmap_words(FRAME_HEAP_SIZE)]);
+static FRAME_HEAP_BITMAP: StaticMut<[usize; bitmap_words(FRAME_HEAP_SIZE)]> =
+    StaticMut::new([0; bitmap_words(FRAME_HEAP_SIZE)]);
 
 /// Gives `heap` the 100 KiB fixed region. Call once.
 pub fn init_fixed_region_heap(heap: &RegionHeap, config: Config) -> Result<(), InitError> {
