@@ -15,10 +15,12 @@
 //! explicitly, through a generic parameter (so its calls are as direct as a global allocator's,
 //! and inlined where its crate allows), and everything else (argument parsing, the workloads'
 //! slot arrays, thread spawning, channels) uses the default global allocator, glibc's `malloc`.
-//! One binary then serves every allocator, and every run carries the same small, fixed
-//! bookkeeping: the slot arrays are sized before the measured part starts, so the peak RSS of
-//! two allocators on one workload differs only by what the allocators themselves made resident.
-//! `rss_base_kib` (the resident set just before the workload starts) shows that common part.
+//! One binary then serves every allocator, and every run of a workload carries the same
+//! bookkeeping: the process's start-up (`rss_base_kib`, the resident set just before the
+//! workload starts) and the workload's records of its live blocks (32 bytes each, in arrays
+//! sized before the measured part where the workload knows the count), which follow the same
+//! sequence of requests whatever the allocator. So the peak RSS of two allocators on one
+//! workload differs only by what the allocators themselves made resident.
 //! The region-based allocators' regions are reserved lazily (`region.rs`), so they count only
 //! what those allocators touch.
 

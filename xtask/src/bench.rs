@@ -99,7 +99,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         cells.retain(|c| c.metric != Metric::PairCost);
     }
 
-    let (date, _) = report::now_utc();
+    let (date, time) = report::now_utc();
     let name = if options.quick {
         format!("{date}-quick")
     } else {
@@ -121,6 +121,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let targets = targets::judge(&cells, &summaries);
     let context = report::Context {
         date,
+        time,
         machine: report::machine(root),
         quick: options.quick,
         repeats: options.repeats,

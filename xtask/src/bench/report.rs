@@ -13,6 +13,8 @@ use super::targets::Target;
 /// Where and when the run happened, and how.
 pub struct Context {
     pub date: String,
+    /// When the run started, `HH:MM` UTC.
+    pub time: String,
     pub machine: String,
     pub quick: bool,
     pub repeats: u32,
@@ -227,8 +229,8 @@ pub fn markdown(
     let _ = writeln!(md, "# acealloc benchmark results: {}\n", ctx.date);
     let _ = writeln!(
         md,
-        "- {kind}, {:.1} minutes, written by `cargo xtask bench`",
-        ctx.minutes
+        "- {kind}, started {} {} UTC, {:.1} minutes, written by `cargo xtask bench`",
+        ctx.date, ctx.time, ctx.minutes
     );
     let _ = writeln!(md, "- machine: {}", ctx.machine);
     let _ = writeln!(
@@ -281,7 +283,8 @@ pub fn markdown(
         }));
         md.push_str(
             "\n## Peak RSS\n\n`VmHWM` of the run's process in MiB (median), and over BALANCED's \
-             in the same round. Every process carries the same few MiB of bookkeeping.\n\n",
+             in the same round. It includes what every run of a workload carries alike: the process's \
+             few MiB at start and the workload's records of its live blocks (32 B per block).\n\n",
         );
         md.push_str(&table(&throughput, summaries, |_, s| {
             s.rss_kib.map_or("–".into(), |v| {
