@@ -24,9 +24,9 @@ use crate::region::Region;
 /// One configuration of acealloc under test.
 ///
 /// This is the single place where acealloc's variants are declared: today only the profile
-/// varies (it chooses the empty-slab reserve). When the adaptive control engine exists, its
-/// on/off switch becomes a field here, a suffix in [`name`](Self::name), a setting in
-/// [`config`](Self::config) and more entries in [`ACE_VARIANTS`].
+/// varies (`acealloc::Profile`, passed through `Config`). When the adaptive control engine
+/// exists, its on/off switch becomes a field here, a suffix in [`name`](Self::name), a setting
+/// in [`config`](Self::config) and more entries in [`ACE_VARIANTS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AceVariant {
     pub profile: Profile,
