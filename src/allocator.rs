@@ -15,14 +15,14 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
     Ordering::Release,
 };
 
 use spin::mutex::SpinMutex;
 
 use crate::block::{Block, BlockList};
-use crate::config::{Config, Knobs};
+use crate::config::{Config, Knobs, Profile};
 use crate::cpu_cache::{PerCpuCache, bump};
 use crate::depot::{Depot, DepotState};
 use crate::page_map::{Entry, PageMap};
@@ -66,6 +66,8 @@ pub struct Allocator<P, Pl> {
     pages: SpinMutex<Option<Pages<P>>>,
     pub(crate) counters: PageCounters,
     pub(crate) knobs: KnobCells,
+    /// The current profile ([`Profile::index`]).
+    profile: AtomicU8,
     /// Empty slabs each class keeps instead of releasing.
     slab_reserve: AtomicUsize,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
@@ -104,6 +106,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 bundle_width: AtomicU32::new(Knobs::DEFAULT.bundle_width),
                 drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
             },
+            profile: AtomicU8::new(1),
             slab_reserve: AtomicUsize::new(1),
             flush_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
@@ -383,8 +386,33 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Blocks to move per bundle for `class`: never more than a cache holds.
     fn bundle_width(&self, class: Class) -> u32 {
         let size = size_class::size_of(class);
-        let width = Knobs::scaled(self.knobs.bundle_width.load(Relaxed), size);
-        width.min(Knobs::scaled(self.knobs.cache_capacity.load(Relaxed), size))
+        let (cache_bytes, _) = self.class_ceilings();
+        let width = Knobs::scaled_within(self.knobs.bundle_width.load(Relaxed), size, cache_bytes);
+        width.min(self.cache_capacity(self.knobs.cache_capacity.load(Relaxed), class))
+    }
+
+    /// Byte ceilings of one class's cache on one CPU and of its depot: the
+    /// knobs' ceiling, or the profile's per-class budget split between the
+    /// caches of all CPUs and the depot.
+    fn class_ceilings(&self) -> (usize, usize) {
+        match self.profile().class_budget() {
+            None => (Knobs::MAX_BYTES, Knobs::MAX_BYTES),
+            Some(budget) => (budget / 2 / self.cpus.load(Relaxed).max(1), budget / 2),
+        }
+    }
+
+    /// Blocks one CPU caches of `class` for the capacity knob `knob`.
+    fn cache_capacity(&self, knob: u32, class: Class) -> u32 {
+        Knobs::scaled_within(knob, size_class::size_of(class), self.class_ceilings().0)
+    }
+
+    /// Whether the profile is LEAN and committed memory is above its target.
+    fn over_lean_target(&self) -> bool {
+        self.profile() == Profile::Lean
+            && self
+                .config
+                .get()
+                .is_some_and(|c| self.counters.committed.load(Relaxed) > c.lean_target)
     }
 
     /// A bundle from the depot, or up to `want` blocks from the class's
@@ -405,10 +433,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Hands a bundle to the depot, then returns the oldest bundles to their
-    /// slabs while the backlog is over the drain threshold.
+    /// slabs while the backlog is over the drain threshold (none at all
+    /// while LEAN is over its committed target).
     fn give_to_depot(&self, class: Class, bundle: BlockList) {
         let size = size_class::size_of(class);
-        let threshold = Knobs::scaled(self.knobs.drain_threshold.load(Relaxed), size) as usize;
+        let (_, depot_bytes) = self.class_ceilings();
+        let knob = self.knobs.drain_threshold.load(Relaxed);
+        let threshold = if self.over_lean_target() {
+            0
+        } else {
+            Knobs::scaled_within(knob, size, depot_bytes) as usize
+        };
         let mut depot = self.depots[class].lock();
         if let Some(evicted) = depot.put_bundle(bundle) {
             self.return_to_slabs(&mut depot, evicted);
@@ -460,12 +495,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Gives an empty slab, already removed from its depot, back to the page layer.
     fn release_slab(&self, slab: *mut Slab) {
+        let mut guard = self.pages.lock();
+        let pages = guard.as_mut().expect("slabs exist only after init");
+        self.release_slab_to(pages, slab);
+    }
+
+    /// [`release_slab`](Self::release_slab) with the page lock held.
+    fn release_slab_to(&self, pages: &mut Pages<P>, slab: *mut Slab) {
         // SAFETY: the slab is a live descriptor no depot refers to any more.
         let (start, class) = unsafe { ((*slab).start, (*slab).class) };
         let n = size_class::slab_pages(class);
         self.map().set(start, n, Entry::Unused);
-        let mut guard = self.pages.lock();
-        let pages = guard.as_mut().expect("slabs exist only after init");
+        self.counters.slabs_retired.fetch_add(1, Relaxed);
         // SAFETY: every block of the slab is back (it is empty), so neither
         // its pages nor its descriptor are referenced.
         unsafe {
@@ -551,6 +592,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.map()
             .set(run.as_ptr() as usize, 1, Entry::Large { pages });
         self.large_live.fetch_add(pages * PAGE_SIZE, Relaxed);
+        self.counters.large_allocs.fetch_add(1, Relaxed);
         Some(run)
     }
 
@@ -578,6 +620,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if let Some(p) = self.pages.lock().as_mut() {
             self.map().set(ptr as usize, 1, Entry::FreedLarge);
             self.large_live.fetch_sub(pages * PAGE_SIZE, Relaxed);
+            self.counters.large_frees.fetch_add(1, Relaxed);
             // SAFETY: the caller hands back a live large block of `pages` pages.
             unsafe { p.free(NonNull::new_unchecked(ptr), pages, &self.counters) };
         }
@@ -631,7 +674,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if guard.is_some() {
             return Err(InitError::AlreadyInitialized);
         }
-        let mut pages = Pages::new(provider, config.profile.retained_bytes());
+        let mut pages = Pages::new(provider, config.profile.retained_bytes(), config.decommit);
         let span = pages.provider().span();
         let cpus = Pl::cpu_count().max(1);
         let c = &self.counters;
@@ -656,9 +699,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .alloc(cache_pages, PAGE_SIZE, c)
             .ok_or(InitError::OutOfMemory)?;
         let caches = caches.as_ptr().cast::<PerCpuCache>();
+        self.profile.store(config.profile.index(), Relaxed);
+        self.cpus.store(cpus, Relaxed);
         for cpu in 0..cpus {
-            let capacity =
-                |class| Knobs::scaled(config.knobs.cache_capacity, size_class::size_of(class));
+            let capacity = |class| self.cache_capacity(config.knobs.cache_capacity, class);
             // SAFETY: the run holds `cpus` page-aligned (so 64-aligned) caches.
             unsafe { caches.add(cpu).write(PerCpuCache::new(capacity)) };
         }
@@ -668,13 +712,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
         self.map.call_once(|| map);
         self.config.call_once(|| config);
-        self.set_knobs(config.knobs);
         self.slab_reserve
             .store(config.profile.empty_slab_reserve(), Relaxed);
         self.checks.store(config.checks, Relaxed);
-        self.cpus.store(cpus, Relaxed);
-        *guard = Some(pages);
         self.caches.store(caches, Release);
+        self.set_knobs(config.knobs);
+        *guard = Some(pages);
         if !config.checks {
             self.fast.store(caches, Release);
         }
@@ -702,6 +745,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Changes the knobs; safe while other CPUs allocate (they pick the new
     /// values up on their next slow path, capacities on their next free).
+    /// Each is scaled down per class to the profile's ceilings.
     pub fn set_knobs(&self, knobs: Knobs) {
         self.knobs
             .cache_capacity
@@ -710,15 +754,78 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.knobs
             .drain_threshold
             .store(knobs.drain_threshold, Relaxed);
-        let caches = self.caches.load(Acquire);
-        for cpu in 0..self.cpus.load(Relaxed) {
-            // SAFETY: `caches` holds `cpus` live caches (init).
-            let cache = unsafe { &*caches.add(cpu) };
+        for cache in self.cpu_caches() {
             for (class, slot) in cache.classes.iter().enumerate() {
-                let cap = Knobs::scaled(knobs.cache_capacity, size_class::size_of(class));
-                slot.cap.store(cap, Relaxed);
+                slot.cap
+                    .store(self.cache_capacity(knobs.cache_capacity, class), Relaxed);
             }
         }
+    }
+
+    /// The current profile.
+    pub fn profile(&self) -> Profile {
+        Profile::from_index(self.profile.load(Relaxed))
+    }
+
+    /// Switches the profile; safe while other CPUs allocate. The empty-slab
+    /// reserve and the per-class budgets apply from each CPU's next slow
+    /// path (cache capacities at once); retained runs beyond the new budget
+    /// are decommitted now, under the page lock. Empty slabs beyond a
+    /// lowered reserve leave on the next [`scavenge`](Self::scavenge) or
+    /// [`trim`](Self::trim).
+    pub fn set_profile(&self, profile: Profile) {
+        self.profile.store(profile.index(), Relaxed);
+        self.slab_reserve
+            .store(profile.empty_slab_reserve(), Relaxed);
+        if !self.is_initialized() {
+            return;
+        }
+        self.set_knobs(self.knobs());
+        let irq = Pl::irq_save();
+        if let Some(pages) = self.pages.lock().as_mut() {
+            pages.set_retained_budget(profile.retained_bytes(), &self.counters);
+        }
+        Pl::irq_restore(irq);
+    }
+
+    /// Decommits idle memory, a bounded amount at a time: first the empty
+    /// slabs that classes keep beyond the profile's reserve (after it was
+    /// lowered), then up to `max_pages` pages of retained runs that stayed
+    /// unused since the previous call. Returns the pages decommitted.
+    ///
+    /// Fit for a timer tick, interrupt context included: it allocates
+    /// nothing, only *tries* locks (when the page lock is busy it does
+    /// nothing and returns 0; a busy depot is skipped), and its work is
+    /// bounded by `max_pages` and the number of classes. On kernels the
+    /// provider's decommit flushes the TLB, which must then be callable
+    /// with interrupts masked.
+    pub fn scavenge(&self, max_pages: usize) -> usize {
+        if !self.is_initialized() {
+            return 0;
+        }
+        let irq = Pl::irq_save();
+        let mut done = 0;
+        // Page lock, then depot locks: the reverse of the usual order, which
+        // is safe because both are only tried.
+        if let Some(mut guard) = self.pages.try_lock()
+            && let Some(pages) = guard.as_mut()
+        {
+            let reserve = self.slab_reserve.load(Relaxed);
+            for depot in &self.depots {
+                let Some(mut d) = depot.try_lock() else {
+                    continue;
+                };
+                while d.empty_slabs > reserve {
+                    let Some(empty) = d.pop_empty_slab() else {
+                        break;
+                    };
+                    self.release_slab_to(pages, empty);
+                }
+            }
+            done = pages.scavenge(max_pages, &self.counters);
+        }
+        Pl::irq_restore(irq);
+        done
     }
 
     /// Returns cached and empty memory to the provider: the current CPU's

@@ -2,7 +2,8 @@
 
 use crate::misuse::Misuse;
 
-/// What the allocator optimises for.
+/// What the allocator optimises for. Switchable at run time
+/// ([`Allocator::set_profile`](crate::Allocator::set_profile)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     /// Speed first.
@@ -25,6 +26,8 @@ impl Profile {
 
     /// Bytes of freed page runs kept committed for reuse (each reuse saves
     /// a provider round trip: a system call or page-table work, and faults).
+    /// Freed runs beyond it are decommitted (LEAN: at once), unless the
+    /// decommit mode is [`DecommitMode::Off`].
     pub fn retained_bytes(self) -> usize {
         match self {
             Profile::Fast => 64 << 20,
@@ -32,6 +35,47 @@ impl Profile {
             Profile::Lean => 0,
         }
     }
+
+    /// Bytes one size class may keep idle in CPU caches and its depot
+    /// together: half for the caches of all CPUs, half for the depot.
+    /// FAST and BALANCED only cap each knob at [`Knobs::MAX_BYTES`].
+    pub fn class_budget(self) -> Option<usize> {
+        match self {
+            Profile::Fast | Profile::Balanced => None,
+            Profile::Lean => Some(64 * 1024),
+        }
+    }
+
+    /// The profile as a small integer (for an atomic), and back.
+    pub(crate) fn index(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_index(index: u8) -> Profile {
+        match index {
+            0 => Profile::Fast,
+            1 => Profile::Balanced,
+            _ => Profile::Lean,
+        }
+    }
+}
+
+/// What happens to the physical memory of idle page runs beyond what the
+/// profile keeps committed.
+///
+/// The allocator decides *when* to decommit (whether at all: `Off`); the
+/// provider decides *how*. The hosted `MmapProvider` is built with the same
+/// mode and maps it to `madvise`; the kernel `FrameProvider` unmaps the
+/// pages and frees their frames for either `Free` or `DontNeed`; a
+/// `RegionProvider` cannot decommit, so its idle runs are freed instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecommitMode {
+    /// Lazily (`MADV_FREE`): the OS takes the pages under pressure.
+    Free,
+    /// At once (`MADV_DONTNEED`): resident memory falls immediately.
+    DontNeed,
+    /// Never decommit: idle runs beyond the budget go back to the provider.
+    Off,
 }
 
 /// Runtime knobs of the per-CPU caches and depots.
@@ -62,7 +106,13 @@ impl Knobs {
 
     /// `count` blocks of `size` bytes, scaled down to the byte ceiling.
     pub fn scaled(count: u32, size: usize) -> u32 {
-        let ceiling = (Self::MAX_BYTES / size).max(1) as u32;
+        Self::scaled_within(count, size, Self::MAX_BYTES)
+    }
+
+    /// `count` blocks of `size` bytes, scaled down to `max_bytes` (at
+    /// least one block).
+    pub fn scaled_within(count: u32, size: usize, max_bytes: usize) -> u32 {
+        let ceiling = (max_bytes / size).clamp(1, u32::MAX as usize) as u32;
         count.clamp(1, ceiling)
     }
 }
@@ -74,8 +124,14 @@ pub type MisuseHook = fn(&Misuse);
 /// Allocator configuration, fixed at `init` except where noted.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// Profile (see [`Profile`]).
+    /// Initial profile (see [`Profile`]); switchable at run time.
     pub profile: Profile,
+    /// Whether and how idle runs are decommitted (see [`DecommitMode`]).
+    pub decommit: DecommitMode,
+    /// In LEAN, committed bytes above which every depot hands its backlog
+    /// back to the slabs on its next slow path (so that empty slabs leave
+    /// at once). A target, not a limit: live blocks are never touched.
+    pub lean_target: usize,
     /// Initial knob values.
     pub knobs: Knobs,
     /// Checked mode: detect double free, invalid free and layout mismatch.
@@ -86,9 +142,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Balanced profile, default knobs, checks on in debug builds.
+    /// Balanced profile, `MADV_FREE`-style decommit, an 8 MiB LEAN target,
+    /// default knobs, checks on in debug builds.
     pub const DEFAULT: Config = Config {
         profile: Profile::Balanced,
+        decommit: DecommitMode::Free,
+        lean_target: 8 << 20,
         knobs: Knobs::DEFAULT,
         checks: cfg!(debug_assertions),
         misuse_hook: None,

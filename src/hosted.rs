@@ -12,7 +12,8 @@
 //! |---|---|---|
 //! | `ACEALLOC_PROFILE` | `fast`, `balanced`, `lean` | `balanced` |
 //! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
-//! | `ACEALLOC_DECOMMIT` | `free`, `dontneed` | `free` |
+//! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
+//! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
 //! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD` | knob values | [`Knobs::DEFAULT`] |
 
@@ -149,12 +150,8 @@ impl HostedAlloc {
         self.setup.call_once(|| {
             let config = config_from_env();
             let reserve_gb = env_number("ACEALLOC_RESERVE_GB").unwrap_or(64);
-            let mode = match env("ACEALLOC_DECOMMIT") {
-                Some(b"dontneed") => DecommitMode::DontNeed,
-                _ => DecommitMode::Free,
-            };
             // On failure the allocator stays uninitialised and returns null.
-            if let Some(provider) = MmapProvider::new(reserve_gb << 30, mode) {
+            if let Some(provider) = MmapProvider::new(reserve_gb << 30, config.decommit) {
                 let _ = self.inner.init(provider, config);
             }
         });
@@ -169,6 +166,14 @@ fn config_from_env() -> Config {
         Some(b"lean") => Profile::Lean,
         _ => Profile::Balanced,
     };
+    config.decommit = match env("ACEALLOC_DECOMMIT") {
+        Some(b"dontneed") => DecommitMode::DontNeed,
+        Some(b"off") => DecommitMode::Off,
+        _ => DecommitMode::Free,
+    };
+    if let Some(mb) = env_number("ACEALLOC_LEAN_TARGET_MB") {
+        config.lean_target = mb << 20;
+    }
     if let Some(checks) = env_number("ACEALLOC_CHECKS") {
         config.checks = checks != 0;
     }

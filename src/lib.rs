@@ -30,7 +30,7 @@ pub mod hosted;
 pub mod arch;
 
 pub use allocator::{Allocator, InitError};
-pub use config::{Config, Knobs, MisuseHook, Profile};
+pub use config::{Config, DecommitMode, Knobs, MisuseHook, Profile};
 pub use misuse::{Misuse, MisuseKind};
 pub use platform::Platform;
 pub use provider::{PAGE_SIZE, PageProvider, RegionProvider, Span};

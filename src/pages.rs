@@ -1,11 +1,19 @@
 //! The page layer: the provider, slab descriptors, and the accounting of
 //! committed memory. Everything here runs under the allocator's page lock,
-//! on cold paths only (new and released slabs, large blocks).
+//! on cold paths only (new and released slabs, large blocks, scavenging).
+//!
+//! Freed runs go to the retained pool ([`RetainedRuns`]). Within the
+//! profile's budget they stay committed; beyond it the least recently
+//! freed are decommitted there (unless the decommit mode is off or the
+//! provider cannot, when they go back to the provider instead). Only freed
+//! runs are ever decommitted, so no page holding a live block is; and a
+//! decommitted run is recommitted before it is handed out again.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::PAGE_SIZE;
+use crate::config::DecommitMode;
 use crate::provider::PageProvider;
 use crate::retained::{RetainedRuns, Run};
 use crate::slab::Slab;
@@ -19,12 +27,23 @@ pub(crate) struct PageCounters {
     pub lazy_page_map: AtomicUsize,
     /// Committed bytes in freed runs kept for reuse.
     pub retained: AtomicUsize,
+    /// Bytes of freed runs kept decommitted (not in `committed`).
+    pub decommitted: AtomicUsize,
     /// Bytes of slab-descriptor pool pages (never returned).
     pub descriptors: AtomicUsize,
     pub alloc_calls: AtomicU64,
     pub free_calls: AtomicU64,
     pub resize_calls: AtomicU64,
     pub failed_calls: AtomicU64,
+    pub decommit_calls: AtomicU64,
+    pub recommit_calls: AtomicU64,
+    /// Bytes decommitted since `init`.
+    pub decommitted_total: AtomicU64,
+    /// Empty slabs given back to the page layer.
+    pub slabs_retired: AtomicU64,
+    /// Large blocks allocated and freed (small ones are counted per CPU).
+    pub large_allocs: AtomicU64,
+    pub large_frees: AtomicU64,
 }
 
 impl PageCounters {
@@ -33,11 +52,18 @@ impl PageCounters {
             committed: AtomicUsize::new(0),
             lazy_page_map: AtomicUsize::new(0),
             retained: AtomicUsize::new(0),
+            decommitted: AtomicUsize::new(0),
             descriptors: AtomicUsize::new(0),
             alloc_calls: AtomicU64::new(0),
             free_calls: AtomicU64::new(0),
             resize_calls: AtomicU64::new(0),
             failed_calls: AtomicU64::new(0),
+            decommit_calls: AtomicU64::new(0),
+            recommit_calls: AtomicU64::new(0),
+            decommitted_total: AtomicU64::new(0),
+            slabs_retired: AtomicU64::new(0),
+            large_allocs: AtomicU64::new(0),
+            large_frees: AtomicU64::new(0),
         }
     }
 }
@@ -53,18 +79,26 @@ pub(crate) struct Pages<P> {
     provider: P,
     retained: RetainedRuns,
     spare: *mut Spare,
+    /// Whether idle runs are decommitted: the mode is not `Off` and the
+    /// provider has not refused.
+    decommit: bool,
+    /// Runs freed before this stamp count as idle for [`scavenge`](Self::scavenge).
+    idle_before: u64,
 }
 
 // SAFETY: the pool only points into provider memory owned by this value.
 unsafe impl<P: Send> Send for Pages<P> {}
 
 impl<P: PageProvider> Pages<P> {
-    /// Pages over `provider`, keeping up to `retain_bytes` of freed runs.
-    pub fn new(provider: P, retain_bytes: usize) -> Self {
+    /// Pages over `provider`, keeping up to `retain_bytes` of freed runs
+    /// committed and decommitting the rest unless `mode` is off.
+    pub fn new(provider: P, retain_bytes: usize, mode: DecommitMode) -> Self {
         Pages {
             provider,
             retained: RetainedRuns::new(retain_bytes),
             spare: ptr::null_mut(),
+            decommit: mode != DecommitMode::Off,
+            idle_before: 0,
         }
     }
 
@@ -72,17 +106,28 @@ impl<P: PageProvider> Pages<P> {
         &self.provider
     }
 
-    /// Allocates a run, reusing a retained one of the same size if it can,
-    /// and accounts for it.
+    /// Publishes the pool's sizes to the counters.
+    fn count_pool(&self, counters: &PageCounters) {
+        counters.retained.store(self.retained.bytes(), Relaxed);
+        counters
+            .decommitted
+            .store(self.retained.decommitted_bytes(), Relaxed);
+    }
+
+    /// Allocates a run, reusing (and if need be recommitting) a retained
+    /// one if it can, and accounts for it.
     pub fn alloc(
         &mut self,
         pages: usize,
         align: usize,
         counters: &PageCounters,
     ) -> Option<NonNull<u8>> {
-        if let Some(run) = self.retained.take(pages, align) {
-            counters.retained.store(self.retained.bytes(), Relaxed);
-            return Some(run.start);
+        if let Some((run, committed)) = self.retained.take(pages, align) {
+            if committed || self.recommit(run, counters) {
+                self.count_pool(counters);
+                return Some(run.start);
+            }
+            self.keep(run, false, counters);
         }
         counters.alloc_calls.fetch_add(1, Relaxed);
         let run = self.provider.alloc_pages(pages, align);
@@ -93,42 +138,123 @@ impl<P: PageProvider> Pages<P> {
         run
     }
 
-    /// Frees a run: keeps it for reuse within the retention budget (giving
-    /// the oldest retained runs back to make room), else gives it back.
+    /// Makes a decommitted run usable again.
+    fn recommit(&mut self, run: Run, counters: &PageCounters) -> bool {
+        counters.recommit_calls.fetch_add(1, Relaxed);
+        // SAFETY: the run is a freed run of this provider, held by the pool.
+        let done = unsafe { self.provider.recommit(run.start, run.pages) };
+        if done {
+            counters.committed.fetch_add(run.pages * PAGE_SIZE, Relaxed);
+        } else {
+            counters.failed_calls.fetch_add(1, Relaxed);
+        }
+        done
+    }
+
+    /// Frees a run: keeps it for reuse (committed within the budget, else
+    /// decommitted), or gives it back to the provider.
     ///
     /// # Safety
     /// The run came from [`alloc`](Self::alloc) and is no longer used.
     pub unsafe fn free(&mut self, start: NonNull<u8>, pages: usize, counters: &PageCounters) {
-        if self.retained.can_hold(pages) {
-            while !self.retained.has_room_for(pages) {
-                let old = self.retained.pop_oldest().expect("a full pool holds runs");
-                // SAFETY: retained runs are unused runs of this provider.
-                unsafe { self.release(old, counters) };
-            }
-            self.retained.push(Run { start, pages });
-            counters.retained.store(self.retained.bytes(), Relaxed);
+        let run = Run { start, pages };
+        if !self.decommit && !self.retained.can_hold(pages) {
+            // SAFETY: forwarded caller contract.
+            unsafe { self.release(run, true, counters) };
             return;
         }
-        // SAFETY: forwarded caller contract.
-        unsafe { self.release(Run { start, pages }, counters) }
+        self.keep(run, true, counters);
+        self.enforce_budget(counters);
+        self.count_pool(counters);
+    }
+
+    /// Puts an unused run into the pool, first giving the oldest run back
+    /// to the provider if every slot is taken.
+    fn keep(&mut self, run: Run, committed: bool, counters: &PageCounters) {
+        if self.retained.is_full() {
+            let (old, old_committed) = self.retained.pop_oldest().expect("a full pool holds runs");
+            // SAFETY: retained runs are unused runs of this provider.
+            unsafe { self.release(old, old_committed, counters) };
+        }
+        self.retained.push(run, committed);
+    }
+
+    /// Decommits (or, failing that, frees) the least recently freed
+    /// committed runs until the pool is within its budget. Bounded: each
+    /// step turns one slot's committed run into a decommitted one, and the
+    /// pool has a fixed number of slots.
+    fn enforce_budget(&mut self, counters: &PageCounters) {
+        while self.retained.over_budget() {
+            let run = self
+                .retained
+                .oldest_committed(usize::MAX, u64::MAX)
+                .expect("committed bytes are in committed runs");
+            self.decommit_or_release(run, counters);
+        }
+    }
+
+    /// Decommits an unused committed run taken from the pool and keeps it,
+    /// or gives it back to the provider when decommitting is off or fails.
+    fn decommit_or_release(&mut self, run: Run, counters: &PageCounters) {
+        // SAFETY: the run was taken from the pool: unused, of this provider.
+        if self.decommit && unsafe { self.provider.decommit(run.start, run.pages) } {
+            let bytes = run.pages * PAGE_SIZE;
+            counters.decommit_calls.fetch_add(1, Relaxed);
+            counters.decommitted_total.fetch_add(bytes as u64, Relaxed);
+            counters.committed.fetch_sub(bytes, Relaxed);
+            self.keep(run, false, counters);
+            return;
+        }
+        // A provider that cannot decommit (a fixed region) will not later.
+        self.decommit = false;
+        // SAFETY: as above.
+        unsafe { self.release(run, true, counters) };
+    }
+
+    /// Decommits up to `max_pages` pages of retained runs that have stayed
+    /// unused since the previous call; returns how many it decommitted.
+    pub fn scavenge(&mut self, max_pages: usize, counters: &PageCounters) -> usize {
+        let mut done = 0;
+        while done < max_pages && self.decommit {
+            let Some(run) = self
+                .retained
+                .oldest_committed(max_pages - done, self.idle_before)
+            else {
+                break;
+            };
+            done += run.pages;
+            self.decommit_or_release(run, counters);
+        }
+        self.idle_before = self.retained.now();
+        self.count_pool(counters);
+        done
+    }
+
+    /// Sets the committed budget of the pool, decommitting what is beyond it.
+    pub fn set_retained_budget(&mut self, bytes: usize, counters: &PageCounters) {
+        self.retained.set_budget(bytes);
+        self.enforce_budget(counters);
+        self.count_pool(counters);
     }
 
     /// Gives every retained run back to the provider.
     pub fn release_retained(&mut self, counters: &PageCounters) {
-        while let Some(run) = self.retained.pop_oldest() {
+        while let Some((run, committed)) = self.retained.pop_oldest() {
             // SAFETY: retained runs are unused runs of this provider.
-            unsafe { self.release(run, counters) };
+            unsafe { self.release(run, committed, counters) };
         }
-        counters.retained.store(0, Relaxed);
+        self.count_pool(counters);
     }
 
     /// Gives a run back to the provider.
     ///
     /// # Safety
     /// The run came from the provider and is no longer used.
-    unsafe fn release(&mut self, run: Run, counters: &PageCounters) {
+    unsafe fn release(&mut self, run: Run, committed: bool, counters: &PageCounters) {
         counters.free_calls.fetch_add(1, Relaxed);
-        counters.committed.fetch_sub(run.pages * PAGE_SIZE, Relaxed);
+        if committed {
+            counters.committed.fetch_sub(run.pages * PAGE_SIZE, Relaxed);
+        }
         // SAFETY: forwarded caller contract.
         unsafe { self.provider.free_pages(run.start, run.pages) }
     }
@@ -144,6 +270,9 @@ impl<P: PageProvider> Pages<P> {
         new: usize,
         counters: &PageCounters,
     ) -> bool {
+        if new > old && self.grow_into_retained(run, old, new - old, counters) {
+            return true;
+        }
         counters.resize_calls.fetch_add(1, Relaxed);
         // SAFETY: forwarded caller contract.
         let done = unsafe { self.provider.resize_in_place(run, old, new) };
@@ -152,6 +281,29 @@ impl<P: PageProvider> Pages<P> {
             counters.committed.fetch_sub(old * PAGE_SIZE, Relaxed);
         }
         done
+    }
+
+    /// Grows a live run by `extra` pages taken from a retained run that
+    /// starts where it ends (the provider frees adjacent parts at once, so
+    /// the two become one run). Without this, a run carved from the front
+    /// of a retained one could never grow in place.
+    fn grow_into_retained(
+        &mut self,
+        run: NonNull<u8>,
+        pages: usize,
+        extra: usize,
+        counters: &PageCounters,
+    ) -> bool {
+        let end = run.as_ptr() as usize + pages * PAGE_SIZE;
+        let Some((next, committed)) = self.retained.take_at(end, extra) else {
+            return false;
+        };
+        if committed || self.recommit(next, counters) {
+            self.count_pool(counters);
+            return true;
+        }
+        self.keep(next, false, counters);
+        false
     }
 
     /// Refills the descriptor pool with one page of slots.

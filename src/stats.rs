@@ -4,6 +4,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering::Relaxed;
 
+use crate::Profile;
 use crate::allocator::Allocator;
 use crate::platform::Platform;
 use crate::provider::PageProvider;
@@ -46,8 +47,23 @@ pub struct ProviderStats {
     pub free_calls: u64,
     /// `resize_in_place` calls.
     pub resize_calls: u64,
-    /// `alloc_pages` calls that returned nothing.
+    /// `alloc_pages` and `recommit` calls that failed.
     pub failed_calls: u64,
+    /// `decommit` calls that succeeded (one per run).
+    pub decommit_calls: u64,
+    /// `recommit` calls (one per decommitted run reused).
+    pub recommit_calls: u64,
+}
+
+impl ProviderStats {
+    /// Calls of every kind.
+    pub fn total(&self) -> u64 {
+        self.alloc_calls
+            + self.free_calls
+            + self.resize_calls
+            + self.decommit_calls
+            + self.recommit_calls
+    }
 }
 
 /// Counters of one CPU's cache, all classes together.
@@ -78,6 +94,18 @@ pub struct Stats {
     pub committed_bytes: usize,
     /// Of the committed bytes, freed runs kept for reuse.
     pub retained_bytes: usize,
+    /// Freed runs kept decommitted for reuse (not in the committed bytes).
+    pub decommitted_bytes: usize,
+    /// Bytes decommitted since `init`, in all.
+    pub decommitted_total_bytes: u64,
+    /// Empty slabs given back to the page layer since `init`.
+    pub slabs_retired: u64,
+    /// Large blocks allocated and freed since `init`.
+    pub large_allocs: u64,
+    /// See `large_allocs`.
+    pub large_frees: u64,
+    /// The profile in force.
+    pub profile: Profile,
     /// Of the committed bytes, the slab-descriptor pool (it never shrinks).
     pub descriptor_bytes: usize,
     /// Address space of a page map whose pages are backed only where used
@@ -118,30 +146,54 @@ impl Stats {
     pub fn allocs(&self) -> u64 {
         self.classes.iter().map(|c| c.allocs).sum()
     }
+
+    /// Allocator operations: allocations and frees, small and large.
+    pub fn operations(&self) -> u64 {
+        let small: u64 = self.classes.iter().map(|c| c.allocs + c.frees).sum();
+        small + self.large_allocs + self.large_frees
+    }
+
+    /// Provider calls of every kind per million operations: the cost of
+    /// the page layer as the workload sees it.
+    pub fn provider_calls_per_million_ops(&self) -> f64 {
+        self.provider.total() as f64 * 1e6 / self.operations().max(1) as f64
+    }
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "committed {} KiB (retained {} KiB), live {} KiB (large {} KiB), {} CPUs",
+            "{:?}: committed {} KiB (retained {} KiB, decommitted {} KiB), live {} KiB (large {} KiB), {} CPUs",
+            self.profile,
             self.committed_bytes / 1024,
             self.retained_bytes / 1024,
+            self.decommitted_bytes / 1024,
             self.live_bytes / 1024,
             self.large_live_bytes / 1024,
             self.cpus
         )?;
         writeln!(
             f,
-            "cache hits {} misses {}; depot contended {} spins {}; provider alloc {} free {} resize {} failed {}",
+            "cache hits {} misses {}; depot contended {} spins {}; slabs retired {}",
             self.cache_hits(),
             self.cache_misses(),
             self.depot_contended,
             self.depot_spins,
-            self.provider.alloc_calls,
-            self.provider.free_calls,
-            self.provider.resize_calls,
-            self.provider.failed_calls
+            self.slabs_retired
+        )?;
+        let p = &self.provider;
+        writeln!(
+            f,
+            "provider alloc {} free {} resize {} decommit {} recommit {} failed {} ({:.2} per million ops); {} KiB decommitted in all",
+            p.alloc_calls,
+            p.free_calls,
+            p.resize_calls,
+            p.decommit_calls,
+            p.recommit_calls,
+            p.failed_calls,
+            self.provider_calls_per_million_ops(),
+            self.decommitted_total_bytes / 1024
         )?;
         for c in self.classes.iter().filter(|c| c.allocs > 0) {
             writeln!(
@@ -210,6 +262,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             committed_bytes: counters.committed.load(Relaxed),
             lazy_page_map_bytes: counters.lazy_page_map.load(Relaxed),
             retained_bytes: counters.retained.load(Relaxed),
+            decommitted_bytes: counters.decommitted.load(Relaxed),
+            decommitted_total_bytes: counters.decommitted_total.load(Relaxed),
+            slabs_retired: counters.slabs_retired.load(Relaxed),
+            large_allocs: counters.large_allocs.load(Relaxed),
+            large_frees: counters.large_frees.load(Relaxed),
+            profile: self.profile(),
             descriptor_bytes: counters.descriptors.load(Relaxed),
             live_bytes: small_live as usize + large_live_bytes,
             large_live_bytes,
@@ -222,6 +280,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 free_calls: counters.free_calls.load(Relaxed),
                 resize_calls: counters.resize_calls.load(Relaxed),
                 failed_calls: counters.failed_calls.load(Relaxed),
+                decommit_calls: counters.decommit_calls.load(Relaxed),
+                recommit_calls: counters.recommit_calls.load(Relaxed),
             },
         }
     }

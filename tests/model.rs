@@ -1,5 +1,6 @@
-//! Model-based test: random sequences of alloc, realloc, free and trim,
-//! checked against a shadow model of the live blocks.
+//! Model-based test: random sequences of alloc, realloc, free, trim,
+//! scavenge and profile switches, checked against a shadow model of the
+//! live blocks.
 //!
 //! Every live block holds a pattern of its own, written at alloc/realloc and
 //! checked at free (and after realloc, over the preserved prefix), so any
@@ -32,6 +33,8 @@ enum Op {
     Realloc { pick: usize, new_size: usize },
     Free { pick: usize },
     Trim,
+    Scavenge { max_pages: usize },
+    SetProfile(Profile),
 }
 
 /// A live block in the model.
@@ -84,17 +87,28 @@ fn ops(large_weight: u32, free_weight: u32, max_align_log2: u32) -> impl Strateg
             .prop_map(|(pick, new_size)| Op::Realloc { pick, new_size }),
         free_weight => any::<usize>().prop_map(|pick| Op::Free { pick }),
         1 => Just(Op::Trim),
+        1 => (0usize..=64).prop_map(|max_pages| Op::Scavenge { max_pages }),
+        1 => profile().prop_map(Op::SetProfile),
     ];
     prop::collection::vec(op, 1..=100)
 }
 
-/// Profiles and knobs, small ones included, so that short sequences already
-/// go through drains, refills, depot eviction and slab release.
-fn config(checks: bool) -> impl Strategy<Value = Config> {
-    let profile = prop_oneof![
+fn profile() -> impl Strategy<Value = Profile> {
+    prop_oneof![
         Just(Profile::Fast),
         Just(Profile::Balanced),
         Just(Profile::Lean)
+    ]
+}
+
+/// Profiles, decommit modes and knobs, small ones included, so that short
+/// sequences already go through drains, refills, depot eviction, slab
+/// release, decommit and recommit.
+fn config(checks: bool) -> impl Strategy<Value = Config> {
+    let decommit = prop_oneof![
+        Just(DecommitMode::Free),
+        Just(DecommitMode::DontNeed),
+        Just(DecommitMode::Off)
     ];
     // Mostly bundles no wider than the capacity (the sane setting), with
     // small capacities common so that short sequences reach them.
@@ -108,8 +122,10 @@ fn config(checks: bool) -> impl Strategy<Value = Config> {
         })
     });
     let knobs = prop_oneof![1 => Just(Knobs::DEFAULT), 3 => custom];
-    (profile, knobs).prop_map(move |(profile, knobs)| Config {
+    (profile(), decommit, knobs).prop_map(move |(profile, decommit, knobs)| Config {
         profile,
+        decommit,
+        lean_target: 1 << 20,
         knobs,
         checks,
         misuse_hook: None,
@@ -178,6 +194,15 @@ impl<P: PageProvider + Send, Pl: Platform> Model<'_, P, Pl> {
             Op::Trim => {
                 self.a.trim();
                 self.check_all("after trim");
+            }
+            Op::Scavenge { max_pages } => {
+                let done = self.a.scavenge(max_pages);
+                assert!(done <= max_pages, "{done} pages for a bound of {max_pages}");
+                self.check_all("after scavenge");
+            }
+            Op::SetProfile(profile) => {
+                self.a.set_profile(profile);
+                assert_eq!(self.a.stats().profile, profile);
             }
         }
         self.check_stats();
@@ -347,7 +372,7 @@ fn run<P: PageProvider + Send, Pl: Platform>(
 }
 
 fn run_mmap(ops: &[Op], config: Config) {
-    let provider = MmapProvider::new(RESERVATION, DecommitMode::DontNeed).unwrap();
+    let provider = MmapProvider::new(RESERVATION, config.decommit).unwrap();
     let span = provider.span();
     let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
     a.init(provider, config).unwrap();

@@ -10,16 +10,7 @@
 use core::ptr::NonNull;
 
 use super::runs::PageRuns;
-use super::{PAGE_SIZE, PageProvider, Span};
-
-/// How released memory is handed back to the OS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecommitMode {
-    /// `MADV_FREE`: the kernel reclaims the pages lazily, under pressure.
-    Free,
-    /// `MADV_DONTNEED`: the pages are dropped at once (RSS falls at once).
-    DontNeed,
-}
+use super::{DecommitMode, PAGE_SIZE, PageProvider, Span};
 
 /// Page provider over an anonymous `mmap` reservation.
 pub struct MmapProvider {
@@ -74,8 +65,10 @@ fn reserve_aligned(len: usize) -> Option<NonNull<u8>> {
 }
 
 impl MmapProvider {
-    /// Reserves `bytes` (rounded up to whole pages) of address space.
-    /// `None` if the OS refuses the reservation.
+    /// Reserves `bytes` (rounded up to whole pages) of address space;
+    /// `decommit` then releases pages with the advice `mode` names (the
+    /// allocator's `Config::decommit`, so both agree). `None` if the OS
+    /// refuses the reservation.
     pub fn new(bytes: usize, mode: DecommitMode) -> Option<Self> {
         let len = bytes.next_multiple_of(PAGE_SIZE);
         let pages = len / PAGE_SIZE;
@@ -95,11 +88,13 @@ impl MmapProvider {
         })
     }
 
-    /// Gives the physical pages of `[page, page + pages)` back to the OS.
+    /// Gives the physical pages of `[page, page + pages)` back to the OS
+    /// (`MADV_FREE` or `MADV_DONTNEED`); with `Off`, keeps them and fails.
     fn release(&self, page: usize, pages: usize, mode: DecommitMode) -> bool {
         let advice = match mode {
             DecommitMode::Free => libc::MADV_FREE,
             DecommitMode::DontNeed => libc::MADV_DONTNEED,
+            DecommitMode::Off => return false,
         };
         let addr = self.span.base + page * PAGE_SIZE;
         // SAFETY: the range lies inside our own reservation; dropping its

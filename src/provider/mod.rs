@@ -13,8 +13,9 @@ pub use runs::PageRuns;
 
 #[cfg(feature = "std")]
 mod mmap;
+pub use crate::config::DecommitMode;
 #[cfg(feature = "std")]
-pub use mmap::{DecommitMode, MmapProvider};
+pub use mmap::MmapProvider;
 
 use core::ptr::NonNull;
 
@@ -70,6 +71,8 @@ pub unsafe trait PageProvider {
 
     /// Releases the physical memory behind part of a live run while keeping
     /// the range. Returns `false` where the provider cannot (the default).
+    /// The allocator only decommits runs it has freed (it keeps them in its
+    /// retained pool) and recommits them before reuse.
     ///
     /// # Safety
     /// The range lies in a live run and holds nothing that is still needed.
