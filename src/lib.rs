@@ -5,6 +5,7 @@
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod ace;
 mod allocator;
 mod block;
 mod checked;

@@ -1,12 +1,13 @@
 //! x86_64 pieces, laid out like the hardware: interrupt masking (`irq`),
 //! CPU identification and time stamps (`cpu`), a page provider over the
-//! `x86_64` crate's paging traits (`frames`), PMU detection (`pmu`), and a
-//! ready-made platform
+//! `x86_64` crate's paging traits (`frames`), model-specific registers
+//! (`msr`), PMU detection and counting (`pmu`), and a ready-made platform
 //! for single-CPU kernels (`SingleCpu`).
 
 pub mod cpu;
 pub mod frames;
 pub mod irq;
+pub mod msr;
 pub mod pmu;
 
 use crate::Platform;

@@ -1,0 +1,67 @@
+//! ACE's settings: intervals in time, converted to clock units once at
+//! [`Ace::enable`](super::Ace::enable) with the clock's rate.
+
+/// ACE's runtime configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AceConfig {
+    /// Fast loop interval (drain threshold, diet, bundle width, bandit), ms.
+    pub fast_ms: u64,
+    /// Slow loop interval (scavenging, restoring knobs), s.
+    pub slow_s: u64,
+    /// Fast intervals per bandit epoch (each epoch plays one candidate).
+    pub epoch_intervals: u32,
+    /// Longest a deciding tick may take, µs. Three ticks in a row over it
+    /// switch ACE off (a guard); work that would exceed it is deferred.
+    pub tick_budget_us: u64,
+    /// Committed bytes above which ACE switches off (0: no cap).
+    pub committed_cap: u64,
+    /// Most pages one slow-loop scavenge decommits.
+    pub scavenge_pages: usize,
+    /// Slow intervals with stable signals before knobs step back toward
+    /// their defaults (the hysteresis).
+    pub restore_after: u32,
+}
+
+impl AceConfig {
+    /// Fast 500 ms, slow 30 s, 2 s bandit epochs, a 200 µs tick budget,
+    /// no committed cap, 256 pages (1 MiB) per scavenge, restore after two
+    /// stable slow intervals.
+    pub const DEFAULT: AceConfig = AceConfig {
+        fast_ms: 500,
+        slow_s: 30,
+        epoch_intervals: 4,
+        tick_budget_us: 200,
+        committed_cap: 0,
+        scavenge_pages: 256,
+        restore_after: 2,
+    };
+}
+
+impl Default for AceConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The configuration in clock units.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Clocked {
+    pub fast: u64,
+    pub slow: u64,
+    pub budget: u64,
+}
+
+impl Clocked {
+    /// `config`'s times for a clock running at `hz`.
+    pub fn new(config: &AceConfig, hz: u64) -> Clocked {
+        let at = |amount: u64, per_second: u64| {
+            (u128::from(amount) * u128::from(hz) / u128::from(per_second))
+                .clamp(1, u128::from(u64::MAX)) as u64
+        };
+        Clocked {
+            fast: at(config.fast_ms, 1000),
+            slow: at(config.slow_s, 1),
+            budget: at(config.tick_budget_us, 1_000_000),
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! ACE, the adaptive control engine: observes the allocator (and the PMU
+//! where there is one) and tunes its knobs while the system runs.
+//!
+//! ```text
+//!  timer IRQ, every CPU ──► Ace::tick ──► add this CPU's PMU counts (per-CPU slot)
+//!                               │
+//!                    fast interval due? ── try-lock the engine (busy: skip)
+//!                               │
+//!          fast loop: backlog ↑ → drain threshold ↓ · LLC misses ↑ → diet ↓
+//!                     contention ↑ → bundles wider · bandit epoch → capacity
+//!          slow loop: fragmentation or committed ↑ → budgeted scavenge
+//!                     stable for a while → knobs one step back to defaults
+//!          guards:    tick over budget ×3, committed over cap → ACE off
+//! ```
+//!
+//! Interrupt-context rules, kept by construction: the engine is a
+//! const-initialised value (a `static`) and allocates nothing; every lock
+//! it takes on a tick is only tried (a busy engine or depot is skipped);
+//! a deciding tick measures itself with the platform clock against its
+//! budget and defers the scavenge rather than overrun; all arithmetic is
+//! integer or fixed point (`clippy::float_arithmetic` is denied here).
+//!
+//! "Up" means an interval's value is above its running average (an
+//! exponentially weighted mean, weight 1/4) by a quarter plus a floor, so
+//! noise around a steady level fires nothing.
+#![deny(clippy::float_arithmetic)]
+
+mod config;
+mod fixed;
+mod metrics;
+mod target;
+mod trace;
+mod ucb;
+
+#[cfg(feature = "std")]
+pub mod ticker;
+
+#[cfg(test)]
+mod tests;
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use spin::mutex::SpinMutex;
+
+pub use config::AceConfig;
+pub use metrics::{HwCounts, Metrics, Totals};
+pub use target::Tunable;
+pub use trace::{Decision, Knob, Reason, TRACE_LEN};
+
+use crate::config::Knobs;
+use config::Clocked;
+use fixed::{Q, share_q};
+use trace::Trace;
+use ucb::Ucb1;
+
+/// CPUs whose hardware counts ACE keeps (higher indices' are dropped).
+pub const MAX_CPUS: usize = 64;
+
+/// Candidates of the per-CPU cache capacity, in blocks: the bandit's arms.
+const CAPACITY: [u32; 5] = [4, 8, 16, 32, 64];
+/// Candidates of the diet factor on the capacity, in 1/256 (0.5 to 1.0).
+const DIET: [u32; 5] = [128, 160, 192, 224, 256];
+/// Candidates of the bundle width, in blocks.
+const BUNDLE: [u32; 4] = [16, 32, 64, 128];
+/// Candidates of the drain threshold, in blocks.
+const DRAIN: [u32; 5] = [32, 64, 128, 256, 512];
+
+/// Fewest operations in an interval for per-operation rates to count.
+const MIN_OPS: u64 = 1000;
+/// Floors of the "up" tests: depot blocks; contended acquisitions and LLC
+/// misses per million operations; fragmentation in 1/1024; committed bytes.
+const BACKLOG_FLOOR: u64 = 64;
+const CONTENTION_FLOOR: u64 = 100;
+const LLC_FLOOR: u64 = 1000;
+const FRAGMENTATION_FLOOR: u64 = 128;
+/// Fragmentation (in 1/1024) at or above which every slow interval
+/// scavenges, rising or not: committed memory three times the live bytes.
+const FRAGMENTATION_HIGH: u64 = 3 * 1024;
+const COMMITTED_FLOOR: u64 = 1 << 20;
+/// Deciding ticks over budget in a row that switch ACE off.
+const OVER_BUDGET_LIMIT: u32 = 3;
+/// A contended depot acquisition weighs as much as this many missed
+/// operations in the reward (a lock round trip across CPUs versus a
+/// cache hit: tens of times the cost).
+const LOCK_WAIT_WEIGHT: u64 = 32;
+
+/// One CPU's hardware counts, added by its own ticks.
+struct CpuSlot {
+    llc_misses: AtomicU64,
+    cycles: AtomicU64,
+    instructions: AtomicU64,
+}
+
+/// What ACE is doing: on or off (and why), what its ticks cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AceStatus {
+    /// Whether ACE is on.
+    pub enabled: bool,
+    /// Why it was last switched off.
+    pub off_reason: Option<Reason>,
+    /// Decisions recorded in all.
+    pub decisions: u64,
+    /// Ticks that ran the loops (took the engine and found an interval due).
+    pub deciding_ticks: u64,
+    /// Clock units the last deciding tick took.
+    pub last_tick: u64,
+    /// Clock units the longest deciding tick took.
+    pub max_tick: u64,
+    /// Clock units all deciding ticks took together.
+    pub total_tick: u64,
+    /// The knobs ACE last set (or found at `enable`).
+    pub knobs: Option<Knobs>,
+}
+
+/// The adaptive control engine. Put one in a `static` with [`new`](Self::new),
+/// [`enable`](Self::enable) it with the allocator, then call
+/// [`tick`](Self::tick) from the timer interrupt of every CPU.
+pub struct Ace {
+    enabled: AtomicBool,
+    /// Clock value of the last fast interval, and its length: lets a tick
+    /// that has nothing to do return after two loads.
+    last_fast: AtomicU64,
+    fast: AtomicU64,
+    cpus: [CpuSlot; MAX_CPUS],
+    engine: SpinMutex<Engine>,
+}
+
+impl Default for Ace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ace {
+    /// An engine that is off; `const` so it can be a `static`.
+    pub const fn new() -> Ace {
+        Ace {
+            enabled: AtomicBool::new(false),
+            last_fast: AtomicU64::new(0),
+            fast: AtomicU64::new(u64::MAX),
+            cpus: [const {
+                CpuSlot {
+                    llc_misses: AtomicU64::new(0),
+                    cycles: AtomicU64::new(0),
+                    instructions: AtomicU64::new(0),
+                }
+            }; MAX_CPUS],
+            engine: SpinMutex::new(Engine::new()),
+        }
+    }
+
+    /// Switches ACE on for `target` with `config`; `clock_hz` is the rate
+    /// of the target's clock (`Platform::now`): the TSC frequency from
+    /// CPUID (`arch::cpu::tsc_hz`) where the CPU gives it, else a
+    /// calibrated value. The knobs in force now are the defaults ACE
+    /// returns to. Not from an interrupt handler (it waits for the engine).
+    pub fn enable<T: Tunable>(&self, target: &T, config: AceConfig, clock_hz: u64) {
+        let mut engine = self.engine.lock();
+        let now = target.now();
+        engine.start(target, config, Clocked::new(&config, clock_hz), now);
+        engine.hw_seen = self.hw_sum();
+        engine.record(now, Knob::Engine, 0, 1, Reason::Request, Metrics::default());
+        self.fast.store(engine.clocked.fast, Relaxed);
+        self.last_fast.store(now, Relaxed);
+        self.enabled.store(true, Relaxed);
+    }
+
+    /// Switches ACE off and puts the knobs found at `enable` back. Not from
+    /// an interrupt handler (it waits for the engine).
+    pub fn disable<T: Tunable>(&self, target: &T) {
+        let mut engine = self.engine.lock();
+        if self.enabled.load(Relaxed) {
+            engine.switch_off(
+                self,
+                target,
+                Reason::Request,
+                target.now(),
+                Metrics::default(),
+            );
+        }
+    }
+
+    /// Whether ACE is on.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
+    /// Called by the timer interrupt on every CPU, with the CPU's hardware
+    /// counts since its previous tick (`arch::pmu::Counters::sample`; `None`
+    /// without a PMU). Adds them to this CPU's slot; then, when the fast
+    /// interval is due and no other CPU is deciding, runs the loops.
+    pub fn tick<T: Tunable>(&self, target: &T, hw: Option<HwCounts>) {
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
+        if let (Some(hw), Some(slot)) = (hw, self.cpus.get(target.current_cpu())) {
+            slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
+            slot.cycles.fetch_add(hw.cycles, Relaxed);
+            slot.instructions.fetch_add(hw.instructions, Relaxed);
+        }
+        let start = target.now();
+        if start.wrapping_sub(self.last_fast.load(Relaxed)) < self.fast.load(Relaxed) {
+            return;
+        }
+        let Some(mut engine) = self.engine.try_lock() else {
+            return;
+        };
+        // Another CPU may have decided or switched ACE off meanwhile.
+        if !self.enabled.load(Relaxed) || start.wrapping_sub(engine.last_fast) < engine.clocked.fast
+        {
+            return;
+        }
+        self.last_fast.store(start, Relaxed);
+        engine.decide(self, target, start);
+    }
+
+    /// ACE's state. Waits for the engine: not from an interrupt handler.
+    pub fn status(&self) -> AceStatus {
+        let engine = self.engine.lock();
+        AceStatus {
+            enabled: self.enabled.load(Relaxed),
+            off_reason: engine.off_reason,
+            decisions: engine.trace.recorded(),
+            deciding_ticks: engine.deciding_ticks,
+            last_tick: engine.last_tick,
+            max_tick: engine.max_tick,
+            total_tick: engine.total_tick,
+            knobs: engine.started.then(|| engine.knobs()),
+        }
+    }
+
+    /// Copies the decisions with `seq > after` that the trace still holds
+    /// into `out`, oldest first; returns how many. Pass the last `seq` seen
+    /// to follow the trace. Waits for the engine: not from an interrupt
+    /// handler.
+    pub fn decisions(&self, after: u64, out: &mut [Decision]) -> usize {
+        self.engine.lock().trace.copy_after(after, out)
+    }
+
+    /// Hardware counts of every CPU, summed.
+    fn hw_sum(&self) -> HwCounts {
+        let mut sum = HwCounts::default();
+        for slot in &self.cpus {
+            sum.llc_misses = sum.llc_misses.wrapping_add(slot.llc_misses.load(Relaxed));
+            sum.cycles = sum.cycles.wrapping_add(slot.cycles.load(Relaxed));
+            sum.instructions = sum
+                .instructions
+                .wrapping_add(slot.instructions.load(Relaxed));
+        }
+        sum
+    }
+}
+
+/// A running average and the "up" test on it.
+#[derive(Clone, Copy)]
+struct Trend {
+    mean: u64,
+    primed: bool,
+}
+
+impl Trend {
+    /// Whether `value` is up on the average (by a quarter plus `floor`).
+    /// A rise becomes the new average (so one step change fires once, not
+    /// until the average catches up); other values are folded in. The
+    /// first value only primes the average.
+    fn rose(&mut self, value: u64, floor: u64) -> bool {
+        let up = self.primed
+            && value
+                > self
+                    .mean
+                    .saturating_add(self.mean / 4)
+                    .saturating_add(floor);
+        self.mean = if up || !self.primed {
+            value
+        } else {
+            self.mean - self.mean / 4 + value / 4
+        };
+        self.primed = true;
+        up
+    }
+}
+
+/// Positions of the knobs on their candidate ladders.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Positions {
+    capacity: usize,
+    diet: usize,
+    bundle: usize,
+    drain: usize,
+}
+
+/// The index of the candidate nearest `value`.
+fn nearest(ladder: &[u32], value: u32) -> usize {
+    (0..ladder.len())
+        .min_by_key(|&i| ladder[i].abs_diff(value))
+        .unwrap_or(0)
+}
+
+/// Everything the deciding CPU works with, behind the engine's lock.
+struct Engine {
+    started: bool,
+    config: AceConfig,
+    clocked: Clocked,
+    /// The knobs found at `enable`, restored when ACE switches off.
+    baseline: Knobs,
+    at: Positions,
+    defaults: Positions,
+    last_fast: u64,
+    last_slow: u64,
+    totals: Totals,
+    hw_seen: HwCounts,
+    backlog: Trend,
+    llc: Trend,
+    contention: Trend,
+    fragmentation: Trend,
+    committed: Trend,
+    /// Whether a fast-loop rule changed a knob since the last slow loop.
+    fired: bool,
+    /// Slow intervals in a row with stable signals.
+    stable: u32,
+    /// A scavenge the last tick's budget had no room for.
+    scavenge_due: bool,
+    bandit: Ucb1,
+    epoch_reward: u64,
+    epoch_intervals: u32,
+    /// Most operations seen in a fast interval (the throughput scale).
+    ops_max: u64,
+    over_budget: u32,
+    off_reason: Option<Reason>,
+    deciding_ticks: u64,
+    last_tick: u64,
+    max_tick: u64,
+    total_tick: u64,
+    trace: Trace,
+}
+
+impl Engine {
+    const fn new() -> Engine {
+        Engine {
+            started: false,
+            config: AceConfig::DEFAULT,
+            clocked: Clocked {
+                fast: u64::MAX,
+                slow: u64::MAX,
+                budget: u64::MAX,
+            },
+            baseline: Knobs::DEFAULT,
+            at: Positions {
+                capacity: 0,
+                diet: 0,
+                bundle: 0,
+                drain: 0,
+            },
+            defaults: Positions {
+                capacity: 0,
+                diet: 0,
+                bundle: 0,
+                drain: 0,
+            },
+            last_fast: 0,
+            last_slow: 0,
+            totals: Totals {
+                operations: 0,
+                cache_misses: 0,
+                depot_contended: 0,
+                depot_spins: 0,
+                provider_calls: 0,
+                depot_backlog: 0,
+                committed: 0,
+                live: 0,
+            },
+            hw_seen: HwCounts {
+                llc_misses: 0,
+                cycles: 0,
+                instructions: 0,
+            },
+            backlog: Trend::NEW,
+            llc: Trend::NEW,
+            contention: Trend::NEW,
+            fragmentation: Trend::NEW,
+            committed: Trend::NEW,
+            fired: false,
+            stable: 0,
+            scavenge_due: false,
+            bandit: Ucb1::new(CAPACITY.len()),
+            epoch_reward: 0,
+            epoch_intervals: 0,
+            ops_max: 0,
+            over_budget: 0,
+            off_reason: None,
+            deciding_ticks: 0,
+            last_tick: 0,
+            max_tick: 0,
+            total_tick: 0,
+            trace: Trace::new(),
+        }
+    }
+
+    /// Resets every loop's state for a fresh start at `now`.
+    fn start<T: Tunable>(&mut self, target: &T, config: AceConfig, clocked: Clocked, now: u64) {
+        let baseline = target.knobs();
+        let defaults = Positions {
+            capacity: nearest(&CAPACITY, baseline.cache_capacity),
+            diet: DIET.len() - 1,
+            bundle: nearest(&BUNDLE, baseline.bundle_width),
+            drain: nearest(&DRAIN, baseline.drain_threshold),
+        };
+        let trace = core::mem::replace(&mut self.trace, Trace::new());
+        *self = Engine {
+            started: true,
+            config,
+            clocked,
+            baseline,
+            at: defaults,
+            defaults,
+            last_fast: now,
+            last_slow: now,
+            totals: target.totals(),
+            trace,
+            ..Engine::new()
+        };
+    }
+
+    /// The knobs for the current positions.
+    fn knobs(&self) -> Knobs {
+        let capacity = CAPACITY[self.at.capacity] * DIET[self.at.diet] / 256;
+        Knobs {
+            cache_capacity: capacity.max(1),
+            bundle_width: BUNDLE[self.at.bundle],
+            drain_threshold: DRAIN[self.at.drain],
+        }
+    }
+
+    fn record(
+        &mut self,
+        at: u64,
+        knob: Knob,
+        old: u64,
+        new: u64,
+        reason: Reason,
+        metrics: Metrics,
+    ) {
+        self.trace.record(Decision {
+            seq: 0,
+            at,
+            knob,
+            old,
+            new,
+            reason,
+            metrics,
+        });
+    }
+
+    /// One deciding tick: the interval's metrics, the guards, the loops.
+    fn decide<T: Tunable>(&mut self, ace: &Ace, target: &T, start: u64) {
+        self.last_fast = start;
+        let totals = target.totals();
+        let hw = ace.hw_sum();
+        let delta = HwCounts {
+            llc_misses: hw.llc_misses.wrapping_sub(self.hw_seen.llc_misses),
+            cycles: hw.cycles.wrapping_sub(self.hw_seen.cycles),
+            instructions: hw.instructions.wrapping_sub(self.hw_seen.instructions),
+        };
+        let m = Metrics::between(&self.totals, &totals, delta);
+        (self.totals, self.hw_seen) = (totals, hw);
+
+        if self.config.committed_cap != 0 && m.committed > self.config.committed_cap {
+            self.switch_off(ace, target, Reason::CommittedCap, start, m);
+            return;
+        }
+        let before = self.at;
+        self.fast_loop(&m, start);
+        if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
+            self.last_slow = start;
+            self.slow_loop(&m, start);
+        }
+        if self.at != before {
+            target.set_knobs(self.knobs());
+        }
+        // The scavenge is the one piece of work whose cost varies: run it
+        // only with half the budget still left, else on a later tick.
+        if self.scavenge_due && target.now().wrapping_sub(start) < self.clocked.budget / 2 {
+            self.scavenge_due = false;
+            let pages = target.scavenge(self.config.scavenge_pages) as u64;
+            let after = m.committed.saturating_sub(pages * crate::PAGE_SIZE as u64);
+            self.record(
+                start,
+                Knob::Scavenge,
+                m.committed / 1024,
+                after / 1024,
+                Reason::Fragmentation,
+                m,
+            );
+        }
+
+        let took = target.now().wrapping_sub(start);
+        self.deciding_ticks += 1;
+        self.last_tick = took;
+        self.max_tick = self.max_tick.max(took);
+        self.total_tick = self.total_tick.wrapping_add(took);
+        if took > self.clocked.budget {
+            self.over_budget += 1;
+            if self.over_budget >= OVER_BUDGET_LIMIT {
+                self.switch_off(ace, target, Reason::TickBudget, start, m);
+            }
+        } else {
+            self.over_budget = 0;
+        }
+    }
+
+    /// Moves a knob one step on its ladder (down if `up` is false) unless
+    /// it is at the end; records the change. Returns whether it moved.
+    fn step(&mut self, knob: Knob, up: bool, reason: Reason, at: u64, m: &Metrics) -> bool {
+        let (pos, ladder): (&mut usize, &[u32]) = match knob {
+            Knob::CacheCapacity => (&mut self.at.capacity, &CAPACITY),
+            Knob::Diet => (&mut self.at.diet, &DIET),
+            Knob::BundleWidth => (&mut self.at.bundle, &BUNDLE),
+            Knob::DrainThreshold => (&mut self.at.drain, &DRAIN),
+            Knob::Scavenge | Knob::Engine => return false,
+        };
+        let old = *pos;
+        let new = if up {
+            (old + 1).min(ladder.len() - 1)
+        } else {
+            old.saturating_sub(1)
+        };
+        if new == old {
+            return false;
+        }
+        *pos = new;
+        let (old, new) = (u64::from(ladder[old]), u64::from(ladder[new]));
+        self.record(at, knob, old, new, reason, *m);
+        true
+    }
+
+    /// The fast loop: react to this interval, then the bandit's epoch.
+    fn fast_loop(&mut self, m: &Metrics, at: u64) {
+        let busy = m.operations >= MIN_OPS;
+        if self.backlog.rose(m.depot_backlog, BACKLOG_FLOOR) {
+            self.fired |= self.step(Knob::DrainThreshold, false, Reason::Backlog, at, m);
+        }
+        if busy && m.instructions > 0 && self.llc.rose(m.llc_misses_per_mop(), LLC_FLOOR) {
+            self.fired |= self.step(Knob::Diet, false, Reason::LlcMisses, at, m);
+        }
+        if busy
+            && self
+                .contention
+                .rose(m.contention_per_mop(), CONTENTION_FLOOR)
+        {
+            self.fired |= self.step(Knob::BundleWidth, true, Reason::Contention, at, m);
+        }
+
+        self.ops_max = self.ops_max.max(m.operations);
+        self.epoch_reward += self.reward(m);
+        self.epoch_intervals += 1;
+        if self.epoch_intervals >= self.config.epoch_intervals.max(1) {
+            let arm = self.at.capacity;
+            self.bandit
+                .reward(arm, self.epoch_reward / u64::from(self.epoch_intervals));
+            (self.epoch_reward, self.epoch_intervals) = (0, 0);
+            let next = self.bandit.choose(self.defaults.capacity);
+            if next != arm {
+                self.record(
+                    at,
+                    Knob::CacheCapacity,
+                    u64::from(CAPACITY[arm]),
+                    u64::from(CAPACITY[next]),
+                    Reason::Bandit,
+                    *m,
+                );
+                self.at.capacity = next;
+            }
+        }
+    }
+
+    /// An interval's reward, in [`Q`] units (0 to 1):
+    ///
+    /// `throughput − (cache misses + 2·lock waits + idle memory) / 4`, where
+    /// throughput is the interval's operations over the most seen in any
+    /// interval so far (so 1 at the best rate observed), cache misses the
+    /// share of operations that missed their CPU cache, lock waits the
+    /// contended depot acquisitions per operation times
+    /// [`LOCK_WAIT_WEIGHT`] (capped at 1), and idle memory the share of
+    /// committed bytes not live. Each penalty is a share in 0..1, so the
+    /// penalty is at most 1 and the reward saturates at 0.
+    fn reward(&self, m: &Metrics) -> u64 {
+        let throughput = share_q(m.operations, self.ops_max);
+        let misses = share_q(m.cache_misses, m.operations);
+        let waits = share_q(
+            m.depot_contended.saturating_mul(LOCK_WAIT_WEIGHT),
+            m.operations,
+        );
+        let idle = share_q(m.committed.saturating_sub(m.live), m.committed);
+        throughput
+            .saturating_sub((misses + 2 * waits + idle) / 4)
+            .min(Q)
+    }
+
+    /// The slow loop: scavenge when fragmentation or committed memory rose,
+    /// or fragmentation is high; after `restore_after` intervals with no
+    /// rise and no fast-loop change, one step back toward the defaults.
+    fn slow_loop(&mut self, m: &Metrics, at: u64) {
+        let fragmentation = m.fragmentation_q10();
+        let fragmented = self.fragmentation.rose(fragmentation, FRAGMENTATION_FLOOR);
+        let grew = self.committed.rose(m.committed, COMMITTED_FLOOR);
+        let high = fragmentation >= FRAGMENTATION_HIGH && m.committed >= COMMITTED_FLOOR;
+        let fired = core::mem::replace(&mut self.fired, false);
+        self.scavenge_due |= fragmented || grew || high;
+        if fragmented || grew || fired {
+            self.stable = 0;
+            return;
+        }
+        self.stable += 1;
+        if self.stable < self.config.restore_after {
+            return;
+        }
+        self.stable = 0;
+        let (at_now, home) = (self.at, self.defaults);
+        for (knob, pos, default) in [
+            (Knob::DrainThreshold, at_now.drain, home.drain),
+            (Knob::BundleWidth, at_now.bundle, home.bundle),
+            (Knob::Diet, at_now.diet, home.diet),
+        ] {
+            if pos != default {
+                self.step(knob, pos < default, Reason::Restore, at, m);
+            }
+        }
+    }
+
+    /// A guard tripped (or off was asked for): knobs back, ACE off, said so.
+    fn switch_off<T: Tunable>(
+        &mut self,
+        ace: &Ace,
+        target: &T,
+        reason: Reason,
+        at: u64,
+        m: Metrics,
+    ) {
+        ace.enabled.store(false, Relaxed);
+        target.set_knobs(self.baseline);
+        self.at = self.defaults;
+        self.off_reason = Some(reason);
+        self.record(at, Knob::Engine, 1, 0, reason, m);
+    }
+}
+
+impl Trend {
+    const NEW: Trend = Trend {
+        mean: 0,
+        primed: false,
+    };
+}

@@ -1,0 +1,68 @@
+//! What ACE tunes, as a trait: the allocator in the builds, a scripted
+//! fake in the tests. Everything here must be callable from an interrupt
+//! handler: no allocation, no lock that is waited on.
+
+use super::metrics::Totals;
+use crate::allocator::Allocator;
+use crate::config::Knobs;
+use crate::platform::Platform;
+use crate::provider::PageProvider;
+
+/// An allocator ACE can observe and tune.
+pub trait Tunable {
+    /// The software counters now (depot locks only tried).
+    fn totals(&self) -> Totals;
+    /// The knobs in force.
+    fn knobs(&self) -> Knobs;
+    /// Sets the knobs (safe while other CPUs allocate).
+    fn set_knobs(&self, knobs: Knobs);
+    /// Decommits idle memory, at most `max_pages` pages, only trying locks;
+    /// returns the pages decommitted.
+    fn scavenge(&self, max_pages: usize) -> usize;
+    /// The platform clock (`Platform::now`).
+    fn now(&self) -> u64;
+    /// The running CPU's index.
+    fn current_cpu(&self) -> usize;
+}
+
+impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
+    fn totals(&self) -> Totals {
+        let stats = self.stats();
+        let (mut operations, mut backlog) = (0, 0);
+        for class in &stats.classes {
+            operations += class.allocs + class.frees;
+            backlog += class.depot_blocks;
+        }
+        let p = &stats.provider;
+        Totals {
+            operations,
+            cache_misses: stats.cache_misses(),
+            depot_contended: stats.depot_contended,
+            depot_spins: stats.depot_spins,
+            provider_calls: p.alloc_calls + p.free_calls + p.resize_calls,
+            depot_backlog: backlog,
+            committed: stats.committed_bytes as u64,
+            live: stats.live_bytes as u64,
+        }
+    }
+
+    fn knobs(&self) -> Knobs {
+        Allocator::knobs(self)
+    }
+
+    fn set_knobs(&self, knobs: Knobs) {
+        Allocator::set_knobs(self, knobs)
+    }
+
+    fn scavenge(&self, max_pages: usize) -> usize {
+        Allocator::scavenge(self, max_pages)
+    }
+
+    fn now(&self) -> u64 {
+        Pl::now()
+    }
+
+    fn current_cpu(&self) -> usize {
+        Pl::current_cpu()
+    }
+}

@@ -1,0 +1,417 @@
+//! ACE driven by scripted metrics and a fake clock.
+
+use core::cell::Cell;
+use std::vec::Vec;
+
+use super::*;
+
+/// Clock units per second of the fake clock (1 unit = 1 µs).
+const HZ: u64 = 1_000_000;
+
+/// An allocator that reports what the test scripts. Its clock advances by
+/// `cost` on every read, so a tick's duration is under the test's control.
+struct Fake {
+    totals: Cell<Totals>,
+    knobs: Cell<Knobs>,
+    clock: Cell<u64>,
+    cost: Cell<u64>,
+    cpu: Cell<usize>,
+    scavenged: Cell<usize>,
+    scavenge_calls: Cell<usize>,
+}
+
+impl Fake {
+    fn new() -> Fake {
+        Fake {
+            totals: Cell::new(Totals {
+                committed: 4 << 20,
+                live: 4 << 20,
+                ..Totals::default()
+            }),
+            knobs: Cell::new(Knobs::DEFAULT),
+            clock: Cell::new(1),
+            cost: Cell::new(0),
+            cpu: Cell::new(0),
+            scavenged: Cell::new(0),
+            scavenge_calls: Cell::new(0),
+        }
+    }
+
+    /// One interval of `ops` operations with `f` adjusting the totals.
+    fn interval(&self, ops: u64, f: impl FnOnce(&mut Totals)) {
+        let mut t = self.totals.get();
+        t.operations += ops;
+        t.cache_misses += ops / 100;
+        f(&mut t);
+        self.totals.set(t);
+        self.clock.set(self.clock.get() + 500_000);
+    }
+}
+
+impl Tunable for Fake {
+    fn totals(&self) -> Totals {
+        self.totals.get()
+    }
+    fn knobs(&self) -> Knobs {
+        self.knobs.get()
+    }
+    fn set_knobs(&self, knobs: Knobs) {
+        self.knobs.set(knobs);
+    }
+    fn scavenge(&self, max_pages: usize) -> usize {
+        self.scavenge_calls.set(self.scavenge_calls.get() + 1);
+        self.scavenged.set(self.scavenged.get() + max_pages);
+        max_pages
+    }
+    fn now(&self) -> u64 {
+        let now = self.clock.get();
+        self.clock.set(now + self.cost.get());
+        now
+    }
+    fn current_cpu(&self) -> usize {
+        self.cpu.get()
+    }
+}
+
+fn config() -> AceConfig {
+    AceConfig {
+        fast_ms: 500,
+        slow_s: 2,
+        epoch_intervals: 1_000_000,
+        ..AceConfig::DEFAULT
+    }
+}
+
+fn started(config: AceConfig) -> (Ace, Fake) {
+    let (ace, fake) = (Ace::new(), Fake::new());
+    ace.enable(&fake, config, HZ);
+    (ace, fake)
+}
+
+fn trace(ace: &Ace) -> Vec<Decision> {
+    let mut out = [Decision::EMPTY; TRACE_LEN];
+    let n = ace.decisions(0, &mut out);
+    out[..n].to_vec()
+}
+
+fn last(ace: &Ace) -> Decision {
+    *trace(ace).last().expect("a decision")
+}
+
+#[test]
+fn a_rising_depot_backlog_lowers_the_drain_threshold() {
+    let (ace, fake) = started(config());
+    for backlog in [100, 100, 100] {
+        fake.interval(100_000, |t| t.depot_backlog = backlog);
+        ace.tick(&fake, None);
+    }
+    assert_eq!(
+        fake.knobs().drain_threshold,
+        256,
+        "steady backlog: no change"
+    );
+    fake.interval(100_000, |t| t.depot_backlog = 400);
+    ace.tick(&fake, None);
+    assert_eq!(fake.knobs().drain_threshold, 128);
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::DrainThreshold, 256, 128, Reason::Backlog)
+    );
+    assert_eq!(d.metrics.depot_backlog, 400);
+}
+
+#[test]
+fn rising_lock_contention_widens_bundles() {
+    let (ace, fake) = started(config());
+    for contended in [10, 10, 10, 500] {
+        fake.interval(100_000, |t| t.depot_contended += contended);
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.knobs().bundle_width, 64);
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::BundleWidth, 32, 64, Reason::Contention)
+    );
+    assert_eq!(d.metrics.depot_contended, 500);
+}
+
+#[test]
+fn rising_llc_misses_put_the_caches_on_a_diet() {
+    let (ace, fake) = started(config());
+    let hw = |llc_misses| HwCounts {
+        llc_misses,
+        cycles: 1_000_000,
+        instructions: 1_000_000,
+    };
+    for misses in [1000, 1000, 1000] {
+        fake.interval(100_000, |_| {});
+        ace.tick(&fake, Some(hw(misses)));
+    }
+    assert_eq!(fake.knobs().cache_capacity, 64);
+    // Another CPU's counts add to the interval's.
+    fake.cpu.set(1);
+    ace.tick(&fake, Some(hw(4000)));
+    fake.interval(100_000, |_| {});
+    ace.tick(&fake, Some(hw(4000)));
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::Diet, 256, 224, Reason::LlcMisses)
+    );
+    assert_eq!(d.metrics.llc_misses, 8000);
+    assert_eq!(fake.knobs().cache_capacity, 64 * 224 / 256);
+}
+
+#[test]
+fn nothing_happens_between_fast_intervals_or_while_another_cpu_decides() {
+    let (ace, fake) = started(config());
+    fake.interval(100_000, |t| t.depot_backlog = 100);
+    ace.tick(&fake, None);
+    let before = ace.status().deciding_ticks;
+    fake.totals.set(Totals {
+        depot_backlog: 10_000,
+        ..fake.totals.get()
+    });
+    fake.clock.set(fake.clock.get() + 100_000); // 100 ms: not due
+    ace.tick(&fake, None);
+    assert_eq!(ace.status().deciding_ticks, before);
+    fake.clock.set(fake.clock.get() + 400_000);
+    let busy = ace.engine.lock();
+    ace.tick(&fake, None);
+    drop(busy);
+    assert_eq!(ace.status().deciding_ticks, before, "skipped, not waited");
+    ace.tick(&fake, None);
+    assert_eq!(ace.status().deciding_ticks, before + 1);
+}
+
+#[test]
+fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
+    let (ace, fake) = started(config());
+    fake.interval(100_000, |t| t.depot_backlog = 100);
+    ace.tick(&fake, None);
+    fake.interval(100_000, |t| t.depot_backlog = 1000);
+    ace.tick(&fake, None);
+    assert_eq!(fake.knobs().drain_threshold, 128);
+    fake.cost.set(250); // each clock read: 250 µs, so a tick takes > 200 µs
+    for _ in 0..OVER_BUDGET_LIMIT {
+        assert!(ace.is_enabled());
+        fake.interval(100_000, |_| {});
+        ace.tick(&fake, None);
+    }
+    let status = ace.status();
+    assert!(!status.enabled);
+    assert_eq!(status.off_reason, Some(Reason::TickBudget));
+    assert!(status.max_tick > 200);
+    assert_eq!(fake.knobs(), Knobs::DEFAULT, "the knobs found at enable");
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::Engine, 1, 0, Reason::TickBudget)
+    );
+    fake.interval(100_000, |t| t.depot_backlog = 100_000);
+    ace.tick(&fake, None);
+    assert_eq!(ace.status().decisions, status.decisions, "off stays off");
+}
+
+#[test]
+fn committed_memory_over_the_cap_switches_ace_off() {
+    let (ace, fake) = started(AceConfig {
+        committed_cap: 8 << 20,
+        ..config()
+    });
+    fake.interval(100_000, |_| {});
+    ace.tick(&fake, None);
+    assert!(ace.is_enabled());
+    fake.interval(100_000, |t| t.committed = 9 << 20);
+    ace.tick(&fake, None);
+    assert_eq!(ace.status().off_reason, Some(Reason::CommittedCap));
+    assert!(!ace.is_enabled());
+}
+
+#[test]
+fn growing_fragmentation_scavenges_within_the_page_budget() {
+    let (ace, fake) = started(config());
+    // Slow interval: 2 s = 4 fast intervals.
+    for _ in 0..4 {
+        fake.interval(100_000, |_| {});
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.scavenge_calls.get(), 0);
+    for _ in 0..4 {
+        fake.interval(100_000, |t| t.committed = 12 << 20);
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.scavenge_calls.get(), 1);
+    assert_eq!(fake.scavenged.get(), AceConfig::DEFAULT.scavenge_pages);
+    let d = last(&ace);
+    assert_eq!((d.knob, d.reason), (Knob::Scavenge, Reason::Fragmentation));
+    assert_eq!((d.old, d.new), (12 << 10, (12 << 10) - 1024));
+}
+
+#[test]
+fn a_scavenge_waits_when_the_tick_has_used_half_its_budget() {
+    let (ace, fake) = started(config());
+    for committed in [4, 4, 4, 4, 12, 12, 12] {
+        fake.interval(100_000, |t| t.committed = committed << 20);
+        ace.tick(&fake, None);
+    }
+    // The slow loop of this tick wants a scavenge, but by the time it
+    // would start, 110 µs of the 200 µs budget are gone.
+    fake.interval(100_000, |_| {});
+    fake.cost.set(110);
+    ace.tick(&fake, None);
+    assert_eq!(fake.scavenge_calls.get(), 0, "deferred");
+    assert!(
+        ace.is_enabled(),
+        "one tick over budget is not yet a guard trip"
+    );
+    fake.cost.set(0);
+    fake.interval(100_000, |_| {});
+    ace.tick(&fake, None);
+    assert_eq!(fake.scavenge_calls.get(), 1, "done on the next tick");
+}
+
+#[test]
+fn stable_signals_restore_the_knobs_one_step_at_a_time() {
+    let (ace, fake) = started(config());
+    fake.interval(100_000, |t| t.depot_backlog = 100);
+    ace.tick(&fake, None);
+    fake.interval(100_000, |t| t.depot_backlog = 1000);
+    ace.tick(&fake, None);
+    fake.interval(100_000, |t| t.depot_backlog = 10_000);
+    ace.tick(&fake, None);
+    assert_eq!(fake.knobs().drain_threshold, 64);
+    // Backlog back down and flat; the slow loop (2 s) restores after two
+    // stable slow intervals (hysteresis), one ladder step each time.
+    let mut drains = Vec::new();
+    for _ in 0..24 {
+        fake.interval(100_000, |t| t.depot_backlog = 10);
+        ace.tick(&fake, None);
+        drains.push(fake.knobs().drain_threshold);
+    }
+    assert_eq!(drains.first(), Some(&64));
+    assert_eq!(drains.last(), Some(&256));
+    let restores: Vec<_> = trace(&ace)
+        .into_iter()
+        .filter(|d| d.reason == Reason::Restore)
+        .map(|d| (d.old, d.new))
+        .collect();
+    assert_eq!(restores, [(64, 128), (128, 256)]);
+}
+
+#[test]
+fn the_bandit_settles_on_the_capacity_with_the_best_reward() {
+    let (ace, fake) = started(AceConfig {
+        epoch_intervals: 1,
+        ..config()
+    });
+    // Throughput peaks at capacity 16; misses fall as capacity grows.
+    for _ in 0..200 {
+        let capacity = u64::from(fake.knobs().cache_capacity);
+        let ops = match capacity {
+            16 => 1_000_000,
+            32 => 800_000,
+            _ => 500_000,
+        };
+        fake.interval(ops, |_| {});
+        ace.tick(&fake, None);
+    }
+    let engine = ace.engine.lock();
+    let plays = engine.bandit.plays();
+    let best = (0..plays.len()).max_by_key(|&a| plays[a]).unwrap();
+    assert_eq!(CAPACITY[best], 16, "plays {plays:?}");
+}
+
+#[test]
+fn intervals_follow_the_clock_rate() {
+    let c = Clocked::new(&AceConfig::DEFAULT, 2_000_000_000);
+    assert_eq!(
+        (c.fast, c.slow, c.budget),
+        (1_000_000_000, 60_000_000_000, 400_000)
+    );
+}
+
+#[test]
+fn no_floating_point_in_ace_or_the_pmu_code() {
+    let sources = [
+        include_str!("mod.rs"),
+        include_str!("config.rs"),
+        include_str!("fixed.rs"),
+        include_str!("metrics.rs"),
+        include_str!("target.rs"),
+        include_str!("trace.rs"),
+        include_str!("ucb.rs"),
+        include_str!("../../arch/x86_64/pmu.rs"),
+        include_str!("../../arch/x86_64/msr.rs"),
+    ];
+    for source in sources {
+        for float in ["f32", "f64"] {
+            assert!(!source.contains(float), "{float} in ACE code");
+        }
+    }
+}
+
+/// The hosted ticker on a real allocator: a thread ticks ACE every 10 ms
+/// while this one churns blocks through the depots; ACE decides on its
+/// ticks and its tick cost is measured (printed with `--nocapture`).
+#[cfg(feature = "std")]
+#[test]
+fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
+    use crate::hosted::HostedAllocator;
+    use crate::provider::{DecommitMode, MmapProvider};
+    use core::alloc::Layout;
+    use core::sync::atomic::AtomicBool;
+
+    let heap = HostedAllocator::new();
+    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
+    let config = crate::Config {
+        checks: false,
+        ..crate::Config::DEFAULT
+    };
+    heap.init(provider, config).expect("init");
+    let ace = Ace::new();
+    let ace_config = AceConfig {
+        fast_ms: 10,
+        slow_s: 1,
+        epoch_intervals: 2,
+        // A descheduled ticker thread is not what this test is about.
+        tick_budget_us: 50_000,
+        ..AceConfig::DEFAULT
+    };
+    ace.enable(&heap, ace_config, ticker::HOSTED_CLOCK_HZ);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| ticker::run(&ace, &heap, ace_config.fast_ms, &stop, false));
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let started = std::time::Instant::now();
+        let mut round = 0usize;
+        while started.elapsed() < std::time::Duration::from_millis(400) {
+            // Growing batches, freed at once: the depot backlog climbs.
+            let blocks: Vec<_> = (0..1000 + round * 200)
+                .map(|_| heap.alloc(layout))
+                .collect();
+            for block in blocks {
+                // SAFETY: allocated just above with `layout`, freed once.
+                unsafe { heap.dealloc(block, layout) };
+            }
+            round += 1;
+        }
+        stop.store(true, Relaxed);
+    });
+    let status = ace.status();
+    std::println!(
+        "hosted ACE: {} deciding ticks, {} decisions, tick cost mean {} ns, max {} ns",
+        status.deciding_ticks,
+        status.decisions,
+        status.total_tick / status.deciding_ticks.max(1),
+        status.max_tick
+    );
+    assert!(status.deciding_ticks >= 10, "{status:?}");
+    assert!(status.enabled, "no guard tripped: {status:?}");
+    assert!(
+        trace(&ace).iter().any(|d| d.knob != Knob::Engine),
+        "ACE changed a knob"
+    );
+}

@@ -1,0 +1,88 @@
+//! The hosted ticker: a std program has no timer interrupt, so a
+//! background thread calls [`Ace::tick`] every fast interval. There are no
+//! hardware counts here: `perf_event_open` offers no hardware events on
+//! the machines this was built on, so hosted ACE runs on software metrics.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `ACEALLOC_ACE` | `1` switches ACE on | off |
+//! | `ACEALLOC_ACE_FAST_MS` | fast loop interval, ms | 500 |
+//! | `ACEALLOC_ACE_SLOW_S` | slow loop interval, s | 30 |
+//! | `ACEALLOC_ACE_LOG` | `1` prints every decision to stderr | off |
+
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::{Ace, AceConfig, Decision, Tunable};
+
+/// Clock rate of the hosted platform's `now` (`CLOCK_MONOTONIC` in ns).
+pub const HOSTED_CLOCK_HZ: u64 = 1_000_000_000;
+
+/// ACE's settings from the environment: `None` unless `ACEALLOC_ACE=1`.
+pub fn config_from_env() -> Option<AceConfig> {
+    let number = |name| std::env::var(name).ok()?.trim().parse::<u64>().ok();
+    if number("ACEALLOC_ACE") != Some(1) {
+        return None;
+    }
+    let defaults = AceConfig::DEFAULT;
+    Some(AceConfig {
+        fast_ms: number("ACEALLOC_ACE_FAST_MS").unwrap_or(defaults.fast_ms),
+        slow_s: number("ACEALLOC_ACE_SLOW_S").unwrap_or(defaults.slow_s),
+        ..defaults
+    })
+}
+
+/// Whether `ACEALLOC_ACE_LOG=1`.
+pub fn log_from_env() -> bool {
+    std::env::var("ACEALLOC_ACE_LOG").is_ok_and(|v| v.trim() == "1")
+}
+
+/// Ticks `ace` for `target` every `fast_ms` until `stop` is set or ACE is
+/// switched off; with `log`, prints each new decision to stderr. Run it on
+/// a thread of its own (`std::thread::scope` for a target that is not
+/// `'static`).
+pub fn run<T: Tunable>(ace: &Ace, target: &T, fast_ms: u64, stop: &AtomicBool, log: bool) {
+    let mut seen = 0;
+    while !stop.load(Relaxed) && ace.is_enabled() {
+        thread::sleep(Duration::from_millis(fast_ms.max(1)));
+        ace.tick(target, None);
+        if log {
+            seen = print_after(ace, seen);
+        }
+    }
+    if log {
+        print_after(ace, seen);
+    }
+}
+
+/// Prints the decisions after `seen` to stderr; returns the last `seq`.
+fn print_after(ace: &Ace, mut seen: u64) -> u64 {
+    let mut batch = [Decision::EMPTY; 16];
+    loop {
+        let n = ace.decisions(seen, &mut batch);
+        for decision in &batch[..n] {
+            std::eprintln!("acealloc ace: {decision}");
+            seen = decision.seq;
+        }
+        if n < batch.len() {
+            return seen;
+        }
+    }
+}
+
+/// With `ACEALLOC_ACE=1`: switches `ace` on for `target` with the
+/// environment's settings and starts a ticker thread (it ends when ACE is
+/// switched off). `None` when the environment leaves ACE off.
+pub fn spawn_from_env<T: Tunable + Sync>(
+    ace: &'static Ace,
+    target: &'static T,
+) -> Option<JoinHandle<()>> {
+    let config = config_from_env()?;
+    let log = log_from_env();
+    ace.enable(target, config, HOSTED_CLOCK_HZ);
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    Some(thread::spawn(move || {
+        run(ace, target, config.fast_ms, &NEVER, log)
+    }))
+}

@@ -1,0 +1,189 @@
+//! The decision trace: a fixed-size ring of ACE's recent decisions, each
+//! with the knob, its old and new value, why, and the metrics behind it.
+//! Written only by the CPU that holds the engine's lock; no allocation.
+
+use core::fmt;
+
+use super::metrics::Metrics;
+
+/// Decisions the ring keeps; older ones are overwritten.
+pub const TRACE_LEN: usize = 64;
+
+/// What a decision changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    /// Per-CPU cache capacity (blocks per class, before the diet).
+    CacheCapacity,
+    /// Diet factor on the cache capacity, in 1/256 (256 = none).
+    Diet,
+    /// Bundle width (blocks per depot exchange).
+    BundleWidth,
+    /// Depot drain threshold (blocks).
+    DrainThreshold,
+    /// A budgeted scavenge: old and new are committed KiB.
+    Scavenge,
+    /// ACE itself: 1 on, 0 off.
+    Engine,
+}
+
+/// Why a decision was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Depot backlog rose.
+    Backlog,
+    /// Last-level-cache misses per operation rose.
+    LlcMisses,
+    /// Depot lock contention per operation rose.
+    Contention,
+    /// The bandit's next candidate (UCB1).
+    Bandit,
+    /// Fragmentation or committed memory rose.
+    Fragmentation,
+    /// Signals stable long enough: one step back toward the defaults.
+    Restore,
+    /// Guard: a tick took longer than its budget.
+    TickBudget,
+    /// Guard: committed memory passed the cap.
+    CommittedCap,
+    /// Switched on or off through the API.
+    Request,
+}
+
+/// One decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Sequence number, from 1.
+    pub seq: u64,
+    /// Clock value (`Platform::now`) when taken.
+    pub at: u64,
+    /// The knob changed.
+    pub knob: Knob,
+    /// Its value before.
+    pub old: u64,
+    /// Its value after.
+    pub new: u64,
+    /// Why.
+    pub reason: Reason,
+    /// The interval's metrics behind it.
+    pub metrics: Metrics,
+}
+
+impl Decision {
+    /// A placeholder for arrays that [`Ace::decisions`](super::Ace::decisions) fills.
+    pub const EMPTY: Decision = Decision {
+        seq: 0,
+        at: 0,
+        knob: Knob::Engine,
+        old: 0,
+        new: 0,
+        reason: Reason::Request,
+        metrics: Metrics::ZERO,
+    };
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.metrics;
+        write!(
+            f,
+            "#{} {:?} {} -> {} ({:?}): {} ops, backlog {}, contended {}, llc misses {}, committed {} KiB, live {} KiB",
+            self.seq,
+            self.knob,
+            self.old,
+            self.new,
+            self.reason,
+            m.operations,
+            m.depot_backlog,
+            m.depot_contended,
+            m.llc_misses,
+            m.committed / 1024,
+            m.live / 1024
+        )
+    }
+}
+
+/// The ring.
+pub struct Trace {
+    ring: [Option<Decision>; TRACE_LEN],
+    /// Decisions recorded in all (the last one's `seq`).
+    recorded: u64,
+}
+
+impl Trace {
+    pub const fn new() -> Trace {
+        Trace {
+            ring: [None; TRACE_LEN],
+            recorded: 0,
+        }
+    }
+
+    /// Records a decision (giving it the next `seq`) and logs it through
+    /// the `log` crate when that feature is on.
+    pub fn record(&mut self, mut decision: Decision) -> Decision {
+        self.recorded += 1;
+        decision.seq = self.recorded;
+        self.ring[(self.recorded % TRACE_LEN as u64) as usize] = Some(decision);
+        #[cfg(feature = "log")]
+        log::info!("acealloc ace: {decision}");
+        decision
+    }
+
+    /// Decisions recorded in all.
+    pub fn recorded(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Copies the kept decisions with `seq > after` into `out`, oldest
+    /// first, as many as fit; returns how many.
+    pub fn copy_after(&self, after: u64, out: &mut [Decision]) -> usize {
+        let first = self
+            .recorded
+            .saturating_sub(TRACE_LEN as u64 - 1)
+            .max(after + 1)
+            .max(1);
+        let mut n = 0;
+        for seq in first..=self.recorded {
+            if n == out.len() {
+                break;
+            }
+            if let Some(d) = self.ring[(seq % TRACE_LEN as u64) as usize] {
+                out[n] = d;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(new: u64) -> Decision {
+        Decision {
+            seq: 0,
+            at: 0,
+            knob: Knob::DrainThreshold,
+            old: 0,
+            new,
+            reason: Reason::Backlog,
+            metrics: Metrics::default(),
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_decisions_oldest_first() {
+        let mut trace = Trace::new();
+        for i in 0..100 {
+            trace.record(decision(i));
+        }
+        let mut out = [decision(0); 100];
+        let n = trace.copy_after(0, &mut out);
+        assert_eq!(n, TRACE_LEN);
+        assert_eq!(out[0].new, 100 - TRACE_LEN as u64);
+        assert_eq!(out[n - 1].new, 99);
+        assert_eq!(out[n - 1].seq, 100);
+        assert_eq!(trace.copy_after(98, &mut out), 2);
+        assert_eq!(out[0].seq, 99);
+    }
+}
