@@ -70,7 +70,7 @@ const MIN_OPS: u64 = 1000;
 /// Floors of the "up" tests: depot blocks; contended acquisitions and LLC
 /// misses per million operations; fragmentation in 1/1024; committed bytes.
 const BACKLOG_FLOOR: u64 = 64;
-const CONTENTION_FLOOR: u64 = 100;
+const CONTENTION_FLOOR: u64 = 1000;
 const LLC_FLOOR: u64 = 1000;
 const FRAGMENTATION_FLOOR: u64 = 128;
 /// Fragmentation (in 1/1024) at or above which every slow interval
@@ -481,16 +481,20 @@ impl Engine {
         // only with half the budget still left, else on a later tick.
         if self.scavenge_due && target.now().wrapping_sub(start) < self.clocked.budget / 2 {
             self.scavenge_due = false;
+            // Only scavenges that decommitted something are traced (with
+            // decommit off, or nothing idle, they change nothing).
             let pages = target.scavenge(self.config.scavenge_pages) as u64;
-            let after = m.committed.saturating_sub(pages * crate::PAGE_SIZE as u64);
-            self.record(
-                start,
-                Knob::Scavenge,
-                m.committed / 1024,
-                after / 1024,
-                Reason::Fragmentation,
-                m,
-            );
+            if pages > 0 {
+                let after = m.committed.saturating_sub(pages * crate::PAGE_SIZE as u64);
+                self.record(
+                    start,
+                    Knob::Scavenge,
+                    m.committed / 1024,
+                    after / 1024,
+                    Reason::Fragmentation,
+                    m,
+                );
+            }
         }
 
         let took = target.now().wrapping_sub(start);

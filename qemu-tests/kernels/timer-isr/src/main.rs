@@ -9,17 +9,26 @@
 //! a sixth of them or, on a loaded host, far fewer), so the run goes on past `seconds` until
 //! every CPU has handled [`MIN_TICKS`] ticks, one of them during an allocator call, for at most
 //! [`MAX_SECONDS`].
+//!
+//! With `ace=1` (the `timer-isr-ace` run) every tick also drives ACE, the adaptive control
+//! engine, from the same handler on every CPU, and the run prints ACE's decision trace and
+//! what its ticks cost. That run keeps decommit off: the kernels' TLB flush is local to one CPU
+//! (see `kernel_support::heaps::init_frame_heap`), so unmapping idle runs that other CPUs used
+//! could leave them stale entries; ACE's scavenge then releases empty slabs only.
 #![no_std]
 #![no_main]
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use acealloc::Allocator;
+use acealloc::ace::{Ace, AceConfig, Decision, Knob};
+use acealloc::arch::msr::Rdmsr;
+use acealloc::arch::pmu::{Counters, Pmu};
+use acealloc::{Allocator, Config, DecommitMode};
 use acealloc_kernel_rt::{
     BootInfo, MAX_CPUS, cpu_count, cpu_index, entry, interrupts, println, run_on_all_cpus, timer,
 };
-use kernel_support::clock::Stopwatch;
+use kernel_support::clock::{self, Stopwatch};
 use kernel_support::frames::PhysicalFrames;
 use kernel_support::heaps::{self, CONFIG, FrameHeap};
 use kernel_support::pattern::{Coverage, Patterned};
@@ -94,6 +103,14 @@ unsafe impl GlobalAlloc for MarkedHeap {
 
 static MARKED: MarkedHeap = MarkedHeap;
 
+/// ACE, on in the `ace=1` run: every CPU's timer handler ticks it.
+static ACE: Ace = Ace::new();
+
+/// Each CPU's PMU counters, where its CPU has a PMU (none under QEMU TCG). Only that CPU's
+/// handler samples them, so the lock is never contended.
+static PMU: [SpinMutex<Option<Counters<Rdmsr>>>; MAX_CPUS] =
+    [const { SpinMutex::new(None) }; MAX_CPUS];
+
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).expect("valid layout")
 }
@@ -101,6 +118,13 @@ fn layout(size: usize) -> Layout {
 /// The timer handler: allocates, checks and frees blocks of every [`TICK_SIZES`] size, replaces
 /// one kept block, and now and then takes a large block.
 fn on_tick(cpu: usize) {
+    if ACE.is_enabled() {
+        let hw = PMU[cpu].try_lock().and_then(|mut counters| {
+            // SAFETY: this CPU's counters, started on this CPU; the handler runs in ring 0.
+            counters.as_mut().map(|c| unsafe { c.sample() })
+        });
+        ACE.tick(&HEAP, hw);
+    }
     let Some(mut state) = HANDLERS[cpu].try_lock() else {
         check!(
             false,
@@ -196,11 +220,24 @@ fn allocate_until_stopped(cpu: usize, hz: u32, millis: u64) -> u64 {
 fn main(boot: &'static BootInfo) -> ! {
     let hz = args::number(boot, "timer-hz", 10_000) as u32;
     let seconds = args::number(boot, "seconds", 3);
+    let ace = args::number(boot, "ace", 0) != 0;
     let mut suite = Suite::start("timer-isr");
     suite.test("init over the frame provider", || {
-        let result = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG);
+        let config = match ace {
+            true => Config {
+                decommit: DecommitMode::Off,
+                ..CONFIG
+            },
+            false => CONFIG,
+        };
+        let result = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), config);
         check!(result.is_ok(), "init failed: {result:?}");
     });
+    if ace {
+        suite.test("ACE on, with the PMU counters every CPU has", || {
+            start_ace(boot)
+        });
+    }
     suite.test(
         "handler allocates on every tick, loop allocates meanwhile",
         || {
@@ -215,6 +252,9 @@ fn main(boot: &'static BootInfo) -> ! {
             report(hz, elapsed.load(Relaxed));
         },
     );
+    if ace {
+        suite.test("ACE ticked on every CPU and acted", report_ace);
+    }
     suite.finish()
 }
 
@@ -252,4 +292,62 @@ fn report(hz: u32, millis: u64) {
     let live = HEAP.stats().live_bytes;
     check!(live == 0, "{live} bytes live after every block was freed");
     println!("    {ticks} ticks handled, {allocations} allocations in the handler, in all");
+}
+
+/// Starts each CPU's PMU counters (none under TCG: detection says so from CPUID) and switches
+/// ACE on with the fast and slow intervals of the command line (`ace-fast-ms`, `ace-slow-s`).
+fn start_ace(boot: &BootInfo) {
+    run_on_all_cpus(&|cpu| {
+        let pmu = Pmu::detect();
+        // SAFETY: ring 0, on the CPU `pmu` was detected on; nothing else in this kernel uses
+        // the performance counters.
+        *PMU[cpu].lock() = unsafe { Counters::start(pmu, Rdmsr) };
+        if cpu == 0 {
+            println!("    PMU: {pmu:?}");
+        }
+    });
+    let config = AceConfig {
+        fast_ms: args::number(boot, "ace-fast-ms", 100),
+        slow_s: args::number(boot, "ace-slow-s", 1),
+        tick_budget_us: args::number(boot, "ace-budget-us", AceConfig::DEFAULT.tick_budget_us),
+        ..AceConfig::DEFAULT
+    };
+    let hz = acealloc::arch::cpu::tsc_hz().unwrap_or_else(clock::tsc_hz);
+    println!(
+        "    ACE: fast {} ms, slow {} s, tick budget {} us; clock {} MHz",
+        config.fast_ms,
+        config.slow_s,
+        config.tick_budget_us,
+        hz / 1_000_000
+    );
+    ACE.enable(&HEAP, config, hz);
+}
+
+/// Prints ACE's decision trace and tick cost; checks that it decided on ticks and changed
+/// knobs, and, if a guard switched it off, says which.
+fn report_ace() {
+    let status = ACE.status();
+    let mut trace = [Decision::EMPTY; acealloc::ace::TRACE_LEN];
+    let n = ACE.decisions(0, &mut trace);
+    for decision in &trace[..n] {
+        println!("    {decision}");
+    }
+    let hz = acealloc::arch::cpu::tsc_hz().unwrap_or_else(clock::tsc_hz);
+    let ns = |cycles: u64| (u128::from(cycles) * 1_000_000_000 / u128::from(hz)) as u64;
+    let mean = status.total_tick / status.deciding_ticks.max(1);
+    println!(
+        "    ACE: {} deciding ticks, {} decisions; tick cost mean {} cycles ({} ns), max {} cycles ({} ns); on: {}, switched off by: {:?}",
+        status.deciding_ticks,
+        status.decisions,
+        mean,
+        ns(mean),
+        status.max_tick,
+        ns(status.max_tick),
+        status.enabled,
+        status.off_reason,
+    );
+    check!(status.deciding_ticks > 0, "ACE never decided on a tick");
+    let acted = trace[..n].iter().any(|d| d.knob != Knob::Engine);
+    check!(acted, "ACE changed no knob");
+    ACE.disable(&HEAP);
 }
