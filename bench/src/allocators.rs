@@ -8,13 +8,17 @@
 //!   `buddy_system_allocator::LockedHeap`), a `spin::Mutex` around `rlsf::Tlsf`, which has none.
 //! - acealloc runs as a std program gets it (the hosted platform: CPU index from rseq, per-CPU
 //!   caches try-locked; the `mmap` page provider) in each [`AceVariant`], and over a
-//!   `RegionProvider` for the region-only heap-efficiency workload. `acealloc-balanced-1cpu` is
+//!   `RegionProvider` for the region-only heap-efficiency workload; `acealloc-balanced-ace` adds
+//!   the adaptive control engine, ticked by a thread of the run. `acealloc-balanced-1cpu` is
 //!   the kernel-style build of `benches/fast_path.rs` (an exclusive CPU, no lock) for the
 //!   fast-path count only.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use acealloc::ace::{Ace, AceConfig, Tunable, ticker};
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::{DecommitMode, MmapProvider};
 use acealloc::{Allocator, Config, Platform, Profile, RegionProvider};
@@ -23,35 +27,73 @@ use crate::region::Region;
 
 /// One configuration of acealloc under test.
 ///
-/// This is the single place where acealloc's variants are declared: today only the profile
-/// varies (`acealloc::Profile`, passed through `Config`). When the adaptive control engine
-/// exists, its on/off switch becomes a field here, a suffix in [`name`](Self::name), a setting
-/// in [`config`](Self::config) and more entries in [`ACE_VARIANTS`].
+/// This is the single place where acealloc's variants are declared: the profile
+/// (`acealloc::Profile`, passed through `Config`) and whether the adaptive control engine runs
+/// ([`ace_config`](Self::ace_config)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AceVariant {
     pub profile: Profile,
+    pub ace: bool,
 }
 
 /// Every acealloc variant measured, in table order.
-pub const ACE_VARIANTS: [AceVariant; 3] = [
+pub const ACE_VARIANTS: [AceVariant; 4] = [
     AceVariant {
         profile: Profile::Fast,
+        ace: false,
     },
     AceVariant {
         profile: Profile::Balanced,
+        ace: false,
     },
     AceVariant {
         profile: Profile::Lean,
+        ace: false,
+    },
+    AceVariant {
+        profile: Profile::Balanced,
+        ace: true,
     },
 ];
 
 impl AceVariant {
     pub fn name(self) -> &'static str {
-        match self.profile {
-            Profile::Fast => "acealloc-fast",
-            Profile::Balanced => "acealloc-balanced",
-            Profile::Lean => "acealloc-lean",
+        match (self.profile, self.ace) {
+            (Profile::Fast, false) => "acealloc-fast",
+            (Profile::Balanced, false) => "acealloc-balanced",
+            (Profile::Lean, false) => "acealloc-lean",
+            (Profile::Fast, true) => "acealloc-fast-ace",
+            (Profile::Balanced, true) => "acealloc-balanced-ace",
+            (Profile::Lean, true) => "acealloc-lean-ace",
         }
+    }
+
+    /// ACE's settings when the variant runs it: a 100 ms fast loop and a 5 s slow loop, since a
+    /// run lasts seconds (the defaults, 500 ms and 30 s, would barely act in one).
+    pub fn ace_config(self) -> Option<AceConfig> {
+        self.ace.then_some(AceConfig {
+            fast_ms: 100,
+            slow_s: 5,
+            ..AceConfig::DEFAULT
+        })
+    }
+
+    /// Runs `run` with ACE ticking `heap` from a thread of its own when the variant asks for
+    /// it (`ACEALLOC_ACE_LOG=1` prints its decisions); ACE stops when `run` returns.
+    fn with_ace<T: Tunable + Sync, R>(self, heap: &T, run: impl FnOnce() -> R) -> R {
+        let Some(config) = self.ace_config() else {
+            return run();
+        };
+        let engine = Box::new(Ace::new());
+        engine.enable(heap, config, ticker::HOSTED_CLOCK_HZ);
+        let stop = AtomicBool::new(false);
+        let log = ticker::log_from_env();
+        std::thread::scope(|s| {
+            s.spawn(|| ticker::run(&engine, heap, config.fast_ms, &stop, log));
+            let output = run();
+            stop.store(true, Relaxed);
+            output
+        })
     }
 
     /// The configuration acealloc gets: the variant's settings, checks off (as in release).
@@ -143,7 +185,7 @@ impl Alloc {
                 let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
                     .expect("reserve acealloc's address space");
                 ace.init(provider, variant.config()).expect("acealloc init");
-                visit.visit(&*ace)
+                variant.with_ace(&*ace, || visit.visit(&*ace))
             }
             Alloc::AceallocOneCpu => {
                 let ace = Box::new(Allocator::<MmapProvider, OneCpu>::new());
@@ -151,6 +193,7 @@ impl Alloc {
                     .expect("reserve acealloc's address space");
                 let balanced = AceVariant {
                     profile: Profile::Balanced,
+                    ace: false,
                 };
                 ace.init(provider, balanced.config())
                     .expect("acealloc init");
@@ -178,7 +221,7 @@ impl Alloc {
                 // SAFETY: the region is ours and outlives the allocator.
                 let provider = unsafe { RegionProvider::new(start, len) };
                 ace.init(provider, variant.config()).expect("acealloc init");
-                visit.visit(&*ace)
+                variant.with_ace(&*ace, || visit.visit(&*ace))
             }
             Alloc::Talc => {
                 let talc =
