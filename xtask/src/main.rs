@@ -5,7 +5,8 @@
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU, streaming its table to the terminal;
-//!   `demo --hosted` runs the hosted demo (`examples/demo.rs`) instead (`demo.rs`).
+//!   `demo --ace` with ACE tuning the knobs; `demo --hosted` runs the hosted demo
+//!   (`examples/demo.rs`) instead (`demo.rs`).
 //!
 //! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
 
@@ -31,9 +32,11 @@ usage: cargo xtask <task>
       target/qemu-logs/<run>.log.
   test
       Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
-  demo [seconds]
+  demo [--ace] [seconds]
       The demo: a kernel on 4 CPUs in QEMU runs a mixed workload and prints a
       table of the allocator's state each second (default 5 s of guest time).
+      --ace: ACE tunes the knobs, ticked by every CPU's timer; its decision
+      trace closes the run.
   demo --hosted [seconds] [threads]
       The hosted demo: acealloc as the global allocator of a threaded workload.
   bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]

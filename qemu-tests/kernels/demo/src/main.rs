@@ -4,6 +4,11 @@
 //! CPU's cache hit rate, committed and live memory, and the knob values. Halfway through, the
 //! knobs change to small caches, to show what they do. Then a summary, and the run passes if
 //! every block came back intact.
+//!
+//! With `ace=1` (`cargo xtask demo --ace`, and the `demo-ace` test run) ACE tunes the knobs
+//! instead: a 1 kHz timer on every CPU ticks it, the knob columns show its moves, and its
+//! decision trace closes the run. Decommit stays off there, as in `timer-isr-ace`: the kernels'
+//! TLB flush reaches one CPU only, and ACE would scavenge idle runs other CPUs used.
 #![no_std]
 #![no_main]
 
@@ -11,9 +16,11 @@ use core::alloc::Layout;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use acealloc::{Allocator, CpuStats, Knobs};
+use acealloc::ace::{Ace, AceConfig, Decision, TRACE_LEN};
+use acealloc::{Allocator, Config, CpuStats, DecommitMode, Knobs};
 use acealloc_kernel_rt::{
-    BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, println, run_on_all_cpus,
+    BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, interrupts, println, run_on_all_cpus,
+    timer,
 };
 use kernel_support::clock::{self, Stopwatch};
 use kernel_support::frames::PhysicalFrames;
@@ -42,10 +49,27 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// Most bytes committed at the end of any second.
 static PEAK_COMMITTED: AtomicUsize = AtomicUsize::new(0);
 
+/// ACE, on with `ace=1`, ticked by every CPU's timer.
+static ACE: Ace = Ace::new();
+/// Timer rate of the `ace=1` run.
+const ACE_TIMER_HZ: u32 = 1000;
+
+fn tick_ace(_cpu: usize) {
+    ACE.tick(&HEAP, None);
+}
+
 fn main(boot: &'static BootInfo) -> ! {
     let seconds = args::number(boot, "seconds", 5);
+    let ace = args::number(boot, "ace", 0) != 0;
     clock::calibrate();
-    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG) {
+    let config = match ace {
+        true => Config {
+            decommit: DecommitMode::Off,
+            ..CONFIG
+        },
+        false => CONFIG,
+    };
+    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), config) {
         println!("demo: heap init failed: {error:?}");
         exit(ExitCode::Failure);
     }
@@ -54,17 +78,37 @@ fn main(boot: &'static BootInfo) -> ! {
         "demo: acealloc on {cpus} CPUs, heap of frames mapped on demand at {FRAME_HEAP_START:#x}"
     );
     println!(
-        "demo: every CPU runs mixed-ws400 (400 slots, 16-1040 B) plus a {} KiB block every {BATCH} steps; the knobs shrink after {} s",
-        LARGE / 1024,
-        seconds / 2
+        "demo: every CPU runs mixed-ws400 (400 slots, 16-1040 B) plus a {} KiB block every {BATCH} steps",
+        LARGE / 1024
     );
+    if ace {
+        // TCG runs a deciding tick about a hundred times slower than hardware: a 20 ms budget.
+        let config = AceConfig {
+            fast_ms: 250,
+            slow_s: 2,
+            tick_budget_us: 20_000,
+            ..AceConfig::DEFAULT
+        };
+        println!(
+            "demo: ACE tunes the knobs (fast loop {} ms, slow loop {} s), ticked by a {ACE_TIMER_HZ} Hz timer on every CPU",
+            config.fast_ms, config.slow_s
+        );
+        ACE.enable(&HEAP, config, clock::tsc_hz());
+        timer::set_handler(tick_ace);
+    } else {
+        println!("demo: the knobs shrink after {} s", seconds / 2);
+    }
     println!("{}", Header(cpus));
     let stopwatch = Stopwatch::start();
     run_on_all_cpus(&|cpu| {
         let mut workload = Mixed::new(&HEAP, cpu as u64, Coverage::Full);
         let large = Layout::from_size_align(LARGE, 8).expect("valid layout");
         let mut large_operations = 0;
-        let mut table = (cpu == 0).then(|| Table::new(cpus, seconds));
+        let mut table = (cpu == 0).then(|| Table::new(cpus, seconds, !ace));
+        if ace {
+            timer::start(ACE_TIMER_HZ);
+            interrupts::enable();
+        }
         while !STOP.load(Relaxed) {
             let mixed_intact = workload.run(BATCH);
             let large_intact = Patterned::alloc(&HEAP, large, cpu as u64, Coverage::Ends)
@@ -77,9 +121,16 @@ fn main(boot: &'static BootInfo) -> ! {
                 STOP.store(true, Relaxed);
             }
         }
+        if ace {
+            timer::stop();
+            interrupts::disable();
+        }
         workload.release();
     });
     summary(stopwatch.millis());
+    if ace {
+        ace_summary();
+    }
     exit(if suite::failed_checks() == 0 {
         ExitCode::Success
     } else {
@@ -112,13 +163,16 @@ struct Table {
     reported: u64,
     operations: [u64; MAX_CPUS],
     cache: [CpuStats; MAX_CPUS],
+    /// Whether to shrink the knobs halfway (not while ACE tunes them).
+    shrink: bool,
 }
 
 impl Table {
-    fn new(cpus: usize, seconds: u64) -> Table {
+    fn new(cpus: usize, seconds: u64, shrink: bool) -> Table {
         Table {
             cpus,
             seconds,
+            shrink,
             stopwatch: Stopwatch::start(),
             reported: 0,
             operations: [0; MAX_CPUS],
@@ -135,7 +189,7 @@ impl Table {
         self.reported += 1;
         let row = Row::take(self);
         println!("{row}");
-        if self.reported == self.seconds / 2 {
+        if self.shrink && self.reported == self.seconds / 2 {
             HEAP.set_knobs(SMALL_CACHES);
         }
         self.reported >= self.seconds
@@ -233,4 +287,32 @@ fn summary(millis: u64) {
         trimmed.live_bytes / 1024,
         trimmed.committed_bytes / 1024
     );
+}
+
+/// ACE's closing lines: what its ticks cost and its decision trace. Fails the run if it never
+/// decided or a guard switched it off.
+fn ace_summary() {
+    let status = ACE.status();
+    let hz = u128::from(clock::tsc_hz());
+    let micros = |cycles: u64| (u128::from(cycles) * 1_000_000 / hz) as u64;
+    println!(
+        "demo: ACE made {} decisions in {} deciding ticks (mean {} us, max {} us of TCG time); on: {}",
+        status.decisions,
+        status.deciding_ticks,
+        micros(status.total_tick / status.deciding_ticks.max(1)),
+        micros(status.max_tick),
+        status.enabled
+    );
+    let mut trace = [Decision::EMPTY; TRACE_LEN];
+    let n = ACE.decisions(0, &mut trace);
+    for decision in &trace[..n] {
+        println!("demo:   {decision}");
+    }
+    check!(status.deciding_ticks > 0, "ACE never decided on a tick");
+    check!(
+        status.enabled,
+        "a guard switched ACE off: {:?}",
+        status.off_reason
+    );
+    ACE.disable(&HEAP);
 }
