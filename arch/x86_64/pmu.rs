@@ -38,6 +38,11 @@ pub enum Pmu {
         width: u8,
         /// Fixed-function counters (version 2 and later).
         fixed: u8,
+        /// Width of the fixed-function counters in bits (leaf 0xA EDX[12:5]).
+        fixed_width: u8,
+        /// Whether the architectural "LLC Misses" event is available: EBX
+        /// bit 4 clear and within the EBX length of EAX[31:24].
+        llc_misses: bool,
     },
     /// AMD core performance counters (PerfCtl/PerfCtr pairs at 0xC001_0200).
     AmdCore {
@@ -67,6 +72,8 @@ impl Pmu {
                 } else {
                     0
                 },
+                fixed_width: info.fixed_function_counters_bit_width(),
+                llc_misses: info.ebx_length() > 4 && !info.is_ll_cache_miss_ev_unavailable(),
             };
         }
         let is_amd = cpuid
@@ -166,8 +173,8 @@ pub struct Counters<M: MsrAccess> {
     msr: M,
     /// The counter MSR of each [`HwCounts`] field, if counted.
     counter: [Option<u32>; 3],
-    /// Counter widths in bits, for deltas across a wrap.
-    width: u8,
+    /// Each counter's width in bits, for deltas across a wrap.
+    width: [u8; 3],
     /// The value each counter had at the previous [`sample`](Self::sample).
     last: [u64; 3],
 }
@@ -183,7 +190,7 @@ impl<M: MsrAccess> Counters<M> {
     /// control (they are overwritten; the global control keeps only these).
     pub unsafe fn start(pmu: Pmu, msr: M) -> Option<Self> {
         let mut plan: [Option<Planned>; 3] = [None; 3];
-        let width;
+        let width: [u8; 3];
         match pmu {
             Pmu::None => return None,
             Pmu::IntelArch {
@@ -191,10 +198,13 @@ impl<M: MsrAccess> Counters<M> {
                 counters,
                 width: w,
                 fixed,
+                fixed_width,
+                llc_misses,
             } => {
-                width = w;
                 let gp = |n: u32, sel| Planned::general(IA32_PMC0 + n, IA32_PERFEVTSEL0 + n, sel);
-                plan[LLC] = gp(0, INTEL_LLC_MISSES);
+                if llc_misses {
+                    plan[LLC] = gp(0, INTEL_LLC_MISSES);
+                }
                 if version >= 2 && fixed >= 2 {
                     plan[INSTRUCTIONS] = Planned::fixed(IA32_FIXED_CTR0);
                     plan[CYCLES] = Planned::fixed(IA32_FIXED_CTR1);
@@ -202,6 +212,11 @@ impl<M: MsrAccess> Counters<M> {
                     plan[CYCLES] = gp(1, INTEL_CYCLES);
                     plan[INSTRUCTIONS] = gp(2, INTEL_INSTRUCTIONS);
                 }
+                let on_fixed = plan[CYCLES] == Planned::fixed(IA32_FIXED_CTR1);
+                width = match on_fixed {
+                    true => [w, fixed_width, fixed_width],
+                    false => [w; 3],
+                };
                 let global = version >= 2;
                 // SAFETY: ring 0 on this CPU and the registers are ours (the
                 // caller's contract); perfmon version 2 has the global
@@ -211,7 +226,7 @@ impl<M: MsrAccess> Counters<M> {
                         msr.write(IA32_PERF_GLOBAL_CTRL, 0);
                     }
                     Self::program(&msr, &plan);
-                    if plan[CYCLES] == Planned::fixed(IA32_FIXED_CTR1) {
+                    if on_fixed {
                         msr.write(IA32_FIXED_CTR_CTRL, FIXED_0_1_BOTH_MODES);
                     }
                     if global {
@@ -227,7 +242,7 @@ impl<M: MsrAccess> Counters<M> {
                 }
             }
             Pmu::AmdCore { .. } => {
-                width = AMD_WIDTH;
+                width = [AMD_WIDTH; 3];
                 let gp = |n: u32, sel| {
                     Planned::general(AMD_PERF_CTR0 + 2 * n, AMD_PERF_CTL0 + 2 * n, sel)
                 };
@@ -278,7 +293,7 @@ impl<M: MsrAccess> Counters<M> {
             if let Some(counter) = *counter {
                 // SAFETY: `start` found this counter on this CPU.
                 let now = unsafe { self.msr.read(counter) };
-                delta[i] = wrapping_delta(self.last[i], now, self.width);
+                delta[i] = wrapping_delta(self.last[i], now, self.width[i]);
                 self.last[i] = now;
             }
         }
@@ -329,9 +344,21 @@ mod tests {
                 version: 4,
                 counters: 8,
                 width: 48,
-                fixed: 3
+                fixed: 3,
+                fixed_width: 48,
+                llc_misses: true,
             }
         );
+        // EBX bit 4 set: the LLC Misses event is not available.
+        let cpuid = CpuId::with_cpuid_reader(|leaf: u32, _sub: u32| match leaf {
+            0 => vendor(b"GenuineIntel", 0xA),
+            0xA => regs(0x0730_0804, 1 << 4, 0, 0x0603),
+            _ => regs(0, 0, 0, 0),
+        });
+        let Pmu::IntelArch { llc_misses, .. } = Pmu::detect_with(cpuid) else {
+            panic!("an Intel PMU");
+        };
+        assert!(!llc_misses);
     }
 
     #[test]
@@ -385,8 +412,14 @@ mod tests {
             }
         }
 
-        fn width(&self) -> u8 {
+        /// The width of counter MSR `msr`.
+        fn width(&self, msr: u32) -> u8 {
             match self.pmu {
+                Pmu::IntelArch { fixed_width, .. }
+                    if (IA32_FIXED_CTR0..=IA32_FIXED_CTR1).contains(&msr) =>
+                {
+                    fixed_width
+                }
                 Pmu::IntelArch { width, .. } => width,
                 _ => 48,
             }
@@ -426,7 +459,7 @@ mod tests {
         }
 
         fn add(&self, msr: u32, n: u64) {
-            let mask = wrapping_delta(0, u64::MAX, self.width());
+            let mask = wrapping_delta(0, u64::MAX, self.width(msr));
             let value = self.get(msr).wrapping_add(n) & mask;
             self.regs.borrow_mut().insert(msr, value);
         }
@@ -487,7 +520,7 @@ mod tests {
             let counter = self.gp().iter().any(|&(_, ctr)| ctr == msr)
                 || (IA32_FIXED_CTR0..=IA32_FIXED_CTR1).contains(&msr);
             let value = if counter {
-                value & wrapping_delta(0, u64::MAX, self.width())
+                value & wrapping_delta(0, u64::MAX, self.width(msr))
             } else {
                 value
             };
@@ -500,6 +533,8 @@ mod tests {
         counters: 8,
         width: 48,
         fixed: 3,
+        fixed_width: 40,
+        llc_misses: true,
     };
 
     fn start(model: &ModelPmu) -> Counters<&ModelPmu> {
@@ -546,6 +581,12 @@ mod tests {
         model.llc_misses(25);
         assert_eq!(model.get(IA32_PMC0), 15, "the modelled counter wrapped");
         assert_eq!(sample(&mut counters).llc_misses, 25);
+        // Fixed counters wrap at their own width (40 bits here).
+        model.cycles((1 << 40) - 1);
+        assert_eq!(sample(&mut counters).cycles, (1 << 40) - 1);
+        model.cycles(2);
+        assert_eq!(model.get(IA32_FIXED_CTR1), 1, "the fixed counter wrapped");
+        assert_eq!(sample(&mut counters).cycles, 2);
         assert_eq!(wrapping_delta(u64::MAX - 1, 3, 64), 5);
     }
 
@@ -558,6 +599,8 @@ mod tests {
             counters: 4,
             width: 40,
             fixed: 0,
+            fixed_width: 0,
+            llc_misses: true,
         });
         let mut counters = start(&model);
         model.llc_misses(7);
@@ -570,6 +613,8 @@ mod tests {
             counters: 2,
             width: 40,
             fixed: 0,
+            fixed_width: 0,
+            llc_misses: true,
         });
         let mut counters = start(&two);
         two.llc_misses(7);
@@ -579,6 +624,25 @@ mod tests {
             counts(7, 0, 0),
             "no counter for cycles"
         );
+    }
+
+    #[test]
+    fn an_unavailable_llc_miss_event_is_not_programmed() {
+        let model = ModelPmu::new(Pmu::IntelArch {
+            version: 4,
+            counters: 8,
+            width: 48,
+            fixed: 3,
+            fixed_width: 48,
+            llc_misses: false,
+        });
+        let mut counters = start(&model);
+        assert_eq!(model.get(IA32_PERFEVTSEL0), 0);
+        assert_eq!(model.get(IA32_PERF_GLOBAL_CTRL), 0b11 << 32);
+        model.llc_misses(5);
+        model.cycles(6);
+        model.instructions(7);
+        assert_eq!(sample(&mut counters), counts(0, 6, 7));
     }
 
     #[test]
