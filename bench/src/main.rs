@@ -4,6 +4,7 @@
 //! ```text
 //! acealloc-bench list
 //! acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]
+//! acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]
 //! ```
 //!
 //! `list` prints the standard matrix, one `CELL workload=… threads=… metric=… allocs=a,b,…` line
@@ -29,6 +30,7 @@ mod block;
 mod region;
 mod report;
 mod rng;
+mod soak;
 mod workloads;
 
 use std::process::ExitCode;
@@ -38,7 +40,8 @@ use allocators::Alloc;
 use workloads::{Params, Workload};
 
 const USAGE: &str = "usage: acealloc-bench list
-       acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]";
+       acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]
+       acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]";
 
 /// Time limit of a run unless `--time-limit` says otherwise.
 const DEFAULT_TIME_LIMIT_SECS: f64 = 30.0;
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Some("run") => run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -7,6 +7,8 @@
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU, streaming its table to the terminal;
 //!   `demo --ace` with ACE tuning the knobs; `demo --hosted` runs the hosted demo
 //!   (`examples/demo.rs`) instead (`demo.rs`).
+//! - `soak` runs `mixed-ws400` for minutes in one process and reports RSS drift and the spread
+//!   of throughput (`soak.rs`).
 //!
 //! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
 
@@ -16,6 +18,7 @@ mod demo;
 mod kernels;
 mod plot;
 mod qemu;
+mod soak;
 mod toolchain;
 
 use std::path::{Path, PathBuf};
@@ -43,7 +46,11 @@ usage: cargo xtask <task>
       acealloc against glibc, mimalloc, jemalloc, talc, linked_list_allocator,
       buddy_system_allocator and rlsf, one process per run (bench.rs). Writes
       bench-results/<date>/: results.csv, results.md, plots. --quick: every
-      workload briefly, without jemalloc; fails if a data check fails (CI).";
+      workload briefly, without jemalloc; fails if a data check fails (CI).
+  soak [--minutes N] [--profile fast|balanced|lean] [--epoch-secs S] [--phased] [--decommit M]
+      mixed-ws400 on hosted acealloc in one process, in epochs (soak.rs): writes
+      bench-results/soak/<profile>.csv and .png, reports RSS drift, throughput CV
+      and provider calls per million operations.";
 
 /// The verdict on one check or QEMU run.
 pub struct Verdict {
@@ -74,6 +81,7 @@ fn main() -> ExitCode {
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
+        "soak" => soak::run(&root, rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(true)

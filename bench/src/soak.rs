@@ -1,0 +1,137 @@
+//! `acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]`:
+//! `mixed-ws400` on hosted acealloc in one process for a long time, one line per epoch.
+//!
+//! Each epoch runs the workload for `S` seconds (default 5) and prints
+//! `EPOCH index=… secs=… ops=… rss_kib=… committed_kib=… live_kib=… provider_calls=…
+//! decommitted_kib=…` (`ops` and `provider_calls` are the epoch's own). The slots carry over
+//! from epoch to epoch, so the live set stays the workload's steady state; what changes with
+//! time is only what the allocator keeps. With `--phased` the block sizes change every two
+//! epochs (16–1040 B, 1–8 KiB, 16–256 B in turn), so classes empty out and fill again.
+//! `cargo xtask soak` drives this and reports drift and spread.
+
+use std::time::Instant;
+
+use acealloc::hosted::HostedPlatform;
+use acealloc::provider::MmapProvider;
+use acealloc::{Allocator, Config, DecommitMode, Profile};
+
+use crate::block::{Block, Heap};
+use crate::report::status_kib;
+use crate::rng::Rng;
+
+const SLOTS: usize = 400;
+/// Steps between looks at the clock.
+const BATCH: usize = 4096;
+
+/// Options of `soak`.
+struct Options {
+    profile: Profile,
+    epochs: usize,
+    epoch_secs: f64,
+    decommit: DecommitMode,
+    phased: bool,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let [profile, rest @ ..] = args else {
+        return Err("soak needs a profile: fast, balanced or lean".into());
+    };
+    let profile = match profile.as_str() {
+        "fast" => Profile::Fast,
+        "balanced" => Profile::Balanced,
+        "lean" => Profile::Lean,
+        other => return Err(format!("unknown profile {other}")),
+    };
+    let mut options = Options {
+        profile,
+        epochs: 12,
+        epoch_secs: 5.0,
+        decommit: DecommitMode::DontNeed,
+        phased: false,
+    };
+    let mut rest = rest.iter();
+    while let Some(option) = rest.next() {
+        let mut value = |name: &str| rest.next().ok_or(format!("{name} needs a value"));
+        match option.as_str() {
+            "--epochs" => options.epochs = number(value("--epochs")?)?,
+            "--epoch-secs" => options.epoch_secs = number(value("--epoch-secs")?)?,
+            "--decommit" => {
+                options.decommit = match value("--decommit")?.as_str() {
+                    "free" => DecommitMode::Free,
+                    "dontneed" => DecommitMode::DontNeed,
+                    "off" => DecommitMode::Off,
+                    other => return Err(format!("unknown decommit mode {other}")),
+                }
+            }
+            "--phased" => options.phased = true,
+            other => return Err(format!("unknown soak option {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|_| format!("{text}: not a number"))
+}
+
+/// Block sizes of an epoch: `mixed-ws400`'s, or with `--phased` one of three ranges.
+fn sizes(phased: bool, epoch: usize) -> (usize, usize) {
+    const PHASES: [(usize, usize); 3] = [(16, 1040), (1024, 8192), (16, 256)];
+    if phased {
+        PHASES[(epoch / 2) % PHASES.len()]
+    } else {
+        PHASES[0]
+    }
+}
+
+/// Runs the soak; true when every block read back intact.
+pub fn run(args: &[String]) -> Result<bool, String> {
+    let options = parse(args)?;
+    let ace = Box::new(Allocator::<MmapProvider, HostedPlatform>::new());
+    let provider = MmapProvider::new(8 << 30, options.decommit).ok_or("reserve address space")?;
+    let config = Config {
+        profile: options.profile,
+        decommit: options.decommit,
+        checks: false,
+        ..Config::DEFAULT
+    };
+    ace.init(provider, config)
+        .map_err(|e| format!("init: {e:?}"))?;
+    let mut rng = Rng::new(1);
+    let mut heap = Heap::new(&*ace, 1);
+    let mut slots: Vec<Option<Block>> = (0..SLOTS).map(|_| None).collect();
+    let mut before = ace.stats();
+    for epoch in 0..options.epochs {
+        let (lo, hi) = sizes(options.phased, epoch);
+        let ops_before = heap.tally.ops;
+        let start = Instant::now();
+        while start.elapsed().as_secs_f64() < options.epoch_secs {
+            for _ in 0..BATCH {
+                let slot = &mut slots[rng.below(SLOTS)];
+                match slot.take() {
+                    // SAFETY: every block in `slots` came from `heap`.
+                    Some(block) => unsafe { heap.free(block) },
+                    None => *slot = heap.alloc(rng.range(lo, hi), 8),
+                }
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let s = ace.stats();
+        println!(
+            "EPOCH index={epoch} secs={secs:.3} ops={} rss_kib={} committed_kib={} live_kib={} provider_calls={} decommitted_kib={}",
+            heap.tally.ops - ops_before,
+            status_kib("VmRSS"),
+            s.committed_bytes / 1024,
+            s.live_bytes / 1024,
+            s.provider.total() - before.provider.total(),
+            s.decommitted_bytes / 1024,
+        );
+        before = s;
+    }
+    for block in slots.into_iter().flatten() {
+        // SAFETY: every block in `slots` came from `heap`.
+        unsafe { heap.free(block) };
+    }
+    println!("{}", ace.stats());
+    Ok(heap.tally.corrupt == 0 && heap.tally.failed == 0)
+}
