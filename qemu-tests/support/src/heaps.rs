@@ -3,7 +3,7 @@
 //! a 64 MiB virtual range through the kernel's page tables).
 
 use acealloc::arch::frames::{FrameProvider, bitmap_words, flush_local};
-use acealloc::{Allocator, Config, InitError, RegionProvider};
+use acealloc::{Allocator, Config, DecommitMode, InitError, RegionProvider};
 use x86_64::VirtAddr;
 use x86_64::structures::paging::OffsetPageTable;
 
@@ -27,9 +27,12 @@ pub const FRAME_HEAP_START: u64 = 0x4444_4444_0000;
 pub const FRAME_HEAP_SIZE: usize = 64 << 20;
 
 /// The kernels' configuration: the defaults without checked mode (which the release profile's
-/// debug assertions would turn on), so the fast paths under test are the ones kernels ship.
+/// debug assertions would turn on), so the fast paths under test are the ones kernels ship, and
+/// without decommit: on the paging heap decommit unmaps pages, and the flush here is local to
+/// one CPU (see [`init_frame_heap`]), so only single-CPU runs may turn it on.
 pub const CONFIG: Config = Config {
     checks: false,
+    decommit: DecommitMode::Off,
     ..Config::DEFAULT
 };
 
@@ -60,11 +63,11 @@ pub fn init_region_heap(
 /// The provider is handed [`flush_local`] as its TLB flush, which invalidates the current CPU
 /// only. A correct flush for 4 CPUs is a shootdown (an IPI that makes every other CPU `invlpg`
 /// the range, and waiting for them), but the runtime offers no IPI to kernels. `FrameProvider`
-/// maps on demand, which needs no flush, and unmaps only in `decommit`, which acealloc's core
-/// does not call yet, and when backing a run fails part-way through (frame allocator empty): the
-/// pages it unmaps then are pages of a free run, which no CPU uses, yet another CPU may still
-/// hold a TLB entry for one of them from an earlier run. So the local flush is exact on one CPU
-/// and, on several, only as long as frames do not run out.
+/// maps on demand, which needs no flush, and unmaps only in `decommit` (which [`CONFIG`] turns
+/// off; a kernel on one CPU may turn it on) and when backing a run fails part-way through (frame
+/// allocator empty): the pages it unmaps then are pages of a free run, which no CPU uses, yet
+/// another CPU may still hold a TLB entry for one of them from an earlier run. So the local
+/// flush is exact on one CPU and, on several, only as long as frames do not run out.
 pub fn init_frame_heap(
     heap: &FrameHeap,
     frames: PhysicalFrames,

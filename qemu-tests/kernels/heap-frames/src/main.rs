@@ -5,12 +5,19 @@
 //!
 //! With the command line word `failed-run` (run `heap-frames-failed-run`) it checks instead that
 //! a run the provider fails to back leaves the frames of earlier runs mapped.
+//!
+//! With `lean` (run `heap-frames-lean`, on one CPU: decommit unmaps pages, and the heap's TLB
+//! flush is local) the heap runs in the LEAN profile with decommit on, and the kernel checks
+//! that a burst of allocations, once freed, gives its frames back to the frame allocator.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::vec::Vec;
 use core::alloc::Layout;
 
-use acealloc::{Allocator, PAGE_SIZE};
+use acealloc::{Allocator, Config, DecommitMode, PAGE_SIZE, Profile};
 use acealloc_kernel_rt::{BootInfo, entry, println};
 use kernel_support::check;
 use kernel_support::frames::PhysicalFrames;
@@ -46,10 +53,20 @@ fn backed_pages() -> usize {
 
 fn main(boot: &'static BootInfo) -> ! {
     let mut suite = Suite::start("heap-frames");
+    let lean = boot.cmdline_flag("lean");
+    let config = if lean {
+        Config {
+            profile: Profile::Lean,
+            decommit: DecommitMode::Free,
+            ..CONFIG
+        }
+    } else {
+        CONFIG
+    };
     suite.test("init over the frame provider", || {
         let frames = FRAMES.call_once(|| PhysicalFrames::init(boot));
         let before = frames.in_use();
-        let result = heaps::init_frame_heap(&HEAP, *frames, CONFIG);
+        let result = heaps::init_frame_heap(&HEAP, *frames, config);
         check!(result.is_ok(), "init failed: {result:?}");
         println!(
             "    {} MiB of RAM in frames; {} MiB of heap range at {FRAME_HEAP_START:#x}; init mapped {} pages in {} frames (page tables included)",
@@ -59,6 +76,13 @@ fn main(boot: &'static BootInfo) -> ! {
             frames.in_use() - before
         );
     });
+    if lean {
+        suite.test(
+            "LEAN gives a freed burst's frames back",
+            lean_returns_frames,
+        );
+        suite.finish()
+    }
     if boot.cmdline_flag("failed-run") {
         suite.test(
             "a failed run leaves earlier runs' frames mapped",
@@ -189,5 +213,54 @@ fn failed_run_keeps_frames() {
     check!(
         after >= backed,
         "{backed} pages backed before the failed run of {pages} pages, {after} after: pages of earlier runs were unmapped"
+    );
+}
+
+/// Blocks of the burst: 1 KiB ones (2 MiB in slabs) and, every 64th, a 48 KiB large block.
+const BURST: usize = 2048;
+
+/// Allocates the burst, checks it took frames, frees it; returns the frames in use at its peak.
+fn burst(blocks: &mut Vec<Option<Patterned<'static, FrameHeap>>>) -> usize {
+    for i in 0..BURST {
+        let size = if i % 64 == 0 { LARGE } else { SMALL };
+        let layout = Layout::from_size_align(size, 8).expect("valid layout");
+        let block = Patterned::alloc(&HEAP, layout, i as u64, Coverage::Full);
+        check!(block.is_some(), "block {i} of the burst");
+        blocks.push(block);
+    }
+    let peak = frames().in_use();
+    free_all(blocks);
+    blocks.clear();
+    peak
+}
+
+/// LEAN keeps no freed run committed and decommits it at once, which on this provider unmaps
+/// its pages and frees their frames: after the burst, frames in use fall back to the level
+/// before it, but for what the per-class budgets let caches and depots hold (64 KiB per class)
+/// and the slab descriptors, which are never returned.
+fn lean_returns_frames() {
+    let mut blocks = Vec::with_capacity(BURST);
+    burst(&mut blocks); // page tables of the range and descriptors exist from now on
+    let before = frames().in_use();
+    let peak = burst(&mut blocks);
+    let after = frames().in_use();
+    let s = HEAP.stats();
+    check!(
+        peak >= before + 512,
+        "the burst took {} frames",
+        peak - before
+    );
+    check!(
+        after <= before + 40,
+        "{after} frames in use after the burst, {before} before (peak {peak})"
+    );
+    check!(
+        s.provider.decommit_calls > 0 && s.committed_bytes < 1 << 20,
+        "{s}"
+    );
+    println!(
+        "    frames in use: {before} before the burst, {peak} at its peak, {after} after; {} decommits, {} KiB decommitted in all",
+        s.provider.decommit_calls,
+        s.decommitted_total_bytes / 1024
     );
 }
