@@ -78,6 +78,18 @@ fn steps(root: &Path) -> Vec<Step> {
             &["build", "--lib", "--target", target],
         ));
     }
+    steps.push(step(
+        "build no_std x86_64-unknown-none, feature log (ACE's decisions through `log`)",
+        root,
+        &[
+            "build",
+            "--lib",
+            "--target",
+            "x86_64-unknown-none",
+            "--features",
+            "log",
+        ],
+    ));
     steps
 }
 
