@@ -225,7 +225,7 @@ impl Ace {
             last_tick: engine.last_tick,
             max_tick: engine.max_tick,
             total_tick: engine.total_tick,
-            knobs: engine.started.then(|| engine.knobs()),
+            knobs: engine.started.then_some(engine.applied),
         }
     }
 
@@ -303,6 +303,8 @@ struct Engine {
     clocked: Clocked,
     /// The knobs found at `enable`, restored when ACE switches off.
     baseline: Knobs,
+    /// The knobs ACE last set (the baseline until its first change).
+    applied: Knobs,
     at: Positions,
     defaults: Positions,
     last_fast: u64,
@@ -345,6 +347,7 @@ impl Engine {
                 budget: u64::MAX,
             },
             baseline: Knobs::DEFAULT,
+            applied: Knobs::DEFAULT,
             at: Positions {
                 capacity: 0,
                 diet: 0,
@@ -411,6 +414,7 @@ impl Engine {
             config,
             clocked,
             baseline,
+            applied: baseline,
             at: defaults,
             defaults,
             last_fast: now,
@@ -475,7 +479,8 @@ impl Engine {
             self.slow_loop(&m, start);
         }
         if self.at != before {
-            target.set_knobs(self.knobs());
+            self.applied = self.knobs();
+            target.set_knobs(self.applied);
         }
         // The scavenge is the one piece of work whose cost varies: run it
         // only with half the budget still left, else on a later tick.
@@ -642,6 +647,7 @@ impl Engine {
     ) {
         ace.enabled.store(false, Relaxed);
         target.set_knobs(self.baseline);
+        self.applied = self.baseline;
         self.at = self.defaults;
         self.off_reason = Some(reason);
         self.record(at, Knob::Engine, 1, 0, reason, m);

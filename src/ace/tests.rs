@@ -118,6 +118,11 @@ fn a_rising_depot_backlog_lowers_the_drain_threshold() {
         (d.knob, d.old, d.new, d.reason),
         (Knob::DrainThreshold, 256, 128, Reason::Backlog)
     );
+    assert_eq!(
+        ace.status().knobs,
+        Some(fake.knobs()),
+        "status shows what ACE set"
+    );
     assert_eq!(d.metrics.depot_backlog, 400);
 }
 
@@ -205,6 +210,7 @@ fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
     assert_eq!(status.off_reason, Some(Reason::TickBudget));
     assert!(status.max_tick > 200);
     assert_eq!(fake.knobs(), Knobs::DEFAULT, "the knobs found at enable");
+    assert_eq!(status.knobs, Some(Knobs::DEFAULT));
     let d = last(&ace);
     assert_eq!(
         (d.knob, d.old, d.new, d.reason),
