@@ -273,6 +273,16 @@ impl<P: PageProvider> Pages<P> {
         if new > old && self.grow_into_retained(run, old, new - old, counters) {
             return true;
         }
+        if new < old {
+            // The tail is freed like any run: kept for reuse within the
+            // budget instead of going straight back to the OS.
+            // SAFETY: the tail is whole pages of the live run, no longer used.
+            unsafe {
+                let tail = NonNull::new_unchecked(run.as_ptr().add(new * PAGE_SIZE));
+                self.free(tail, old - new, counters);
+            }
+            return true;
+        }
         counters.resize_calls.fetch_add(1, Relaxed);
         // SAFETY: forwarded caller contract.
         let done = unsafe { self.provider.resize_in_place(run, old, new) };
