@@ -459,6 +459,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Puts every block of `blocks` back into its slab, releasing slabs that
     /// become empty beyond the class's reserve.
     fn return_to_slabs(&self, depot: &mut DepotState, blocks: BlockList) {
+        self.return_blocks(depot, blocks, |slab| self.release_slab(slab));
+    }
+
+    /// [`return_to_slabs`](Self::return_to_slabs), handing slabs that must
+    /// be released to `release` (which may hold the page lock already).
+    fn return_blocks(
+        &self,
+        depot: &mut DepotState,
+        blocks: BlockList,
+        mut release: impl FnMut(*mut Slab),
+    ) {
         let map = self.map();
         let reserve = self.slab_reserve.load(Relaxed);
         blocks.drain(|block| {
@@ -466,11 +477,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 debug_assert!(false, "a cached block outside every slab");
                 return;
             };
-            // SAFETY: blocks in a depot bundle are out blocks of slabs of the
-            // depot's class, and `slab` is the one the page map names.
+            // SAFETY: blocks in a depot bundle or a CPU cache are out blocks
+            // of slabs of the class, and `slab` is the one the page map names.
             if let Some(empty) = unsafe { depot.return_block(slab, block, reserve) } {
                 depot.forget_slab(empty);
-                self.release_slab(empty);
+                release(empty);
             }
         });
     }
@@ -826,6 +837,72 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         Pl::irq_restore(irq);
         done
+    }
+
+    /// Returns the blocks cached by CPUs that did no allocator work since
+    /// the previous call straight to their slabs, so that a CPU which went
+    /// quiet does not keep memory forever (nothing else empties its cache:
+    /// its own slow paths no longer run). Kernels check the current CPU's
+    /// cache (call it from every CPU's timer tick); hosted builds check every
+    /// cache whose lock is free. Returns the blocks returned.
+    ///
+    /// Fit for a timer tick, interrupt context included: it allocates
+    /// nothing and only *tries* locks (page lock, then depots, as
+    /// [`scavenge`](Self::scavenge) does); its work is bounded by the blocks
+    /// cached.
+    pub fn flush_idle_caches(&self) -> u64 {
+        if !self.is_initialized() {
+            return 0;
+        }
+        let irq = Pl::irq_save();
+        let mut returned = 0;
+        if let Some(mut guard) = self.pages.try_lock()
+            && let Some(pages) = guard.as_mut()
+        {
+            let caches = self.cpu_caches();
+            if Pl::EXCLUSIVE_CPU {
+                // Interrupts are masked: this CPU's section is ours.
+                let own = caches.get(Pl::current_cpu());
+                returned = own.map_or(0, |cache| self.flush_if_idle(cache, pages));
+            } else {
+                for cache in caches {
+                    if cache.try_lock() {
+                        returned += self.flush_if_idle(cache, pages);
+                        cache.unlock();
+                    }
+                }
+            }
+        }
+        Pl::irq_restore(irq);
+        returned
+    }
+
+    /// Flushes `cache` (whose section the caller is in) to the slabs if it
+    /// served nothing since the previous check; returns the blocks moved.
+    fn flush_if_idle(&self, cache: &PerCpuCache, pages: &mut Pages<P>) -> u64 {
+        let ops: u64 = cache
+            .classes
+            .iter()
+            .map(|slot| slot.allocs.load(Relaxed) + slot.frees.load(Relaxed))
+            .sum();
+        if cache.ops_seen.swap(ops, Relaxed) != ops {
+            return 0;
+        }
+        let mut moved = 0;
+        for (class, slot) in cache.classes.iter().enumerate() {
+            if slot.len_hint() == 0 {
+                continue;
+            }
+            let Some(mut depot) = self.depots[class].try_lock() else {
+                continue;
+            };
+            // SAFETY: the caller is inside `cache`'s section; one list
+            // reference at a time.
+            let blocks = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
+            moved += u64::from(blocks.len);
+            self.return_blocks(&mut depot, blocks, |slab| self.release_slab_to(pages, slab));
+        }
+        moved
     }
 
     /// Returns cached and empty memory to the provider: the current CPU's

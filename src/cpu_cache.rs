@@ -75,6 +75,8 @@ pub(crate) struct PerCpuCache {
     lock: AtomicBool,
     /// The allocator's flush request this cache last honoured.
     pub flushed_at: AtomicU32,
+    /// Allocations plus frees at the last idle check (`flush_idle_caches`).
+    pub ops_seen: AtomicU64,
     pub classes: [ClassCache; NUM_CLASSES],
     pub misses: [ClassMisses; NUM_CLASSES],
 }
@@ -89,6 +91,7 @@ impl PerCpuCache {
         PerCpuCache {
             lock: AtomicBool::new(false),
             flushed_at: AtomicU32::new(0),
+            ops_seen: AtomicU64::new(0),
             classes: core::array::from_fn(|class| ClassCache {
                 list: UnsafeCell::new(BlockList::EMPTY),
                 cap: AtomicU32::new(cap(class)),

@@ -3,12 +3,15 @@
 //! blocks stranded there come back.
 
 use std::alloc::Layout;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::cell::Cell;
 
 use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
 
-/// The CPU index the (single) test thread pretends to run on.
-static CPU: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// The CPU index the test thread pretends to run on (per thread, as the
+    /// tests run in parallel).
+    static CPU: Cell<usize> = const { Cell::new(0) };
+}
 
 /// Two CPUs with exclusive caches, like a kernel's; one thread plays both.
 struct TwoCpus;
@@ -21,7 +24,7 @@ unsafe impl Platform for TwoCpus {
         2
     }
     fn current_cpu() -> usize {
-        CPU.load(Relaxed)
+        CPU.get()
     }
     fn irq_save() -> usize {
         0
@@ -58,7 +61,7 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
 
     // CPU 0 allocates one slab's worth of 512 B blocks and frees them: all
     // stay in its cache. It also keeps 17 blocks of 64 B for later.
-    CPU.store(0, Relaxed);
+    CPU.set(0);
     let blocks: Vec<*mut u8> = (0..16).map(|_| heap.alloc(small)).collect();
     let kept: Vec<*mut u8> = (0..17).map(|_| heap.alloc(tiny)).collect();
     assert!(blocks.iter().chain(&kept).all(|b| !b.is_null()));
@@ -69,7 +72,7 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
     assert!(class_cached(&heap, 512) > 0, "CPU 0 keeps 512 B blocks");
 
     // CPU 1 takes every page that is left, and cannot get at CPU 0's cache.
-    CPU.store(1, Relaxed);
+    CPU.set(1);
     let mut pages = Vec::new();
     loop {
         let p = heap.alloc(page);
@@ -82,14 +85,14 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
 
     // CPU 0 frees its 64 B blocks: its cache overflows, and that slow path
     // (no shortage on CPU 0) honours CPU 1's request by flushing everything.
-    CPU.store(0, Relaxed);
+    CPU.set(0);
     for &b in &kept {
         // SAFETY: allocated above with `tiny`.
         unsafe { heap.dealloc(b, tiny) };
     }
     assert_eq!(class_cached(&heap, 512), 0, "CPU 0 flushed its cache");
 
-    CPU.store(1, Relaxed);
+    CPU.set(1);
     assert!(
         !heap.alloc(page).is_null(),
         "the stranded memory came back to CPU 1"
@@ -105,4 +108,55 @@ fn class_cached(heap: &Allocator<RegionProvider, TwoCpus>, size: usize) -> u64 {
         .find(|c| c.size == size)
         .unwrap()
         .cached_blocks
+}
+
+#[test]
+fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
+    let region = Box::leak(Box::new(Region([0; 256 * 1024])));
+    // SAFETY: the leaked region is used by this allocator alone.
+    let provider = unsafe { RegionProvider::new(region.0.as_mut_ptr(), region.0.len()) };
+    let heap: Allocator<RegionProvider, TwoCpus> = Allocator::new();
+    let config = Config {
+        profile: Profile::Lean,
+        checks: false,
+        ..Config::DEFAULT
+    };
+    heap.init(provider, config).unwrap();
+    let small = Layout::from_size_align(512, 8).unwrap();
+
+    CPU.set(0);
+    let committed_at_start = heap.stats().committed_bytes;
+    let blocks: Vec<*mut u8> = (0..16).map(|_| heap.alloc(small)).collect();
+    for &b in &blocks {
+        // SAFETY: allocated above with `small`.
+        unsafe { heap.dealloc(b, small) };
+    }
+    assert!(class_cached(&heap, 512) > 0);
+
+    // Ticks on CPU 0 while it keeps working: never flushed.
+    for _ in 0..3 {
+        let b = heap.alloc(small);
+        // SAFETY: allocated just above with `small`.
+        unsafe { heap.dealloc(b, small) };
+        assert_eq!(heap.flush_idle_caches(), 0, "a busy CPU keeps its cache");
+    }
+    // A tick on another CPU leaves CPU 0's cache alone.
+    CPU.set(1);
+    heap.flush_idle_caches();
+    heap.flush_idle_caches();
+    assert!(
+        class_cached(&heap, 512) > 0,
+        "CPU 1's ticks do not touch CPU 0"
+    );
+
+    // CPU 0 goes quiet: its next tick finds nothing done since the last.
+    CPU.set(0);
+    let moved = heap.flush_idle_caches();
+    assert!(moved >= 16, "moved {moved} blocks");
+    assert_eq!(class_cached(&heap, 512), 0);
+    assert_eq!(
+        heap.stats().committed_bytes,
+        committed_at_start,
+        "LEAN gave the emptied slab back"
+    );
 }

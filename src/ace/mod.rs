@@ -84,11 +84,13 @@ const OVER_BUDGET_LIMIT: u32 = 3;
 /// cache hit: tens of times the cost).
 const LOCK_WAIT_WEIGHT: u64 = 32;
 
-/// One CPU's hardware counts, added by its own ticks.
+/// One CPU's hardware counts, added by its own ticks, and when it last
+/// checked for an idle cache.
 struct CpuSlot {
     llc_misses: AtomicU64,
     cycles: AtomicU64,
     instructions: AtomicU64,
+    idle_check_at: AtomicU64,
 }
 
 /// What ACE is doing: on or off (and why), what its ticks cost.
@@ -143,6 +145,7 @@ impl Ace {
                     llc_misses: AtomicU64::new(0),
                     cycles: AtomicU64::new(0),
                     instructions: AtomicU64::new(0),
+                    idle_check_at: AtomicU64::new(0),
                 }
             }; MAX_CPUS],
             engine: SpinMutex::new(Engine::new()),
@@ -193,12 +196,20 @@ impl Ace {
         if !self.enabled.load(Relaxed) {
             return;
         }
-        if let (Some(hw), Some(slot)) = (hw, self.cpus.get(target.current_cpu())) {
-            slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
-            slot.cycles.fetch_add(hw.cycles, Relaxed);
-            slot.instructions.fetch_add(hw.instructions, Relaxed);
-        }
         let start = target.now();
+        if let Some(slot) = self.cpus.get(target.current_cpu()) {
+            if let Some(hw) = hw {
+                slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
+                slot.cycles.fetch_add(hw.cycles, Relaxed);
+                slot.instructions.fetch_add(hw.instructions, Relaxed);
+            }
+            // This CPU's own work: once a fast interval, give back what its
+            // cache holds if it has been idle since the last check.
+            if start.wrapping_sub(slot.idle_check_at.load(Relaxed)) >= self.fast.load(Relaxed) {
+                slot.idle_check_at.store(start, Relaxed);
+                target.flush_idle_caches();
+            }
+        }
         if start.wrapping_sub(self.last_fast.load(Relaxed)) < self.fast.load(Relaxed) {
             return;
         }

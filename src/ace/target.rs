@@ -19,6 +19,9 @@ pub trait Tunable {
     /// Decommits idle memory, at most `max_pages` pages, only trying locks;
     /// returns the pages decommitted.
     fn scavenge(&self, max_pages: usize) -> usize;
+    /// Returns what idle CPU caches hold (the running CPU's on kernels),
+    /// only trying locks; returns the blocks returned.
+    fn flush_idle_caches(&self) -> u64;
     /// The platform clock (`Platform::now`).
     fn now(&self) -> u64;
     /// The running CPU's index.
@@ -56,6 +59,10 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
 
     fn scavenge(&self, max_pages: usize) -> usize {
         Allocator::scavenge(self, max_pages)
+    }
+
+    fn flush_idle_caches(&self) -> u64 {
+        Allocator::flush_idle_caches(self)
     }
 
     fn now(&self) -> u64 {

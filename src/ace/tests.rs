@@ -18,6 +18,7 @@ struct Fake {
     cpu: Cell<usize>,
     scavenged: Cell<usize>,
     scavenge_calls: Cell<usize>,
+    idle_checks: Cell<usize>,
 }
 
 impl Fake {
@@ -34,6 +35,7 @@ impl Fake {
             cpu: Cell::new(0),
             scavenged: Cell::new(0),
             scavenge_calls: Cell::new(0),
+            idle_checks: Cell::new(0),
         }
     }
 
@@ -63,6 +65,10 @@ impl Tunable for Fake {
         self.scavenged.set(self.scavenged.get() + max_pages);
         max_pages
     }
+    fn flush_idle_caches(&self) -> u64 {
+        self.idle_checks.set(self.idle_checks.get() + 1);
+        0
+    }
     fn now(&self) -> u64 {
         let now = self.clock.get();
         self.clock.set(now + self.cost.get());
@@ -80,6 +86,33 @@ fn config() -> AceConfig {
         epoch_intervals: 1_000_000,
         ..AceConfig::DEFAULT
     }
+}
+
+#[test]
+fn every_cpu_checks_its_cache_for_idleness_once_a_fast_interval() {
+    let (ace, fake) = started(config());
+    ace.tick(&fake, None);
+    assert_eq!(
+        fake.idle_checks.get(),
+        0,
+        "not before a fast interval has passed"
+    );
+    fake.clock.set(fake.clock.get() + 500_000);
+    for _ in 0..10 {
+        ace.tick(&fake, None);
+    }
+    assert_eq!(
+        fake.idle_checks.get(),
+        1,
+        "one check per interval, not per tick"
+    );
+    fake.cpu.set(1);
+    ace.tick(&fake, None);
+    assert_eq!(fake.idle_checks.get(), 2, "CPU 1 checks on its own clock");
+    fake.cpu.set(0);
+    fake.clock.set(fake.clock.get() + 500_000);
+    ace.tick(&fake, None);
+    assert_eq!(fake.idle_checks.get(), 3, "the next interval checks again");
 }
 
 fn started(config: AceConfig) -> (Ace, Fake) {
