@@ -1,4 +1,4 @@
-//! `acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]`:
+//! `acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased] [--ace]`:
 //! `mixed-ws400` on hosted acealloc in one process for a long time, one line per epoch.
 //!
 //! Each epoch runs the workload for `S` seconds (default 5) and prints
@@ -9,8 +9,10 @@
 //! epochs (16–1040 B, 1–8 KiB, 16–256 B in turn), so classes empty out and fill again.
 //! `cargo xtask soak` drives this and reports drift and spread.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Instant;
 
+use acealloc::ace::{Ace, AceConfig, ticker};
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::MmapProvider;
 use acealloc::{Allocator, Config, DecommitMode, Profile};
@@ -30,6 +32,8 @@ struct Options {
     epoch_secs: f64,
     decommit: DecommitMode,
     phased: bool,
+    /// Run ACE from a ticker thread (its tick also returns idle CPU caches).
+    ace: bool,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -48,6 +52,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         epoch_secs: 5.0,
         decommit: DecommitMode::DontNeed,
         phased: false,
+        ace: false,
     };
     let mut rest = rest.iter();
     while let Some(option) = rest.next() {
@@ -64,6 +69,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 }
             }
             "--phased" => options.phased = true,
+            "--ace" => options.ace = true,
             other => return Err(format!("unknown soak option {other}")),
         }
     }
@@ -97,8 +103,25 @@ pub fn run(args: &[String]) -> Result<bool, String> {
     };
     ace.init(provider, config)
         .map_err(|e| format!("init: {e:?}"))?;
+    if !options.ace {
+        return Ok(epochs(&ace, &options));
+    }
+    let engine = Ace::new();
+    let config = AceConfig::DEFAULT;
+    engine.enable(&*ace, config, ticker::HOSTED_CLOCK_HZ);
+    let stop = AtomicBool::new(false);
+    Ok(std::thread::scope(|s| {
+        s.spawn(|| ticker::run(&engine, &*ace, config.fast_ms, &stop, false));
+        let intact = epochs(&ace, &options);
+        stop.store(true, Relaxed);
+        intact
+    }))
+}
+
+/// The soak's epochs on `ace`; true when every block read back intact.
+fn epochs(ace: &Allocator<MmapProvider, HostedPlatform>, options: &Options) -> bool {
     let mut rng = Rng::new(1);
-    let mut heap = Heap::new(&*ace, 1);
+    let mut heap = Heap::new(ace, 1);
     let mut slots: Vec<Option<Block>> = (0..SLOTS).map(|_| None).collect();
     let mut before = ace.stats();
     for epoch in 0..options.epochs {
@@ -133,5 +156,5 @@ pub fn run(args: &[String]) -> Result<bool, String> {
         unsafe { heap.free(block) };
     }
     println!("{}", ace.stats());
-    Ok(heap.tally.corrupt == 0 && heap.tally.failed == 0)
+    heap.tally.corrupt == 0 && heap.tally.failed == 0
 }

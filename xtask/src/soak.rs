@@ -1,4 +1,4 @@
-//! `cargo xtask soak --minutes N --profile P [--epoch-secs S] [--phased] [--decommit MODE]`:
+//! `cargo xtask soak --minutes N --profile P [--epoch-secs S] [--phased] [--decommit MODE] [--ace]`:
 //! hosted acealloc under `mixed-ws400` for a long time in one process (`acealloc-bench soak`),
 //! to see whether what it keeps drifts and whether its speed holds.
 //!
@@ -95,15 +95,17 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
             "--epoch-secs" => epoch_secs = number(&value("--epoch-secs")?)?,
             "--decommit" => extra.extend(["--decommit".to_string(), value("--decommit")?]),
             "--phased" => extra.push("--phased".to_string()),
+            "--ace" => extra.push("--ace".to_string()),
             other => return Err(format!("unknown soak option {other}")),
         }
     }
     let epochs = ((minutes * 60.0 / epoch_secs).round() as usize).max(2);
-    let name = if extra.iter().any(|a| a == "--phased") {
-        format!("{profile}-phased")
-    } else {
-        profile.clone()
-    };
+    let mut name = profile.clone();
+    for flag in ["phased", "ace"] {
+        if extra.iter().any(|a| a.strip_prefix("--") == Some(flag)) {
+            name = format!("{name}-{flag}");
+        }
+    }
     println!("xtask: soak {name}: {epochs} epochs of {epoch_secs} s");
     let mut child = crate::toolchain::cargo(root)
         .args([
