@@ -3,9 +3,9 @@
 //!
 //! Implements Intel SDM Vol. 3A, chapter "Advanced Programmable Interrupt Controller (APIC)":
 //! "Local APIC Status and Location" (IA32_APIC_BASE), "Local APIC Register Address Map",
-//! "Issuing Interprocessor Interrupts" (ICR), "Spurious Interrupt" (SVR), "End-of-Interrupt" and
-//! "APIC Timer". Registers are 32-bit MMIO at 0xFEE0_0000, which `boot` maps uncached. QEMU's TCG
-//! has no x2APIC, so MSR access is not used.
+//! "Issuing Interprocessor Interrupts" (ICR: fixed, NMI, INIT and STARTUP delivery), "Spurious
+//! Interrupt" (SVR), "End-of-Interrupt" and "APIC Timer". Registers are 32-bit MMIO at
+//! 0xFEE0_0000, which `boot` maps uncached. QEMU's TCG has no x2APIC, so MSR access is not used.
 
 use core::ptr;
 
@@ -35,6 +35,7 @@ const ICR_DELIVERY_PENDING: u32 = 1 << 12;
 const ICR_ASSERT: u32 = 1 << 14;
 const ICR_INIT: u32 = 0b101 << 8;
 const ICR_STARTUP: u32 = 0b110 << 8;
+const ICR_NMI: u32 = 0b100 << 8;
 const ICR_ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_TIMER_PERIODIC: u32 = 1 << 17;
@@ -103,6 +104,11 @@ pub(crate) fn send_startup(apic_id: u32, page_number: u8) {
 /// Sends a fixed interrupt with `vector` to every CPU but this one.
 pub(crate) fn send_to_others(vector: u8) {
     send_ipi(0, ICR_ALL_EXCLUDING_SELF | ICR_ASSERT | u32::from(vector));
+}
+
+/// Sends an NMI to every CPU but this one (the vector field is ignored: NMIs use vector 2).
+pub(crate) fn send_nmi_to_others() {
+    send_ipi(0, ICR_ALL_EXCLUDING_SELF | ICR_ASSERT | ICR_NMI);
 }
 
 /// How [`start_timer`] runs the timer.

@@ -1,5 +1,6 @@
 //! CPU exceptions (vectors 0–31): every one is fatal. The handler prints the vector, error code,
-//! RIP (and CR2 for a page fault) and exits QEMU with [`ExitCode::Exception`].
+//! RIP (and CR2 for a page fault) and exits QEMU with [`ExitCode::Exception`]. The NMI (vector 2)
+//! is the exception: `idt` routes it to the TLB shootdown handler (`tlb`), not to its stub here.
 //!
 //! Implements Intel SDM Vol. 3A, chapter "Interrupt and Exception Handling": "Exception and
 //! Interrupt Vectors" (which vectors push an error code: 8, 10–14, 17, 21, 29, 30) and "Exception

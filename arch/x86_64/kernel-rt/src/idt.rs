@@ -5,7 +5,8 @@
 //! Descriptor Table (IDT)" and "64-Bit Mode IDT" (16-byte interrupt gates), and "Stack Frame in
 //! 64-Bit Mode" (the CPU aligns RSP to 16 bytes before pushing SS, RSP, RFLAGS, CS and RIP).
 //!
-//! Vector map: 0–31 CPU exceptions (`exceptions`), [`timer::VECTOR`](crate::timer) the local APIC
+//! Vector map: 0–31 CPU exceptions (`exceptions`) but for the NMI (2), which carries TLB
+//! shootdown requests (`tlb`), [`timer::VECTOR`](crate::timer) the local APIC
 //! timer, `smp::WAKEUP_VECTOR` the wake-up IPI, [`apic::SPURIOUS_VECTOR`] the APIC's spurious
 //! interrupt. Any other vector is absent: it raises #GP, which is reported as an exception.
 
@@ -14,7 +15,7 @@ use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 
-use crate::{apic, boot, exceptions, smp, timer};
+use crate::{apic, boot, exceptions, smp, timer, tlb};
 
 /// Defines `$name`, an interrupt entry stub for the IDT that saves the caller-saved registers,
 /// calls `$handler` (an `extern "C" fn()`) and returns with `iretq`.
@@ -63,6 +64,9 @@ pub(crate) use interrupt_entry;
 extern "C" fn spurious_entry() {
     core::arch::naked_asm!("iretq")
 }
+
+/// The vector of non-maskable interrupts, fixed by the architecture.
+const NMI_VECTOR: u8 = 2;
 
 /// A 64-bit mode interrupt gate.
 #[derive(Clone, Copy)]
@@ -121,6 +125,7 @@ pub(crate) fn load() {
         for (gate, stub) in gates.iter_mut().zip(exceptions::stubs()) {
             *gate = Gate::interrupt(stub);
         }
+        gates[usize::from(NMI_VECTOR)] = Gate::to_entry(tlb::nmi_entry);
         gates[usize::from(timer::VECTOR)] = Gate::to_entry(timer::interrupt_entry);
         gates[usize::from(smp::WAKEUP_VECTOR)] = Gate::to_entry(smp::wakeup_entry);
         gates[usize::from(apic::SPURIOUS_VECTOR)] = Gate::to_entry(spurious_entry);

@@ -12,6 +12,8 @@
 //!   handlers (`idt`, `exceptions`) and a panic handler that fails the test (`panic`),
 //! - masked the 8259 PICs, enabled the local APIC and calibrated its timer (`pic`, `apic`,
 //!   [`timer`]),
+//! - routed the NMI to the TLB shootdown handler, so [`tlb::shootdown`] reaches every CPU
+//!   (`tlb`),
 //! - started every CPU listed in the ACPI MADT (`acpi`, `smp`); CPUs other than the boot CPU
 //!   wait for work from [`run_on_all_cpus`].
 //!
@@ -51,6 +53,7 @@ mod serial;
 mod smp;
 mod start;
 pub mod timer;
+pub mod tlb;
 
 pub use percpu::{MAX_CPUS, cpu_count, cpu_index};
 pub use pvh::{BootInfo, MemoryKind, MemoryRegion};
