@@ -2,8 +2,9 @@
 //! paging heap (acealloc's `FrameProvider`, mapping frames from [`PhysicalFrames`] on demand into
 //! a 64 MiB virtual range through the kernel's page tables).
 
-use acealloc::arch::frames::{FrameProvider, bitmap_words, flush_local};
-use acealloc::{Allocator, Config, DecommitMode, InitError, RegionProvider};
+use acealloc::arch::frames::{FrameProvider, bitmap_words};
+use acealloc::{Allocator, Config, InitError, RegionProvider};
+use acealloc_kernel_rt::tlb;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::OffsetPageTable;
 
@@ -27,12 +28,11 @@ pub const FRAME_HEAP_START: u64 = 0x4444_4444_0000;
 pub const FRAME_HEAP_SIZE: usize = 64 << 20;
 
 /// The kernels' configuration: the defaults without checked mode (which the release profile's
-/// debug assertions would turn on), so the fast paths under test are the ones kernels ship, and
-/// without decommit: on the paging heap decommit unmaps pages, and the flush here is local to
-/// one CPU (see [`init_frame_heap`]), so only single-CPU runs may turn it on.
+/// debug assertions would turn on), so the fast paths under test are the ones kernels ship.
+/// Decommit stays on (the default): on the paging heap it unmaps pages, which the runtime's TLB
+/// shootdown makes safe on any number of CPUs (see [`init_frame_heap`]).
 pub const CONFIG: Config = Config {
     checks: false,
-    decommit: DecommitMode::Off,
     ..Config::DEFAULT
 };
 
@@ -60,14 +60,12 @@ pub fn init_region_heap(
 /// Gives `heap` the paging heap: [`FRAME_HEAP_SIZE`] bytes of address space from
 /// [`FRAME_HEAP_START`], backed by `frames` as pages are first used. Call once.
 ///
-/// The provider is handed [`flush_local`] as its TLB flush, which invalidates the current CPU
-/// only. A correct flush for 4 CPUs is a shootdown (an IPI that makes every other CPU `invlpg`
-/// the range, and waiting for them), but the runtime offers no IPI to kernels. `FrameProvider`
-/// maps on demand, which needs no flush, and unmaps only in `decommit` (which [`CONFIG`] turns
-/// off; a kernel on one CPU may turn it on) and when backing a run fails part-way through (frame
-/// allocator empty): the pages it unmaps then are pages of a free run, which no CPU uses, yet
-/// another CPU may still hold a TLB entry for one of them from an earlier run. So the local
-/// flush is exact on one CPU and, on several, only as long as frames do not run out.
+/// The provider is handed the runtime's [`tlb::shootdown`] as its TLB flush: it unmaps pages in
+/// `decommit`, possibly while other CPUs still cache them from an earlier run, and frees their
+/// frames, so the flush must invalidate on every CPU and wait until each one has (a local
+/// `invlpg` would let another CPU write through a stale entry into a frame the heap handed out
+/// again). The shootdown works with interrupts masked and the heap's page lock held, as
+/// `decommit` is called.
 pub fn init_frame_heap(
     heap: &FrameHeap,
     frames: PhysicalFrames,
@@ -83,7 +81,7 @@ pub fn init_frame_heap(
             VirtAddr::new(FRAME_HEAP_START),
             FRAME_HEAP_SIZE,
             FRAME_HEAP_BITMAP.take(),
-            flush_local,
+            tlb::shootdown,
         )
     };
     heap.init(provider, config)

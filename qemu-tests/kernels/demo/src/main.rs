@@ -7,8 +7,8 @@
 //!
 //! With `ace=1` (`cargo xtask demo --ace`, and the `demo-ace` test run) ACE tunes the knobs
 //! instead: a 1 kHz timer on every CPU ticks it, the knob columns show its moves, and its
-//! decision trace closes the run. Decommit stays off there, as in `timer-isr-ace`: the kernels'
-//! TLB flush reaches one CPU only, and ACE would scavenge idle runs other CPUs used.
+//! decision trace closes the run. Its scavenge decommits idle runs from the timer handler, each
+//! with a TLB shootdown to every CPU, as in `timer-isr-ace`.
 #![no_std]
 #![no_main]
 
@@ -17,7 +17,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use acealloc::ace::{Ace, AceConfig, Decision, Knob, TRACE_LEN};
-use acealloc::{Allocator, Config, CpuStats, DecommitMode, Knobs};
+use acealloc::{Allocator, CpuStats, Knobs};
 use acealloc_kernel_rt::{
     BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, interrupts, println, run_on_all_cpus,
     timer,
@@ -62,14 +62,7 @@ fn main(boot: &'static BootInfo) -> ! {
     let seconds = args::number(boot, "seconds", 5);
     let ace = args::number(boot, "ace", 0) != 0;
     clock::calibrate();
-    let config = match ace {
-        true => Config {
-            decommit: DecommitMode::Off,
-            ..CONFIG
-        },
-        false => CONFIG,
-    };
-    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), config) {
+    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG) {
         println!("demo: heap init failed: {error:?}");
         exit(ExitCode::Failure);
     }

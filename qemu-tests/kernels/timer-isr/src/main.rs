@@ -12,19 +12,19 @@
 //!
 //! With `ace=1` (the `timer-isr-ace` run) every tick also drives ACE, the adaptive control
 //! engine, from the same handler on every CPU, and the run prints ACE's decision trace and
-//! what its ticks cost. That run keeps decommit off: the kernels' TLB flush is local to one CPU
-//! (see `kernel_support::heaps::init_frame_heap`), so unmapping idle runs that other CPUs used
-//! could leave them stale entries; ACE's scavenge then releases empty slabs only.
+//! what its ticks cost. Decommit is on, so ACE's scavenge unmaps idle runs from the handler:
+//! each is a TLB shootdown to every other CPU from interrupt context, interrupts masked (see
+//! `kernel_support::heaps::init_frame_heap`).
 #![no_std]
 #![no_main]
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+use acealloc::Allocator;
 use acealloc::ace::{Ace, AceConfig, Decision, Knob};
 use acealloc::arch::msr::Rdmsr;
 use acealloc::arch::pmu::{Counters, Pmu};
-use acealloc::{Allocator, Config, DecommitMode};
 use acealloc_kernel_rt::{
     BootInfo, MAX_CPUS, cpu_count, cpu_index, entry, interrupts, println, run_on_all_cpus, timer,
 };
@@ -223,14 +223,7 @@ fn main(boot: &'static BootInfo) -> ! {
     let ace = args::number(boot, "ace", 0) != 0;
     let mut suite = Suite::start("timer-isr");
     suite.test("init over the frame provider", || {
-        let config = match ace {
-            true => Config {
-                decommit: DecommitMode::Off,
-                ..CONFIG
-            },
-            false => CONFIG,
-        };
-        let result = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), config);
+        let result = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG);
         check!(result.is_ok(), "init failed: {result:?}");
     });
     if ace {
