@@ -6,9 +6,13 @@
 //! With the command line word `failed-run` (run `heap-frames-failed-run`) it checks instead that
 //! a run the provider fails to back leaves the frames of earlier runs mapped.
 //!
-//! With `lean` (run `heap-frames-lean`, on one CPU: decommit unmaps pages, and the heap's TLB
-//! flush is local) the heap runs in the LEAN profile with decommit on, and the kernel checks
-//! that a burst of allocations, once freed, gives its frames back to the frame allocator.
+//! With `lean` (run `heap-frames-lean`, on 4 CPUs) the heap runs in the LEAN profile, which
+//! decommits every freed run at once: the kernel checks that a burst of allocations, once freed,
+//! gives its frames back to the frame allocator, then has all CPUs allocate, pass each other and
+//! free blocks at the same time, so that several CPUs decommit (unmap pages, free frames, shoot
+//! the TLB down) concurrently while the others use pages of the same range. A shootdown that
+//! missed a CPU would let it write through a stale entry into a frame handed out again, which
+//! the blocks' checked patterns catch.
 #![no_std]
 #![no_main]
 
@@ -17,13 +21,14 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::alloc::Layout;
 
-use acealloc::{Allocator, Config, DecommitMode, PAGE_SIZE, Profile};
-use acealloc_kernel_rt::{BootInfo, entry, println};
+use acealloc::{Allocator, Config, PAGE_SIZE, Profile};
+use acealloc_kernel_rt::{BootInfo, MAX_CPUS, cpu_count, entry, println, run_on_all_cpus, tlb};
 use kernel_support::check;
 use kernel_support::frames::PhysicalFrames;
 use kernel_support::heaps::{self, CONFIG, FRAME_HEAP_SIZE, FRAME_HEAP_START, FrameHeap};
 use kernel_support::pattern::{Coverage, Patterned};
 use kernel_support::suite::Suite;
+use kernel_support::workload::Mailboxes;
 use spin::Once;
 
 entry!(main);
@@ -57,7 +62,6 @@ fn main(boot: &'static BootInfo) -> ! {
     let config = if lean {
         Config {
             profile: Profile::Lean,
-            decommit: DecommitMode::Free,
             ..CONFIG
         }
     } else {
@@ -80,6 +84,10 @@ fn main(boot: &'static BootInfo) -> ! {
         suite.test(
             "LEAN gives a freed burst's frames back",
             lean_returns_frames,
+        );
+        suite.test(
+            "LEAN: all CPUs decommit at once, shootdowns reach every CPU",
+            concurrent_decommit,
         );
         suite.finish()
     }
@@ -185,8 +193,8 @@ fn exhaust(layout: Layout) {
 }
 
 /// A run that fails part-way (frames ran out) must give back only the frames it mapped itself:
-/// pages of earlier, freed runs stay backed, so no other CPU's TLB can hold a stale entry for an
-/// unmapped page (the provider's flush here is local, see `heaps::init_frame_heap`).
+/// pages of earlier, freed runs stay backed, so a failed allocation unmaps nothing and costs no
+/// TLB shootdown (see `FrameProvider::back`).
 ///
 /// The run asked for is longer than all backed pages together, so it fits only past the last
 /// page in use: it starts on backed pages of freed runs (the large blocks freed just before, at
@@ -263,4 +271,71 @@ fn lean_returns_frames() {
         s.provider.decommit_calls,
         s.decommitted_total_bytes / 1024
     );
+}
+
+/// Rounds of [`concurrent_decommit`] on each CPU: a burst of its own, then cross-CPU traffic.
+const CONCURRENT_ROUNDS: usize = 2;
+/// Blocks of each CPU's own burst in a round: 1 KiB ones and, every 16th, a 48 KiB large block.
+const CONCURRENT_BURST: usize = 256;
+/// Steps of the cross-CPU workload (16 B–64 KiB blocks, most freed by another CPU) per round.
+const CROSS_STEPS: u64 = 400;
+
+/// Every CPU, [`CONCURRENT_ROUNDS`] times: allocates a patterned burst with large blocks, frees
+/// it (LEAN decommits the large blocks' runs and emptied slabs at once), then runs the cross-CPU
+/// workload, whose blocks are freed, and so decommitted, on CPUs other than the one that wrote
+/// them. Checks every pattern, that several CPUs shot the TLB down, and that each shootdown was
+/// answered by every other CPU.
+fn concurrent_decommit() {
+    let cpus = cpu_count();
+    check!(cpus >= 2, "{cpus} CPU: nothing to shoot down");
+    let before: [tlb::Counts; MAX_CPUS] = core::array::from_fn(tlb::counts);
+    let decommits_before = HEAP.stats().provider.decommit_calls;
+    let mailboxes = Mailboxes::new();
+    run_on_all_cpus(&|cpu| {
+        let mut blocks = Vec::with_capacity(CONCURRENT_BURST);
+        for round in 0..CONCURRENT_ROUNDS {
+            for i in 0..CONCURRENT_BURST {
+                let size = if i % 16 == 0 { LARGE } else { SMALL };
+                let layout = Layout::from_size_align(size, 8).expect("valid layout");
+                let seed = (cpu << 32 | round << 16 | i) as u64;
+                let block = Patterned::alloc(&HEAP, layout, seed, Coverage::Full);
+                if !check!(block.is_some(), "block {i} of cpu {cpu}'s burst") {
+                    return;
+                }
+                blocks.push(block);
+            }
+            free_all(&mut blocks);
+            blocks.clear();
+            mailboxes.run(&HEAP, cpu, cpus, CROSS_STEPS, Coverage::Full);
+        }
+    });
+    mailboxes.drain(Coverage::Full);
+    let delta: [tlb::Counts; MAX_CPUS] = core::array::from_fn(|cpu| {
+        let now = tlb::counts(cpu);
+        tlb::Counts {
+            sent: now.sent - before[cpu].sent,
+            answered: now.answered - before[cpu].answered,
+        }
+    });
+    let sent: u64 = delta.iter().map(|counts| counts.sent).sum();
+    let answered: u64 = delta.iter().map(|counts| counts.answered).sum();
+    let senders = delta.iter().filter(|counts| counts.sent > 0).count();
+    let decommits = HEAP.stats().provider.decommit_calls - decommits_before;
+    check!(
+        senders >= 2,
+        "only {senders} CPU shot the TLB down ({sent} shootdowns, {decommits} decommits)"
+    );
+    check!(
+        answered == sent * (cpus as u64 - 1),
+        "{sent} shootdowns to {} other CPUs each, {answered} answers",
+        cpus - 1
+    );
+    let live = HEAP.stats().live_bytes;
+    check!(live == 0, "{live} bytes live at the end");
+    println!(
+        "    {decommits} decommits, {sent} shootdowns, {answered} answers; by cpu (sent/answered):"
+    );
+    for (cpu, counts) in delta.iter().enumerate().take(cpus) {
+        println!("      cpu {cpu}: {}/{}", counts.sent, counts.answered);
+    }
 }
