@@ -38,18 +38,24 @@ unsafe impl Platform for TwoCpus {
 #[repr(align(4096))]
 struct Region([u8; 256 * 1024]);
 
-#[test]
-fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
+/// A LEAN heap over a 256 KiB region of its own, on the two pretend CPUs.
+fn lean_heap() -> Allocator<RegionProvider, TwoCpus> {
     let region = Box::leak(Box::new(Region([0; 256 * 1024])));
     // SAFETY: the leaked region is used by this allocator alone.
     let provider = unsafe { RegionProvider::new(region.0.as_mut_ptr(), region.0.len()) };
-    let heap: Allocator<RegionProvider, TwoCpus> = Allocator::new();
+    let heap = Allocator::new();
     let config = Config {
         profile: Profile::Lean,
         checks: false,
         ..Config::DEFAULT
     };
     heap.init(provider, config).unwrap();
+    heap
+}
+
+#[test]
+fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
+    let heap = lean_heap();
     heap.set_knobs(Knobs {
         cache_capacity: 16,
         bundle_width: 16,
@@ -112,16 +118,7 @@ fn class_cached(heap: &Allocator<RegionProvider, TwoCpus>, size: usize) -> u64 {
 
 #[test]
 fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
-    let region = Box::leak(Box::new(Region([0; 256 * 1024])));
-    // SAFETY: the leaked region is used by this allocator alone.
-    let provider = unsafe { RegionProvider::new(region.0.as_mut_ptr(), region.0.len()) };
-    let heap: Allocator<RegionProvider, TwoCpus> = Allocator::new();
-    let config = Config {
-        profile: Profile::Lean,
-        checks: false,
-        ..Config::DEFAULT
-    };
-    heap.init(provider, config).unwrap();
+    let heap = lean_heap();
     let small = Layout::from_size_align(512, 8).unwrap();
 
     CPU.set(0);
