@@ -223,9 +223,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         match self.enter(caches) {
             Some(cache) => {
                 let slot = cache.class(class);
-                // SAFETY: inside this CPU's section; the caller hands over a
-                // block of `class` that nobody uses any more.
+                // SAFETY: inside this CPU's section, no other list reference.
                 let list = unsafe { slot.list() };
+                // SAFETY: the caller hands over a block of `class` that nobody
+                // uses any more.
                 unsafe { list.push(block) };
                 bump(&slot.frees);
                 if list.len > slot.cap.load(Relaxed) {
@@ -287,12 +288,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if old_class.is_some() && old_class == new_class {
             return ptr;
         }
-        // SAFETY: forwarded caller contract.
-        if old_class.is_none()
-            && new_class.is_none()
-            && unsafe { self.resize_large(ptr, layout, new_layout) }
-        {
-            return ptr;
+        if old_class.is_none() && new_class.is_none() {
+            // SAFETY: forwarded caller contract: a live large block of `layout`.
+            if unsafe { self.resize_large(ptr, layout, new_layout) } {
+                return ptr;
+            }
         }
         let new = self.alloc(new_layout);
         if !new.is_null() {

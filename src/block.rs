@@ -101,6 +101,7 @@ mod tests {
             .collect();
         let mut list = BlockList::EMPTY;
         for n in nodes.iter_mut() {
+            // SAFETY: each node is a distinct, unused `Block` owned by the test.
             unsafe { list.push(n) };
         }
         assert_eq!(list.len, 10);

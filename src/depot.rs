@@ -293,6 +293,7 @@ mod tests {
             } else {
                 &mut *b as *mut Slab
             };
+            // SAFETY: `blk` was taken from `slab` above and is returned once.
             if let Some(s) = unsafe { d.return_block(slab, blk, 1) } {
                 released.push(s);
             }

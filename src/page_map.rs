@@ -118,6 +118,8 @@ mod tests {
             len: 16 * PAGE_SIZE,
         };
         let mut words = [0usize; 16];
+        // SAFETY: `words` is zeroed, one word per page of `span`, and
+        // outlives `map`.
         let map = unsafe { PageMap::new(span, words.as_mut_ptr().cast()) };
         let slab = 0x7f00_0080 as *mut Slab;
         map.set(span.base + PAGE_SIZE, 2, Entry::Slab(slab));

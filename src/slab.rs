@@ -136,6 +136,7 @@ mod tests {
         assert_eq!(slab.block_index(blocks[0] + 8), None);
 
         for &b in &blocks {
+            // SAFETY: every block was taken from `slab` above, each put once.
             unsafe { slab.put(b as *mut Block) };
         }
         assert!(slab.is_empty());

@@ -314,16 +314,19 @@ mod tests {
         assert!(!mapped(&p, addr + 3 * PAGE_SIZE));
         let tables = p.frames().in_use - 3;
 
+        // SAFETY: `run` is a live 3-page run of `p`, never touched.
         unsafe { p.free_pages(run, 3) };
         assert_eq!(p.backed_pages(), 3, "freed runs keep their frames");
         let again = p.alloc_pages(2, PAGE_SIZE).unwrap();
         assert_eq!(p.frames().in_use, tables + 3, "reuse maps nothing new");
 
         let flushed = FLUSHED_PAGES.load(Relaxed);
+        // SAFETY: `again` is a live 2-page run holding nothing.
         assert!(unsafe { p.decommit(again, 2) });
         assert_eq!(p.frames().in_use, tables + 1);
         assert!(!mapped(&p, addr));
         assert!(FLUSHED_PAGES.load(Relaxed) >= flushed + 2);
+        // SAFETY: `again` is still a live run of `p`.
         assert!(unsafe { p.recommit(again, 2) });
         assert!(mapped(&p, addr) && mapped(&p, addr + PAGE_SIZE));
     }
@@ -332,10 +335,12 @@ mod tests {
     fn grows_in_place_and_fails_cleanly_when_frames_run_out() {
         let mut p = provider(12);
         let run = p.alloc_pages(2, PAGE_SIZE).unwrap();
+        // SAFETY: `run` is a live 2-page run of `p`.
         assert!(unsafe { p.resize_in_place(run, 2, 5) });
         assert!(mapped(&p, run.as_ptr() as usize + 4 * PAGE_SIZE));
         let aligned = p.alloc_pages(1, 16 * PAGE_SIZE).unwrap();
         assert_eq!(aligned.as_ptr() as usize % (16 * PAGE_SIZE), 0);
+        // SAFETY: `aligned` is a live 1-page run of `p`, never touched.
         unsafe { p.free_pages(aligned, 1) };
 
         assert!(

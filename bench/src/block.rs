@@ -73,10 +73,11 @@ unsafe fn intact(ptr: *const u8, written: usize, kept: usize, tag: u64) -> bool 
     }
     offsets(written)
         .take_while(|&offset| offset + 8 <= kept)
-        // SAFETY: offset + 8 <= kept, and `fill` wrote this word (caller contract).
-        .all(
-            |offset| unsafe { ptr.add(offset).cast::<u64>().read_unaligned() } == word(tag, offset),
-        )
+        .all(|offset| {
+            // SAFETY: offset + 8 <= kept, and `fill` wrote this word (caller contract).
+            let found = unsafe { ptr.add(offset).cast::<u64>().read_unaligned() };
+            found == word(tag, offset)
+        })
 }
 
 /// What one thread of a workload did.

@@ -87,6 +87,7 @@ mod tests {
     #[test]
     fn hands_out_aligned_disjoint_runs_and_takes_them_back() {
         let mut region = std::boxed::Box::new(Region([0; 64 * 1024]));
+        // SAFETY: the boxed region is used by this provider alone.
         let mut p = unsafe { RegionProvider::new(region.0.as_mut_ptr(), region.0.len()) };
         assert_eq!(p.span().len, 64 * 1024);
         let mut runs = Vec::new();
@@ -97,6 +98,7 @@ mod tests {
         }
         assert_eq!(runs.len(), 16);
         for r in runs {
+            // SAFETY: each `r` is a live 1-page run of `p`, freed once.
             unsafe { p.free_pages(r, 1) };
         }
         assert_eq!(p.free_bytes(), 64 * 1024);
@@ -109,7 +111,10 @@ mod tests {
     #[test]
     fn trims_an_unaligned_region_to_whole_pages() {
         let mut region = std::boxed::Box::new(Region([0; 64 * 1024]));
+        // SAFETY: 100 bytes into the 64 KiB region.
         let start = unsafe { region.0.as_mut_ptr().add(100) };
+        // SAFETY: `[start, start + 64 KiB - 100)` lies in the boxed region,
+        // used by this provider alone.
         let p = unsafe { RegionProvider::new(start, 64 * 1024 - 100) };
         assert_eq!(p.span().base % PAGE_SIZE, 0);
         assert_eq!(p.span().len, 60 * 1024);
