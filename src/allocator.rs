@@ -165,8 +165,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 let mut block = unsafe { slot.list() }.pop();
                 if block.is_null() {
                     block = self.refill(cache, class);
-                }
-                if !block.is_null() {
+                } else {
                     bump(&slot.allocs);
                 }
                 self.leave(cache);
@@ -326,7 +325,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // reference alive; the list is empty, so nothing is overwritten.
         let list = unsafe { slot.list() };
         *list = bundle;
-        list.pop()
+        let block = list.pop();
+        if !block.is_null() {
+            bump(&slot.allocs);
+        }
+        block
     }
 
     /// The current CPU's cache of `class` is over capacity: send a bundle
