@@ -87,11 +87,6 @@ impl Pmu {
         }
         Pmu::None
     }
-
-    /// Whether any hardware counter is available.
-    pub fn is_available(&self) -> bool {
-        *self != Pmu::None
-    }
 }
 
 /* ---------------------------------------------------------------------- */
