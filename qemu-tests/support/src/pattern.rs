@@ -117,3 +117,26 @@ impl<'h, A: GlobalAlloc> Patterned<'h, A> {
         intact
     }
 }
+
+/// Allocates patterned blocks of `layout` into `blocks` until the heap returns null; returns how
+/// many it got (all of `blocks` if it never ran out).
+pub fn fill<'h, A: GlobalAlloc>(
+    blocks: &mut [Option<Patterned<'h, A>>],
+    heap: &'h A,
+    layout: Layout,
+) -> usize {
+    for (count, slot) in blocks.iter_mut().enumerate() {
+        *slot = Patterned::alloc(heap, layout, count as u64, Coverage::Full);
+        if slot.is_none() {
+            return count;
+        }
+    }
+    blocks.len()
+}
+
+/// Checks and frees every block in `blocks`.
+pub fn free_all<A: GlobalAlloc>(blocks: &mut [Option<Patterned<'_, A>>]) {
+    for block in blocks.iter_mut().filter_map(Option::take) {
+        block.free(Coverage::Full);
+    }
+}

@@ -26,7 +26,7 @@ use acealloc_kernel_rt::{BootInfo, MAX_CPUS, cpu_count, entry, println, run_on_a
 use kernel_support::check;
 use kernel_support::frames::PhysicalFrames;
 use kernel_support::heaps::{self, CONFIG, FRAME_HEAP_SIZE, FRAME_HEAP_START, FrameHeap};
-use kernel_support::pattern::{Coverage, Patterned};
+use kernel_support::pattern::{Coverage, Patterned, fill, free_all};
 use kernel_support::suite::Suite;
 use kernel_support::workload::Mailboxes;
 use spin::Once;
@@ -132,27 +132,6 @@ fn allocation_fails(layout: Layout) -> bool {
         unsafe { HEAP.dealloc(block, layout) };
     }
     block.is_null()
-}
-
-/// Allocates patterned blocks into `blocks` until the heap returns null; returns how many.
-fn fill<'h>(
-    blocks: &mut [Option<Patterned<'h, FrameHeap>>],
-    heap: &'h FrameHeap,
-    layout: Layout,
-) -> usize {
-    for (count, slot) in blocks.iter_mut().enumerate() {
-        *slot = Patterned::alloc(heap, layout, count as u64, Coverage::Full);
-        if slot.is_none() {
-            return count;
-        }
-    }
-    blocks.len()
-}
-
-fn free_all(blocks: &mut [Option<Patterned<'_, FrameHeap>>]) {
-    for block in blocks.iter_mut().filter_map(Option::take) {
-        block.free(Coverage::Full);
-    }
 }
 
 /// Limits the frame allocator to [`SPARE_FRAMES`] more frames, fills the heap with `layout`

@@ -10,7 +10,7 @@ use acealloc::Allocator;
 use acealloc_kernel_rt::{BootInfo, entry, println};
 use kernel_support::check;
 use kernel_support::heaps::{self, CONFIG, FIXED_REGION_SIZE, RegionHeap};
-use kernel_support::pattern::{Coverage, Patterned};
+use kernel_support::pattern::{Coverage, Patterned, fill, free_all};
 use kernel_support::suite::Suite;
 
 entry!(main);
@@ -50,28 +50,6 @@ fn main(_boot: &'static BootInfo) -> ! {
 
 fn block_layout() -> Layout {
     Layout::from_size_align(BLOCK, 8).expect("valid layout")
-}
-
-/// Allocates patterned blocks of `layout` into `blocks` until the heap returns null; returns how
-/// many it got (all of `blocks` if it never ran out).
-fn fill<'h>(
-    blocks: &mut [Option<Patterned<'h, RegionHeap>>],
-    heap: &'h RegionHeap,
-    layout: Layout,
-) -> usize {
-    for (count, slot) in blocks.iter_mut().enumerate() {
-        *slot = Patterned::alloc(heap, layout, count as u64, Coverage::Full);
-        if slot.is_none() {
-            return count;
-        }
-    }
-    blocks.len()
-}
-
-fn free_all(blocks: &mut [Option<Patterned<'_, RegionHeap>>]) {
-    for block in blocks.iter_mut().filter_map(Option::take) {
-        block.free(Coverage::Full);
-    }
 }
 
 fn exhaustion() {
