@@ -805,38 +805,46 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Decommits idle memory, a bounded amount at a time: first the empty
     /// slabs that classes keep beyond the profile's reserve (after it was
     /// lowered), then up to `max_pages` pages of retained runs that stayed
-    /// unused since the previous call. Returns the pages decommitted.
+    /// unused since the previous call. Stops early once [`Platform::now`]
+    /// reaches `deadline` (`u64::MAX`: no deadline), checked before each
+    /// unit of work (one slab released, one run decommitted), so at most
+    /// the unit under way when the deadline passes finishes after it.
+    /// Returns the pages decommitted.
     ///
     /// Fit for a timer tick, interrupt context included: it allocates
     /// nothing, only *tries* locks (when the page lock is busy it does
     /// nothing and returns 0; a busy depot is skipped), and its work is
-    /// bounded by `max_pages` and the number of classes. On kernels the
-    /// provider's decommit flushes the TLB, which must then be callable
-    /// with interrupts masked.
-    pub fn scavenge(&self, max_pages: usize) -> usize {
+    /// bounded by `max_pages`, the number of classes and `deadline`. On
+    /// kernels the provider's decommit flushes the TLB, which must then be
+    /// callable with interrupts masked.
+    pub fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
         if !self.is_initialized() {
             return 0;
         }
         let irq = Pl::irq_save();
         let mut done = 0;
+        let in_time = || Pl::now() < deadline;
         // Page lock, then depot locks: the reverse of the usual order, which
         // is safe because both are only tried.
         if let Some(mut guard) = self.pages.try_lock()
             && let Some(pages) = guard.as_mut()
         {
             let reserve = self.slab_reserve.load(Relaxed);
-            for depot in &self.depots {
+            'classes: for depot in &self.depots {
                 let Some(mut d) = depot.try_lock() else {
                     continue;
                 };
                 while d.empty_slabs > reserve {
+                    if !in_time() {
+                        break 'classes;
+                    }
                     let Some(empty) = d.pop_empty_slab() else {
                         break;
                     };
                     self.release_slab_to(pages, empty);
                 }
             }
-            done = pages.scavenge(max_pages, &self.counters);
+            done = pages.scavenge(max_pages, in_time, &self.counters);
         }
         Pl::irq_restore(irq);
         done

@@ -212,10 +212,16 @@ impl<P: PageProvider> Pages<P> {
     }
 
     /// Decommits up to `max_pages` pages of retained runs that have stayed
-    /// unused since the previous call; returns how many it decommitted.
-    pub fn scavenge(&mut self, max_pages: usize, counters: &PageCounters) -> usize {
+    /// unused since the previous call, one run at a time while `in_time`
+    /// says there is time left; returns how many it decommitted.
+    pub fn scavenge(
+        &mut self,
+        max_pages: usize,
+        in_time: impl Fn() -> bool,
+        counters: &PageCounters,
+    ) -> usize {
         let mut done = 0;
-        while done < max_pages && self.decommit {
+        while done < max_pages && self.decommit && in_time() {
             let Some(run) = self
                 .retained
                 .oldest_committed(max_pages - done, self.idle_before)

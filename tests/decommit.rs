@@ -11,6 +11,7 @@
 mod common;
 
 use std::alloc::Layout;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -80,6 +81,7 @@ unsafe impl PageProvider for Guarded {
     }
 
     unsafe fn decommit(&mut self, ptr: NonNull<u8>, pages: usize) -> bool {
+        CLOCK.set(CLOCK.get() + 1);
         for p in Self::pages(ptr, pages) {
             assert!(self.decommitted.insert(p), "page {p:#x} decommitted twice");
         }
@@ -107,9 +109,46 @@ unsafe impl PageProvider for Guarded {
     }
 }
 
+thread_local! {
+    /// The clock of [`Clocked`]: one unit per decommit by [`Guarded`].
+    static CLOCK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// One CPU whose clock advances only when a page run is decommitted, so
+/// that a deadline is a number of decommits.
+struct Clocked;
+
+// SAFETY: as for `common::SingleCpu`: every allocator over this platform is
+// used by the one thread that made it.
+unsafe impl Platform for Clocked {
+    const EXCLUSIVE_CPU: bool = true;
+
+    fn cpu_count() -> usize {
+        1
+    }
+
+    fn current_cpu() -> usize {
+        0
+    }
+
+    fn irq_save() -> usize {
+        0
+    }
+
+    fn irq_restore(_: usize) {}
+
+    fn now() -> u64 {
+        CLOCK.get()
+    }
+}
+
 type Guard = Allocator<Guarded, HostedPlatform>;
 
 fn allocator(profile: Profile) -> Box<Guard> {
+    allocator_on(profile)
+}
+
+fn allocator_on<Pl: Platform>(profile: Profile) -> Box<Allocator<Guarded, Pl>> {
     let a = Box::new(Allocator::new());
     let config = Config {
         profile,
@@ -201,7 +240,7 @@ fn without_decommit_idle_runs_go_back_to_the_provider() {
     for round in 0..3 {
         let blocks = alloc_blocks(&a, 40, round);
         check_and_free(&a, blocks);
-        assert_eq!(a.scavenge(usize::MAX), 0);
+        assert_eq!(a.scavenge(usize::MAX, u64::MAX), 0);
     }
     let s = a.stats();
     assert_eq!(
@@ -235,11 +274,11 @@ fn live_blocks_survive_a_scavenge() {
     let retained = before.retained_bytes;
     assert!(retained > 0, "{before}");
     assert_eq!(
-        a.scavenge(usize::MAX),
+        a.scavenge(usize::MAX, u64::MAX),
         0,
         "nothing idle before a first pass"
     );
-    let done = a.scavenge(usize::MAX);
+    let done = a.scavenge(usize::MAX, u64::MAX);
     let s = a.stats();
     assert_eq!(done * PAGE_SIZE, retained, "{s}");
     assert_eq!(s.retained_bytes, 0, "{s}");
@@ -260,12 +299,12 @@ fn scavenge_is_bounded() {
     let a = allocator(Profile::Fast);
     let blocks = alloc_blocks(&a, 200, 1);
     check_and_free(&a, blocks);
-    a.scavenge(0); // marks everything retained so far as idle from now on
+    a.scavenge(0, u64::MAX); // marks everything retained so far as idle from now on
     let retained = a.stats().retained_bytes / PAGE_SIZE;
     assert!(retained > 20, "{}", a.stats());
     let mut total = 0;
     loop {
-        let done = a.scavenge(7);
+        let done = a.scavenge(7, u64::MAX);
         assert!(done <= 7);
         if done == 0 {
             break;
@@ -274,6 +313,70 @@ fn scavenge_is_bounded() {
     }
     assert_eq!(total, retained);
     assert_eq!(a.stats().retained_bytes, 0);
+}
+
+/// A scavenge stops at its deadline: with a clock that advances one unit
+/// per decommit, a deadline three units away lets exactly three runs be
+/// decommitted, a deadline already passed none; live blocks between the
+/// idle runs read back intact (a decommitted page would fault).
+#[test]
+fn scavenge_stops_at_its_deadline() {
+    let a = allocator_on::<Clocked>(Profile::Fast);
+    const PAGES: usize = 10;
+    let layout = Layout::from_size_align(PAGES * PAGE_SIZE, 8).unwrap();
+    let mut live = Vec::new();
+    for i in 0..40u64 {
+        let ptr = a.alloc(layout);
+        assert!(!ptr.is_null());
+        // SAFETY: a fresh block of `layout.size()` bytes.
+        unsafe { fill(ptr, layout.size(), i) };
+        live.push(Block {
+            ptr,
+            layout,
+            seed: i,
+        });
+    }
+    // Every other block freed: 20 retained runs that live blocks keep apart.
+    let (freed, kept): (Vec<_>, Vec<_>) = live.into_iter().partition(|b| b.seed % 2 == 0);
+    check_and_free(&a, freed);
+    a.scavenge(0, u64::MAX); // marks them idle
+    let calls = || a.stats().provider.decommit_calls;
+    let before = calls();
+    let start = Clocked::now();
+    let done = a.scavenge(usize::MAX, start + 3);
+    assert_eq!(calls() - before, 3, "{}", a.stats());
+    assert_eq!(done, 3 * PAGES);
+    assert_eq!(a.scavenge(usize::MAX, Clocked::now()), 0, "deadline passed");
+    assert_eq!(a.scavenge(usize::MAX, u64::MAX), 17 * PAGES);
+    check_and_free(&a, kept);
+}
+
+/// The same for empty slabs that a lowered reserve lets go: each release
+/// is one unit of work. FAST keeps two empty slabs per class; in LEAN each
+/// released slab is decommitted at once (one clock unit).
+#[test]
+fn releasing_reserved_slabs_stops_at_the_deadline() {
+    let a = allocator_on::<Clocked>(Profile::Fast);
+    for size in [1000, 2000, 3000] {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let ptrs: Vec<_> = (0..1000).map(|_| a.alloc(layout)).collect();
+        for ptr in ptrs {
+            assert!(!ptr.is_null());
+            // SAFETY: allocated above with `layout`, unused.
+            unsafe { a.dealloc(ptr, layout) };
+        }
+    }
+    a.set_profile(Profile::Lean);
+    let retired = a.stats().slabs_retired;
+    a.scavenge(0, Clocked::now() + 2);
+    assert_eq!(a.stats().slabs_retired - retired, 2, "{}", a.stats());
+    a.scavenge(0, u64::MAX);
+    assert_eq!(
+        a.stats().slabs_retired - retired,
+        6,
+        "two per class: {}",
+        a.stats()
+    );
 }
 
 /// Runs a phased workload: each phase holds about 1 MiB of blocks of its own
@@ -360,7 +463,7 @@ fn profile_switch_under_concurrent_load() {
         let profiles = [Profile::Fast, Profile::Lean, Profile::Balanced];
         for i in 0..300 {
             a.set_profile(profiles[i % 3]);
-            a.scavenge(16);
+            a.scavenge(16, u64::MAX);
             std::thread::sleep(std::time::Duration::from_micros(300));
         }
         stop.store(true, Relaxed);

@@ -196,7 +196,7 @@ impl<P: PageProvider + Send, Pl: Platform> Model<'_, P, Pl> {
                 self.check_all("after trim");
             }
             Op::Scavenge { max_pages } => {
-                let done = self.a.scavenge(max_pages);
+                let done = self.a.scavenge(max_pages, u64::MAX);
                 assert!(done <= max_pages, "{done} pages for a bound of {max_pages}");
                 self.check_all("after scavenge");
             }

@@ -499,7 +499,9 @@ impl Engine {
             self.scavenge_due = false;
             // Only scavenges that decommitted something are traced (with
             // decommit off, or nothing idle, they change nothing).
-            let pages = target.scavenge(self.config.scavenge_pages) as u64;
+            // It stops where the tick's budget ends.
+            let deadline = start.saturating_add(self.clocked.budget);
+            let pages = target.scavenge(self.config.scavenge_pages, deadline) as u64;
             if pages > 0 {
                 let after = m.committed.saturating_sub(pages * crate::PAGE_SIZE as u64);
                 self.record(

@@ -16,9 +16,10 @@ pub trait Tunable {
     fn knobs(&self) -> Knobs;
     /// Sets the knobs (safe while other CPUs allocate).
     fn set_knobs(&self, knobs: Knobs);
-    /// Decommits idle memory, at most `max_pages` pages, only trying locks;
+    /// Decommits idle memory, at most `max_pages` pages, stopping once the
+    /// clock ([`now`](Self::now)) reaches `deadline`, only trying locks;
     /// returns the pages decommitted.
-    fn scavenge(&self, max_pages: usize) -> usize;
+    fn scavenge(&self, max_pages: usize, deadline: u64) -> usize;
     /// Returns what idle CPU caches hold (the running CPU's on kernels),
     /// only trying locks; returns the blocks returned.
     fn flush_idle_caches(&self) -> u64;
@@ -57,8 +58,8 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
         Allocator::set_knobs(self, knobs)
     }
 
-    fn scavenge(&self, max_pages: usize) -> usize {
-        Allocator::scavenge(self, max_pages)
+    fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
+        Allocator::scavenge(self, max_pages, deadline)
     }
 
     fn flush_idle_caches(&self) -> u64 {

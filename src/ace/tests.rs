@@ -18,6 +18,8 @@ struct Fake {
     cpu: Cell<usize>,
     scavenged: Cell<usize>,
     scavenge_calls: Cell<usize>,
+    /// The deadline of the last scavenge.
+    scavenge_deadline: Cell<u64>,
     idle_checks: Cell<usize>,
 }
 
@@ -35,6 +37,7 @@ impl Fake {
             cpu: Cell::new(0),
             scavenged: Cell::new(0),
             scavenge_calls: Cell::new(0),
+            scavenge_deadline: Cell::new(0),
             idle_checks: Cell::new(0),
         }
     }
@@ -60,8 +63,9 @@ impl Tunable for Fake {
     fn set_knobs(&self, knobs: Knobs) {
         self.knobs.set(knobs);
     }
-    fn scavenge(&self, max_pages: usize) -> usize {
+    fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
         self.scavenge_calls.set(self.scavenge_calls.get() + 1);
+        self.scavenge_deadline.set(deadline);
         self.scavenged.set(self.scavenged.get() + max_pages);
         max_pages
     }
@@ -284,6 +288,9 @@ fn growing_fragmentation_scavenges_within_the_page_budget() {
     }
     assert_eq!(fake.scavenge_calls.get(), 1);
     assert_eq!(fake.scavenged.get(), AceConfig::DEFAULT.scavenge_pages);
+    // The clock stood still during the tick: it may run to the tick's end.
+    let budget = AceConfig::DEFAULT.tick_budget_us;
+    assert_eq!(fake.scavenge_deadline.get(), fake.clock.get() + budget);
     let d = last(&ace);
     assert_eq!((d.knob, d.reason), (Knob::Scavenge, Reason::Fragmentation));
     assert_eq!((d.old, d.new), (12 << 10, (12 << 10) - 1024));
