@@ -23,7 +23,7 @@ use spin::mutex::SpinMutex;
 
 use crate::block::{Block, BlockList};
 use crate::config::{Config, Knobs, Profile};
-use crate::cpu_cache::{PerCpuCache, bump};
+use crate::cpu_cache::{PerCpuCache, SlowPaths, bump};
 use crate::depot::{Depot, DepotState};
 use crate::page_map::{Entry, PageMap};
 use crate::pages::{PageCounters, Pages};
@@ -75,6 +75,8 @@ pub struct Allocator<P, Pl> {
     flush_requests: AtomicU32,
     checks: AtomicBool,
     pub(crate) large_live: AtomicUsize,
+    /// Allocations that bypassed every CPU cache, timed.
+    pub(crate) direct_slow: SlowPaths,
     _platform: PhantomData<fn() -> Pl>,
 }
 
@@ -111,6 +113,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             flush_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
+            direct_slow: SlowPaths::new(),
             _platform: PhantomData,
         }
     }
@@ -309,10 +312,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /* Slow paths of small blocks                                          */
     /* ------------------------------------------------------------------ */
 
-    /// The current CPU's cache of `class` is empty: fetch a bundle.
+    /// The current CPU's cache of `class` is empty: fetch a bundle. Timed
+    /// (with a new slab when it takes one) for ACE's latency guard.
     #[cold]
     #[inline(never)]
     fn refill(&self, cache: &PerCpuCache, class: Class) -> *mut Block {
+        let start = Pl::now();
         let slot = cache.class(class);
         bump(&cache.misses[class].misses);
         self.honour_flush_request(cache);
@@ -329,6 +334,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if !block.is_null() {
             bump(&slot.allocs);
         }
+        cache.slow.add_owned(Pl::now().wrapping_sub(start));
         block
     }
 
@@ -359,9 +365,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         true
     }
 
-    /// Allocation without a CPU cache (cache busy or CPU out of range).
+    /// Allocation without a CPU cache (cache busy or CPU out of range),
+    /// timed like a refill.
     #[cold]
     fn alloc_direct(&self, class: Class) -> *mut Block {
+        let start = Pl::now();
         let mut got = self.take_from_depot(class, 1);
         if got.len == 0 && self.reclaim(None) {
             got = self.take_from_depot(class, 1);
@@ -373,6 +381,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if !block.is_null() {
             self.depots[class].direct_allocs.fetch_add(1, Relaxed);
         }
+        self.direct_slow.add_shared(Pl::now().wrapping_sub(start));
         block
     }
 

@@ -68,6 +68,37 @@ impl ClassCache {
     }
 }
 
+/// Time spent in allocation slow paths (refills, allocations that
+/// bypassed the caches), in `Platform::now` units, and how many ran: what
+/// ACE's allocation-latency guard watches. Only slow paths touch it.
+pub(crate) struct SlowPaths {
+    pub time: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl SlowPaths {
+    pub const fn new() -> SlowPaths {
+        SlowPaths {
+            time: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds one slow path of `elapsed` units, from the owner only (a CPU
+    /// inside its section): plain load and store.
+    pub fn add_owned(&self, elapsed: u64) {
+        self.time
+            .store(self.time.load(Relaxed).wrapping_add(elapsed), Relaxed);
+        bump(&self.count);
+    }
+
+    /// Adds one slow path of `elapsed` units, from any CPU.
+    pub fn add_shared(&self, elapsed: u64) {
+        self.time.fetch_add(elapsed, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+}
+
 /// Everything one CPU caches.
 #[repr(C, align(64))]
 pub(crate) struct PerCpuCache {
@@ -77,6 +108,8 @@ pub(crate) struct PerCpuCache {
     pub flushed_at: AtomicU32,
     /// Allocations plus frees at the last idle check (`flush_idle_caches`).
     pub ops_seen: AtomicU64,
+    /// This CPU's refills.
+    pub slow: SlowPaths,
     pub classes: [ClassCache; NUM_CLASSES],
     pub misses: [ClassMisses; NUM_CLASSES],
 }
@@ -92,6 +125,7 @@ impl PerCpuCache {
             lock: AtomicBool::new(false),
             flushed_at: AtomicU32::new(0),
             ops_seen: AtomicU64::new(0),
+            slow: SlowPaths::new(),
             classes: core::array::from_fn(|class| ClassCache {
                 list: UnsafeCell::new(BlockList::EMPTY),
                 cap: AtomicU32::new(cap(class)),

@@ -125,6 +125,11 @@ pub struct Stats {
     pub depot_spins: u64,
     /// Provider calls.
     pub provider: ProviderStats,
+    /// Allocation slow paths run (refills and allocations that bypassed
+    /// the CPU caches, new slabs included)...
+    pub slow_paths: u64,
+    /// ...and the `Platform::now` units they took together.
+    pub slow_path_time: u64,
 }
 
 impl Stats {
@@ -243,7 +248,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             contended += depot.contended.load(Relaxed);
             spins += depot.spins.load(Relaxed);
         }
+        let (mut slow_paths, mut slow_path_time) = (
+            self.direct_slow.count.load(Relaxed),
+            self.direct_slow.time.load(Relaxed),
+        );
         for cache in self.cpu_caches() {
+            slow_paths += cache.slow.count.load(Relaxed);
+            slow_path_time = slow_path_time.wrapping_add(cache.slow.time.load(Relaxed));
             for ((c, slot), cold) in classes.iter_mut().zip(&cache.classes).zip(&cache.misses) {
                 c.allocs += slot.allocs.load(Relaxed);
                 c.frees += slot.frees.load(Relaxed);
@@ -283,6 +294,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 decommit_calls: counters.decommit_calls.load(Relaxed),
                 recommit_calls: counters.recommit_calls.load(Relaxed),
             },
+            slow_paths,
+            slow_path_time,
         }
     }
 }

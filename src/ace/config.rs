@@ -15,6 +15,17 @@ pub struct AceConfig {
     pub tick_budget_us: u64,
     /// Committed bytes above which ACE switches off (0: no cap).
     pub committed_cap: u64,
+    /// The allocation-latency guard, in percent of the baseline (0: no
+    /// guard). The baseline is the mean time of an allocation slow path
+    /// (refill or cache bypass, new slabs included) over the fast
+    /// intervals run with the knobs ACE started from; with knobs of its
+    /// own, [`latency_intervals`](Self::latency_intervals) intervals in a
+    /// row whose mean is above this share of the baseline switch ACE off.
+    /// The fast path is not timed (it would cost more than it measures).
+    pub latency_limit_pct: u32,
+    /// Intervals in a row over [`latency_limit_pct`](Self::latency_limit_pct)
+    /// that trip the latency guard.
+    pub latency_intervals: u32,
     /// Most pages one slow-loop scavenge decommits.
     pub scavenge_pages: usize,
     /// Slow intervals with stable signals before knobs step back toward
@@ -24,14 +35,17 @@ pub struct AceConfig {
 
 impl AceConfig {
     /// Fast 500 ms, slow 30 s, 2 s bandit epochs, a 200 µs tick budget,
-    /// no committed cap, 256 pages (1 MiB) per scavenge, restore after two
-    /// stable slow intervals.
+    /// no committed cap, slow paths at three times their baseline latency
+    /// for three intervals switch ACE off, 256 pages (1 MiB) per scavenge,
+    /// restore after two stable slow intervals.
     pub const DEFAULT: AceConfig = AceConfig {
         fast_ms: 500,
         slow_s: 30,
         epoch_intervals: 4,
         tick_budget_us: 200,
         committed_cap: 0,
+        latency_limit_pct: 300,
+        latency_intervals: 3,
         scavenge_pages: 256,
         restore_after: 2,
     };

@@ -31,6 +31,10 @@ pub struct Totals {
     pub depot_spins: u64,
     /// Page provider calls (cumulative).
     pub provider_calls: u64,
+    /// Allocation slow paths run (cumulative).
+    pub slow_paths: u64,
+    /// Clock units spent in them (cumulative).
+    pub slow_path_time: u64,
     /// Blocks waiting in all depots (level).
     pub depot_backlog: u64,
     /// Bytes committed from the provider (level).
@@ -53,6 +57,10 @@ pub struct Metrics {
     pub depot_spins: u64,
     /// Provider calls in the interval.
     pub provider_calls: u64,
+    /// Allocation slow paths in the interval.
+    pub slow_paths: u64,
+    /// Clock units spent in them.
+    pub slow_path_time: u64,
     /// Blocks in the depots at the end.
     pub depot_backlog: u64,
     /// Committed bytes at the end.
@@ -73,6 +81,8 @@ impl Metrics {
         depot_contended: 0,
         depot_spins: 0,
         provider_calls: 0,
+        slow_paths: 0,
+        slow_path_time: 0,
         depot_backlog: 0,
         committed: 0,
         live: 0,
@@ -88,6 +98,8 @@ impl Metrics {
             depot_contended: after.depot_contended.wrapping_sub(before.depot_contended),
             depot_spins: after.depot_spins.wrapping_sub(before.depot_spins),
             provider_calls: after.provider_calls.wrapping_sub(before.provider_calls),
+            slow_paths: after.slow_paths.wrapping_sub(before.slow_paths),
+            slow_path_time: after.slow_path_time.wrapping_sub(before.slow_path_time),
             depot_backlog: after.depot_backlog,
             committed: after.committed,
             live: after.live,
@@ -111,6 +123,11 @@ impl Metrics {
     /// LLC misses per million operations.
     pub fn llc_misses_per_mop(&self) -> u64 {
         per_million(self.llc_misses, self.operations)
+    }
+
+    /// Mean clock units of an allocation slow path (0 when none ran).
+    pub fn slow_path_mean(&self) -> u64 {
+        self.slow_path_time / self.slow_paths.max(1)
     }
 
     /// Share of allocations-and-frees that missed a CPU cache, in Q units.

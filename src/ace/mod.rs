@@ -10,7 +10,8 @@
 //!                     contention ↑ → bundles wider · bandit epoch → capacity
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     stable for a while → knobs one step back to defaults
-//!          guards:    tick over budget ×3, committed over cap → ACE off
+//!          guards:    tick over budget ×3, committed over cap,
+//!                     slow-path latency over its baseline ×3 → ACE off
 //! ```
 //!
 //! Interrupt-context rules, kept by construction: the engine is a
@@ -79,6 +80,9 @@ const FRAGMENTATION_HIGH: u64 = 3 * 1024;
 const COMMITTED_FLOOR: u64 = 1 << 20;
 /// Deciding ticks over budget in a row that switch ACE off.
 const OVER_BUDGET_LIMIT: u32 = 3;
+/// Fewest allocation slow paths in an interval for its mean latency to
+/// count (toward the baseline or the guard): fewer are noise.
+const MIN_SLOW_PATHS: u64 = 32;
 /// A contended depot acquisition weighs as much as this many missed
 /// operations in the reward (a lock round trip across CPUs versus a
 /// cache hit: tens of times the cost).
@@ -339,6 +343,11 @@ struct Engine {
     /// Most operations seen in a fast interval (the throughput scale).
     ops_max: u64,
     over_budget: u32,
+    /// Slow-path time and count over the intervals run with the starting
+    /// knobs: the latency guard's baseline.
+    latency_base: (u64, u64),
+    /// Intervals in a row over the latency limit.
+    latency_over: u32,
     off_reason: Option<Reason>,
     deciding_ticks: u64,
     last_tick: u64,
@@ -379,6 +388,8 @@ impl Engine {
                 depot_contended: 0,
                 depot_spins: 0,
                 provider_calls: 0,
+                slow_paths: 0,
+                slow_path_time: 0,
                 depot_backlog: 0,
                 committed: 0,
                 live: 0,
@@ -401,6 +412,8 @@ impl Engine {
             epoch_intervals: 0,
             ops_max: 0,
             over_budget: 0,
+            latency_base: (0, 0),
+            latency_over: 0,
             off_reason: None,
             deciding_ticks: 0,
             last_tick: 0,
@@ -483,6 +496,10 @@ impl Engine {
             self.switch_off(ace, target, Reason::CommittedCap, start, m);
             return;
         }
+        if self.latency_tripped(&m) {
+            self.switch_off(ace, target, Reason::AllocLatency, start, m);
+            return;
+        }
         let before = self.at;
         self.fast_loop(&m, start);
         if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
@@ -528,6 +545,34 @@ impl Engine {
         } else {
             self.over_budget = 0;
         }
+    }
+
+    /// The allocation-latency guard, on an interval run with the knobs
+    /// now in force: with the starting knobs its slow paths add to the
+    /// baseline; with ACE's own, whether this is the `latency_intervals`th
+    /// interval in a row whose mean slow path is over the limit. Intervals
+    /// with too few slow paths to mean anything are skipped.
+    fn latency_tripped(&mut self, m: &Metrics) -> bool {
+        if m.slow_paths < MIN_SLOW_PATHS {
+            return false;
+        }
+        let (base_time, base_count) = &mut self.latency_base;
+        if self.at == self.defaults {
+            *base_time = base_time.saturating_add(m.slow_path_time);
+            *base_count = base_count.saturating_add(m.slow_paths);
+            self.latency_over = 0;
+            return false;
+        }
+        if self.config.latency_limit_pct == 0 || *base_count < MIN_SLOW_PATHS {
+            return false;
+        }
+        // mean > base mean × limit / 100, cross-multiplied in 128 bits.
+        let over = u128::from(m.slow_path_time) * u128::from(*base_count) * 100
+            > u128::from(*base_time)
+                * u128::from(m.slow_paths)
+                * u128::from(self.config.latency_limit_pct);
+        self.latency_over = if over { self.latency_over + 1 } else { 0 };
+        self.latency_over >= self.config.latency_intervals.max(1)
     }
 
     /// Moves a knob one step on its ladder (down if `up` is false) unless

@@ -44,6 +44,8 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
             depot_contended: stats.depot_contended,
             depot_spins: stats.depot_spins,
             provider_calls: p.alloc_calls + p.free_calls + p.resize_calls,
+            slow_paths: stats.slow_paths,
+            slow_path_time: stats.slow_path_time,
             depot_backlog: backlog,
             committed: stats.committed_bytes as u64,
             live: stats.live_bytes as u64,

@@ -258,6 +258,80 @@ fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
     assert_eq!(ace.status().decisions, status.decisions, "off stays off");
 }
 
+/// Adds `paths` allocation slow paths of `mean` clock units each.
+fn slow_paths(t: &mut Totals, paths: u64, mean: u64) {
+    t.slow_paths += paths;
+    t.slow_path_time += paths * mean;
+}
+
+/// Three intervals with the starting knobs (the latency baseline: slow
+/// paths of 100 µs), then a backlog rise that gives ACE knobs of its own.
+fn latency_baseline_then_own_knobs() -> (Ace, Fake) {
+    let (ace, fake) = started(config());
+    for backlog in [100, 100, 1000] {
+        fake.interval(100_000, |t| {
+            t.depot_backlog = backlog;
+            slow_paths(t, 1000, 100);
+        });
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.knobs().drain_threshold, 128, "ACE's own knobs");
+    (ace, fake)
+}
+
+#[test]
+fn slow_allocations_under_ace_s_knobs_switch_it_off_and_restore_the_knobs() {
+    let (ace, fake) = latency_baseline_then_own_knobs();
+    // Slow paths at 4× the baseline, against a limit of 3×.
+    for _ in 0..AceConfig::DEFAULT.latency_intervals {
+        assert!(ace.is_enabled());
+        fake.interval(100_000, |t| slow_paths(t, 1000, 400));
+        ace.tick(&fake, None);
+    }
+    let status = ace.status();
+    assert!(!status.enabled);
+    assert_eq!(status.off_reason, Some(Reason::AllocLatency));
+    assert_eq!(fake.knobs(), Knobs::DEFAULT, "the knobs found at enable");
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::Engine, 1, 0, Reason::AllocLatency)
+    );
+    assert_eq!(d.metrics.slow_path_mean(), 400);
+}
+
+#[test]
+fn slow_path_latency_noise_around_the_baseline_trips_nothing() {
+    let (ace, fake) = latency_baseline_then_own_knobs();
+    // Over the limit only twice in a row; a burst of few slow paths,
+    // however slow, is not a mean worth trusting.
+    for (paths, mean) in [
+        (1000, 250),
+        (1000, 350),
+        (1000, 320),
+        (1000, 90),
+        (1000, 310),
+        (10, 100_000),
+        (1000, 380),
+        (1000, 200),
+    ] {
+        fake.interval(100_000, |t| slow_paths(t, paths, mean));
+        ace.tick(&fake, None);
+    }
+    assert!(ace.is_enabled(), "{:?}", ace.status());
+    assert_eq!(fake.knobs().drain_threshold, 128, "ACE's knobs stay");
+}
+
+#[test]
+fn slow_allocations_with_the_starting_knobs_are_the_baseline_not_a_trip() {
+    let (ace, fake) = started(config());
+    for mean in [100, 1000, 1000, 1000, 1000] {
+        fake.interval(100_000, |t| slow_paths(t, 1000, mean));
+        ace.tick(&fake, None);
+    }
+    assert!(ace.is_enabled(), "switching off would change nothing");
+}
+
 #[test]
 fn committed_memory_over_the_cap_switches_ace_off() {
     let (ace, fake) = started(AceConfig {
@@ -446,6 +520,11 @@ fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
         }
         stop.store(true, Relaxed);
     });
+    let stats = heap.stats();
+    assert!(
+        stats.slow_paths > 0 && stats.slow_path_time > 0,
+        "refills are timed for the latency guard"
+    );
     let status = ace.status();
     std::println!(
         "hosted ACE: {} deciding ticks, {} decisions, tick cost mean {} ns, max {} ns",

@@ -45,6 +45,8 @@ pub enum Reason {
     TickBudget,
     /// Guard: committed memory passed the cap.
     CommittedCap,
+    /// Guard: allocation slow paths took too long against their baseline.
+    AllocLatency,
     /// Switched on or off through the API.
     Request,
 }
@@ -86,7 +88,7 @@ impl fmt::Display for Decision {
         let m = &self.metrics;
         write!(
             f,
-            "#{} {:?} {} -> {} ({:?}): {} ops, backlog {}, contended {}, llc misses {}, committed {} KiB, live {} KiB",
+            "#{} {:?} {} -> {} ({:?}): {} ops, backlog {}, contended {}, llc misses {}, slow path mean {}, committed {} KiB, live {} KiB",
             self.seq,
             self.knob,
             self.old,
@@ -96,6 +98,7 @@ impl fmt::Display for Decision {
             m.depot_backlog,
             m.depot_contended,
             m.llc_misses,
+            m.slow_path_mean(),
             m.committed / 1024,
             m.live / 1024
         )
