@@ -8,12 +8,13 @@
 //! With `ACEALLOC_ACE=1` the adaptive control engine runs from a ticker
 //! thread (`ACEALLOC_ACE_FAST_MS`, `ACEALLOC_ACE_SLOW_S`; `ACEALLOC_ACE_LOG=1`
 //! prints decisions as they happen): the knob columns show its moves, and its
-//! decision trace is printed at the end.
+//! status and decision trace, read through the statistics API
+//! (`HostedAlloc::ace_stats`), are printed at the end.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use acealloc::ace::{Ace, Decision, TRACE_LEN, ticker};
+use acealloc::ace::{Ace, ticker};
 use acealloc::hosted::HostedAlloc;
 
 #[global_allocator]
@@ -66,7 +67,8 @@ fn main() {
         .map(|a| a.parse::<u64>().expect("numbers"));
     let seconds = args.next().unwrap_or(5);
     let threads = args.next().unwrap_or(4);
-    let ace = ticker::spawn_from_env(&ACE, A.allocator());
+    // Attaches ACE to the allocator too: `A.ace_stats()` reports it.
+    let _ace = ticker::spawn_from_env(&ACE, A.allocator());
     let workers: Vec<_> = (0..threads)
         .map(|t| std::thread::spawn(move || mixed_ws400(0x9E37_79B9_7F4A_7C15 * (t + 1))))
         .collect();
@@ -117,10 +119,10 @@ fn main() {
         s.provider.alloc_calls,
         s.provider.free_calls
     );
-    if ace.is_some() {
-        let status = ACE.status();
+    if let Some(report) = A.ace_stats() {
+        let status = &report.status;
         println!(
-            "\nACE: on {}, off reason {:?}; {} deciding ticks (mean {} ns, max {} ns), {} decisions:",
+            "\nACE (from the stats API): on {}, off reason {:?}; {} deciding ticks (mean {} ns, max {} ns), {} decisions:",
             status.enabled,
             status.off_reason,
             status.deciding_ticks,
@@ -128,9 +130,7 @@ fn main() {
             status.max_tick,
             status.decisions
         );
-        let mut trace = [Decision::EMPTY; TRACE_LEN];
-        let n = ACE.decisions(0, &mut trace);
-        for decision in &trace[..n] {
+        for decision in report.decisions() {
             println!("  {decision}");
         }
     }

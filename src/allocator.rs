@@ -15,12 +15,13 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
-    Ordering::Release,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire,
+    Ordering::Relaxed, Ordering::Release,
 };
 
 use spin::mutex::SpinMutex;
 
+use crate::ace::Ace;
 use crate::block::{Block, BlockList};
 use crate::config::{Config, Knobs, Profile};
 use crate::cpu_cache::{PerCpuCache, SlowPaths, bump};
@@ -77,6 +78,10 @@ pub struct Allocator<P, Pl> {
     pub(crate) large_live: AtomicUsize,
     /// Allocations that bypassed every CPU cache, timed.
     pub(crate) direct_slow: SlowPaths,
+    /// Most clock units one timed slow path counts (set by ACE).
+    pub(crate) slow_clip: AtomicU64,
+    /// The ACE engine tuning this allocator, for `ace_stats` (null: none).
+    pub(crate) ace: AtomicPtr<Ace>,
     _platform: PhantomData<fn() -> Pl>,
 }
 
@@ -114,6 +119,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             checks: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
             direct_slow: SlowPaths::new(),
+            slow_clip: AtomicU64::new(u64::MAX),
+            ace: AtomicPtr::new(ptr::null_mut()),
             _platform: PhantomData,
         }
     }
@@ -334,7 +341,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if !block.is_null() {
             bump(&slot.allocs);
         }
-        cache.slow.add_owned(Pl::now().wrapping_sub(start));
+        let clip = self.slow_clip.load(Relaxed);
+        cache.slow.add_owned(Pl::now().wrapping_sub(start), clip);
         block
     }
 
@@ -381,7 +389,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if !block.is_null() {
             self.depots[class].direct_allocs.fetch_add(1, Relaxed);
         }
-        self.direct_slow.add_shared(Pl::now().wrapping_sub(start));
+        let clip = self.slow_clip.load(Relaxed);
+        self.direct_slow
+            .add_shared(Pl::now().wrapping_sub(start), clip);
         block
     }
 

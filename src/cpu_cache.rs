@@ -84,17 +84,17 @@ impl SlowPaths {
         }
     }
 
-    /// Adds one slow path of `elapsed` units, from the owner only (a CPU
-    /// inside its section): plain load and store.
-    pub fn add_owned(&self, elapsed: u64) {
-        self.time
-            .store(self.time.load(Relaxed).wrapping_add(elapsed), Relaxed);
+    /// Adds one slow path of `elapsed` units, at most `clip`, from the
+    /// owner only (a CPU inside its section): plain load and store.
+    pub fn add_owned(&self, elapsed: u64, clip: u64) {
+        let time = self.time.load(Relaxed).wrapping_add(elapsed.min(clip));
+        self.time.store(time, Relaxed);
         bump(&self.count);
     }
 
-    /// Adds one slow path of `elapsed` units, from any CPU.
-    pub fn add_shared(&self, elapsed: u64) {
-        self.time.fetch_add(elapsed, Relaxed);
+    /// Adds one slow path of `elapsed` units, at most `clip`, from any CPU.
+    pub fn add_shared(&self, elapsed: u64, clip: u64) {
+        self.time.fetch_add(elapsed.min(clip), Relaxed);
         self.count.fetch_add(1, Relaxed);
     }
 }

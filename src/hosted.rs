@@ -21,6 +21,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::CStr;
 use core::fmt::Write;
 
+use crate::ace::AceReport;
 use crate::provider::{DecommitMode, MmapProvider};
 use crate::{Allocator, Config, Knobs, Misuse, Platform, Profile, Stats};
 
@@ -136,6 +137,12 @@ impl HostedAlloc {
     /// A statistics snapshot.
     pub fn stats(&self) -> Stats {
         self.allocator().stats()
+    }
+
+    /// ACE's status and decision trace, when an engine is attached (as
+    /// `ace::ticker::spawn_from_env` does).
+    pub fn ace_stats(&self) -> Option<AceReport> {
+        self.allocator().ace_stats()
     }
 
     #[inline(always)]

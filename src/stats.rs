@@ -2,9 +2,11 @@
 //! without stopping it (figures from other CPUs may be a moment old).
 
 use core::fmt;
-use core::sync::atomic::Ordering::Relaxed;
+use core::ptr;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::Profile;
+use crate::ace::{Ace, AceReport};
 use crate::allocator::Allocator;
 use crate::platform::Platform;
 use crate::provider::PageProvider;
@@ -229,6 +231,23 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             s.cached_blocks += u64::from(slot.len_hint());
         }
         Some(s)
+    }
+
+    /// Attaches the ACE engine that tunes this allocator, so that
+    /// [`ace_stats`](Self::ace_stats) reports it (the hosted ticker does
+    /// this itself). Attaching another one replaces it.
+    pub fn attach_ace(&self, ace: &'static Ace) {
+        self.ace.store(ptr::from_ref(ace).cast_mut(), Release);
+    }
+
+    /// The attached ACE engine's status and decision trace (`None` when
+    /// none is attached): the statistics of the engine next to
+    /// [`stats`](Self::stats)'. Allocation-free, but waits for the engine:
+    /// not from an interrupt handler.
+    pub fn ace_stats(&self) -> Option<AceReport> {
+        // SAFETY: only `attach_ace` stores here, from a `&'static Ace`.
+        let ace = unsafe { self.ace.load(Acquire).as_ref() }?;
+        Some(ace.report())
     }
 
     /// A snapshot of the counters. Takes no lock that an allocation could be

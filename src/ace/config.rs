@@ -17,11 +17,13 @@ pub struct AceConfig {
     pub committed_cap: u64,
     /// The allocation-latency guard, in percent of the baseline (0: no
     /// guard). The baseline is the mean time of an allocation slow path
-    /// (refill or cache bypass, new slabs included) over the fast
+    /// (refill or cache bypass, new slabs included) in the quietest fast
     /// intervals run with the knobs ACE started from; with knobs of its
     /// own, [`latency_intervals`](Self::latency_intervals) intervals in a
     /// row whose mean is above this share of the baseline switch ACE off.
-    /// The fast path is not timed (it would cost more than it measures).
+    /// One slow path counts at most 16 times the baseline (a preempted
+    /// thread is not a slow allocator). The fast path is not timed (it
+    /// would cost more than it measures).
     pub latency_limit_pct: u32,
     /// Intervals in a row over [`latency_limit_pct`](Self::latency_limit_pct)
     /// that trip the latency guard.

@@ -29,6 +29,7 @@
 mod config;
 mod fixed;
 mod metrics;
+mod report;
 mod target;
 mod trace;
 mod ucb;
@@ -45,6 +46,7 @@ use spin::mutex::SpinMutex;
 
 pub use config::AceConfig;
 pub use metrics::{HwCounts, Metrics, Totals};
+pub use report::AceReport;
 pub use target::Tunable;
 pub use trace::{Decision, Knob, Reason, TRACE_LEN};
 
@@ -83,6 +85,11 @@ const OVER_BUDGET_LIMIT: u32 = 3;
 /// Fewest allocation slow paths in an interval for its mean latency to
 /// count (toward the baseline or the guard): fewer are noise.
 const MIN_SLOW_PATHS: u64 = 32;
+/// One slow path counts at most this many times the baseline mean: a
+/// thread preempted inside a refill (hosted) or a descheduled vCPU would
+/// otherwise add its whole time away, and a handful of those per interval
+/// swamp the mean of thousands of sub-microsecond refills.
+const SLOW_PATH_CLIP: u64 = 16;
 /// A contended depot acquisition weighs as much as this many missed
 /// operations in the reward (a lock round trip across CPUs versus a
 /// cache hit: tens of times the cost).
@@ -231,7 +238,11 @@ impl Ace {
 
     /// ACE's state. Waits for the engine: not from an interrupt handler.
     pub fn status(&self) -> AceStatus {
-        let engine = self.engine.lock();
+        self.status_of(&self.engine.lock())
+    }
+
+    /// The status, from the engine the caller holds.
+    fn status_of(&self, engine: &Engine) -> AceStatus {
         AceStatus {
             enabled: self.enabled.load(Relaxed),
             off_reason: engine.off_reason,
@@ -343,9 +354,9 @@ struct Engine {
     /// Most operations seen in a fast interval (the throughput scale).
     ops_max: u64,
     over_budget: u32,
-    /// Slow-path time and count over the intervals run with the starting
-    /// knobs: the latency guard's baseline.
-    latency_base: (u64, u64),
+    /// Mean slow path with the starting knobs, in clock units (0: not
+    /// measured yet): the latency guard's baseline.
+    latency_base: u64,
     /// Intervals in a row over the latency limit.
     latency_over: u32,
     off_reason: Option<Reason>,
@@ -412,7 +423,7 @@ impl Engine {
             epoch_intervals: 0,
             ops_max: 0,
             over_budget: 0,
-            latency_base: (0, 0),
+            latency_base: 0,
             latency_over: 0,
             off_reason: None,
             deciding_ticks: 0,
@@ -496,7 +507,7 @@ impl Engine {
             self.switch_off(ace, target, Reason::CommittedCap, start, m);
             return;
         }
-        if self.latency_tripped(&m) {
+        if self.latency_tripped(target, &m) {
             self.switch_off(ace, target, Reason::AllocLatency, start, m);
             return;
         }
@@ -548,29 +559,33 @@ impl Engine {
     }
 
     /// The allocation-latency guard, on an interval run with the knobs
-    /// now in force: with the starting knobs its slow paths add to the
-    /// baseline; with ACE's own, whether this is the `latency_intervals`th
-    /// interval in a row whose mean slow path is over the limit. Intervals
-    /// with too few slow paths to mean anything are skipped.
-    fn latency_tripped(&mut self, m: &Metrics) -> bool {
+    /// now in force. With the starting knobs, the interval's mean slow path
+    /// updates the baseline (at once when lower, by an eighth of the
+    /// difference when higher: the quietest intervals are the truest) and
+    /// the per-path clip that follows it; with ACE's own, whether this is
+    /// the `latency_intervals`th interval in a row whose mean is over the
+    /// limit. Intervals with too few slow paths to mean anything are skipped.
+    fn latency_tripped<T: Tunable>(&mut self, target: &T, m: &Metrics) -> bool {
         if m.slow_paths < MIN_SLOW_PATHS {
             return false;
         }
-        let (base_time, base_count) = &mut self.latency_base;
+        let mean = m.slow_path_mean().max(1);
         if self.at == self.defaults {
-            *base_time = base_time.saturating_add(m.slow_path_time);
-            *base_count = base_count.saturating_add(m.slow_paths);
+            let base = self.latency_base;
+            self.latency_base = if base == 0 || mean <= base {
+                mean
+            } else {
+                base + (mean - base) / 8
+            };
+            target.clip_slow_paths(self.latency_base.saturating_mul(SLOW_PATH_CLIP));
             self.latency_over = 0;
             return false;
         }
-        if self.config.latency_limit_pct == 0 || *base_count < MIN_SLOW_PATHS {
+        if self.config.latency_limit_pct == 0 || self.latency_base == 0 {
             return false;
         }
-        // mean > base mean × limit / 100, cross-multiplied in 128 bits.
-        let over = u128::from(m.slow_path_time) * u128::from(*base_count) * 100
-            > u128::from(*base_time)
-                * u128::from(m.slow_paths)
-                * u128::from(self.config.latency_limit_pct);
+        let limit = u128::from(self.latency_base) * u128::from(self.config.latency_limit_pct);
+        let over = u128::from(mean) * 100 > limit;
         self.latency_over = if over { self.latency_over + 1 } else { 0 };
         self.latency_over >= self.config.latency_intervals.max(1)
     }

@@ -2,6 +2,9 @@
 //! fake in the tests. Everything here must be callable from an interrupt
 //! handler: no allocation, no lock that is waited on.
 
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::Ace;
 use super::metrics::Totals;
 use crate::allocator::Allocator;
 use crate::config::Knobs;
@@ -27,6 +30,14 @@ pub trait Tunable {
     fn now(&self) -> u64;
     /// The running CPU's index.
     fn current_cpu(&self) -> usize;
+    /// Caps what one allocation slow path adds to the timed total, in
+    /// clock units (see `AceConfig::latency_limit_pct`).
+    fn clip_slow_paths(&self, max: u64);
+    /// Remembers `ace` as the engine tuning this target, for its
+    /// statistics API; nothing by default.
+    fn attach(&self, ace: &'static Ace) {
+        let _ = ace;
+    }
 }
 
 impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
@@ -74,5 +85,13 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
 
     fn current_cpu(&self) -> usize {
         Pl::current_cpu()
+    }
+
+    fn clip_slow_paths(&self, max: u64) {
+        self.slow_clip.store(max, Relaxed);
+    }
+
+    fn attach(&self, ace: &'static Ace) {
+        self.attach_ace(ace);
     }
 }

@@ -21,6 +21,7 @@ struct Fake {
     /// The deadline of the last scavenge.
     scavenge_deadline: Cell<u64>,
     idle_checks: Cell<usize>,
+    clip: Cell<u64>,
 }
 
 impl Fake {
@@ -39,6 +40,7 @@ impl Fake {
             scavenge_calls: Cell::new(0),
             scavenge_deadline: Cell::new(0),
             idle_checks: Cell::new(0),
+            clip: Cell::new(u64::MAX),
         }
     }
 
@@ -72,6 +74,9 @@ impl Tunable for Fake {
     fn flush_idle_caches(&self) -> u64 {
         self.idle_checks.set(self.idle_checks.get() + 1);
         0
+    }
+    fn clip_slow_paths(&self, max: u64) {
+        self.clip.set(max);
     }
     fn now(&self) -> u64 {
         let now = self.clock.get();
@@ -333,6 +338,50 @@ fn slow_allocations_with_the_starting_knobs_are_the_baseline_not_a_trip() {
 }
 
 #[test]
+fn the_latency_baseline_follows_the_quietest_intervals_and_sets_the_clip() {
+    let (ace, fake) = started(config());
+    let mut seen = Vec::new();
+    for mean in [300, 100, 180, 100] {
+        fake.interval(100_000, |t| slow_paths(t, 1000, mean));
+        ace.tick(&fake, None);
+        seen.push(fake.clip.get());
+    }
+    // Down at once, up by an eighth of the difference; clip 16× that.
+    assert_eq!(seen, [300 * 16, 100 * 16, 110 * 16, 100 * 16]);
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn the_allocator_clips_each_timed_slow_path() {
+    use crate::hosted::HostedAllocator;
+    use crate::provider::{DecommitMode, MmapProvider};
+    use core::alloc::Layout;
+
+    let heap = HostedAllocator::new();
+    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
+    let config = crate::Config {
+        checks: false,
+        ..crate::Config::DEFAULT
+    };
+    heap.init(provider, config).expect("init");
+    Tunable::clip_slow_paths(&heap, 1);
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    let blocks: Vec<_> = (0..10_000).map(|_| heap.alloc(layout)).collect();
+    for block in blocks {
+        // SAFETY: allocated just above with `layout`, freed once.
+        unsafe { heap.dealloc(block, layout) };
+    }
+    let stats = heap.stats();
+    assert!(stats.slow_paths > 100, "{}", stats.slow_paths);
+    assert!(
+        stats.slow_path_time <= stats.slow_paths,
+        "{} units over {} slow paths clipped at 1",
+        stats.slow_path_time,
+        stats.slow_paths
+    );
+}
+
+#[test]
 fn committed_memory_over_the_cap_switches_ace_off() {
     let (ace, fake) = started(AceConfig {
         committed_cap: 8 << 20,
@@ -538,5 +587,61 @@ fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
     assert!(
         trace(&ace).iter().any(|d| d.knob != Knob::Engine),
         "ACE changed a knob"
+    );
+}
+
+/// The allocator's statistics API reports the engine attached to it: its
+/// status and the same decisions as `Ace::decisions`, on and after off.
+#[cfg(feature = "std")]
+#[test]
+fn the_allocator_s_stats_api_reports_the_attached_engine() {
+    use crate::hosted::HostedAllocator;
+    use crate::provider::{DecommitMode, MmapProvider};
+    use core::alloc::Layout;
+
+    static ACE: Ace = Ace::new();
+    let heap = HostedAllocator::new();
+    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
+    let config = crate::Config {
+        checks: false,
+        ..crate::Config::DEFAULT
+    };
+    heap.init(provider, config).expect("init");
+    assert!(heap.ace_stats().is_none(), "no engine attached yet");
+    let ace_config = AceConfig {
+        fast_ms: 1,
+        tick_budget_us: 50_000,
+        ..AceConfig::DEFAULT
+    };
+    ACE.enable(&heap, ace_config, ticker::HOSTED_CLOCK_HZ);
+    heap.attach_ace(&ACE);
+    let layout = Layout::from_size_align(64, 8).unwrap();
+    for round in 0..20 {
+        let blocks: Vec<_> = (0..1000 + round * 500)
+            .map(|_| heap.alloc(layout))
+            .collect();
+        for block in blocks {
+            // SAFETY: allocated just above with `layout`, freed once.
+            unsafe { heap.dealloc(block, layout) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        ACE.tick(&heap, None);
+    }
+    let report = heap.ace_stats().expect("attached");
+    assert_eq!(report.status, ACE.status());
+    assert!(report.status.deciding_ticks > 0, "{report}");
+    assert_eq!(report.decisions(), &trace(&ACE)[..]);
+    assert_eq!(report.decisions()[0].reason, Reason::Request, "switched on");
+    ACE.disable(&heap);
+    let report = heap.ace_stats().expect("attached");
+    assert!(!report.status.enabled);
+    let off = report.decisions().last().expect("the switch-off");
+    assert_eq!(
+        (off.knob, off.new, off.reason),
+        (Knob::Engine, 0, Reason::Request)
+    );
+    assert!(
+        std::format!("{report}").starts_with("ACE off (Request): "),
+        "{report}"
     );
 }

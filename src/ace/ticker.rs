@@ -72,8 +72,9 @@ fn print_after(ace: &Ace, mut seen: u64) -> u64 {
 }
 
 /// With `ACEALLOC_ACE=1`: switches `ace` on for `target` with the
-/// environment's settings and starts a ticker thread (it ends when ACE is
-/// switched off). `None` when the environment leaves ACE off.
+/// environment's settings, attaches it to `target` (whose statistics then
+/// report it) and starts a ticker thread (it ends when ACE is switched
+/// off). `None` when the environment leaves ACE off.
 pub fn spawn_from_env<T: Tunable + Sync>(
     ace: &'static Ace,
     target: &'static T,
@@ -81,6 +82,7 @@ pub fn spawn_from_env<T: Tunable + Sync>(
     let config = config_from_env()?;
     let log = log_from_env();
     ace.enable(target, config, HOSTED_CLOCK_HZ);
+    target.attach(ace);
     static NEVER: AtomicBool = AtomicBool::new(false);
     Some(thread::spawn(move || {
         run(ace, target, config.fast_ms, &NEVER, log)

@@ -16,7 +16,7 @@ use core::alloc::Layout;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
-use acealloc::ace::{Ace, AceConfig, Decision, Knob, TRACE_LEN};
+use acealloc::ace::{Ace, AceConfig, Knob};
 use acealloc::{Allocator, CpuStats, Knobs};
 use acealloc_kernel_rt::{
     BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, interrupts, println, run_on_all_cpus,
@@ -87,6 +87,7 @@ fn main(boot: &'static BootInfo) -> ! {
             config.fast_ms, config.slow_s
         );
         ACE.enable(&HEAP, config, clock::tsc_hz());
+        HEAP.attach_ace(&ACE);
         timer::set_handler(tick_ace);
     } else {
         println!("demo: the knobs shrink after {} s", seconds / 2);
@@ -282,11 +283,16 @@ fn summary(millis: u64) {
     );
 }
 
-/// ACE's closing lines: what its ticks cost and its decision trace. Fails the run if it never
-/// decided or changed no knob. (A guard that switched it off is reported, not failed: under TCG
-/// a host that deschedules the vCPUs can stretch ticks past any budget.)
+/// ACE's closing lines, read through the allocator's statistics API: what its ticks cost and
+/// its decision trace. Fails the run if it never decided or changed no knob. (A guard that
+/// switched it off is reported, not failed: under TCG a host that deschedules the vCPUs can
+/// stretch ticks past any budget.)
 fn ace_summary() {
-    let status = ACE.status();
+    let Some(report) = HEAP.ace_stats() else {
+        check!(false, "ACE is not attached to the heap");
+        return;
+    };
+    let status = &report.status;
     let hz = u128::from(clock::tsc_hz());
     let micros = |cycles: u64| (u128::from(cycles) * 1_000_000 / hz) as u64;
     println!(
@@ -297,13 +303,11 @@ fn ace_summary() {
         micros(status.max_tick),
         status.enabled
     );
-    let mut trace = [Decision::EMPTY; TRACE_LEN];
-    let n = ACE.decisions(0, &mut trace);
-    for decision in &trace[..n] {
+    for decision in report.decisions() {
         println!("demo:   {decision}");
     }
     check!(status.deciding_ticks > 0, "ACE never decided on a tick");
-    let acted = trace[..n].iter().any(|d| d.knob != Knob::Engine);
+    let acted = report.decisions().iter().any(|d| d.knob != Knob::Engine);
     check!(acted, "ACE changed no knob");
     if let Some(reason) = status.off_reason {
         println!("demo: a guard switched ACE off: {reason:?}");

@@ -22,7 +22,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use acealloc::Allocator;
-use acealloc::ace::{Ace, AceConfig, Decision, Knob};
+use acealloc::ace::{Ace, AceConfig, Knob};
 use acealloc::arch::msr::Rdmsr;
 use acealloc::arch::pmu::{Counters, Pmu};
 use acealloc_kernel_rt::{
@@ -314,15 +314,19 @@ fn start_ace(boot: &BootInfo) {
         hz / 1_000_000
     );
     ACE.enable(&HEAP, config, hz);
+    HEAP.attach_ace(&ACE);
 }
 
-/// Prints ACE's decision trace and tick cost; checks that it decided on ticks and changed
-/// knobs, and, if a guard switched it off, says which.
+/// Prints ACE's decision trace and tick cost, read through the allocator's statistics API;
+/// checks that it decided on ticks and changed knobs, and, if a guard switched it off, says
+/// which.
 fn report_ace() {
-    let status = ACE.status();
-    let mut trace = [Decision::EMPTY; acealloc::ace::TRACE_LEN];
-    let n = ACE.decisions(0, &mut trace);
-    for decision in &trace[..n] {
+    let Some(report) = HEAP.ace_stats() else {
+        check!(false, "ACE is not attached to the heap");
+        return;
+    };
+    let status = report.status;
+    for decision in report.decisions() {
         println!("    {decision}");
     }
     let hz = acealloc::arch::cpu::tsc_hz().unwrap_or_else(clock::tsc_hz);
@@ -340,7 +344,7 @@ fn report_ace() {
         status.off_reason,
     );
     check!(status.deciding_ticks > 0, "ACE never decided on a tick");
-    let acted = trace[..n].iter().any(|d| d.knob != Knob::Engine);
+    let acted = report.decisions().iter().any(|d| d.knob != Knob::Engine);
     check!(acted, "ACE changed no knob");
     ACE.disable(&HEAP);
 }
