@@ -47,6 +47,7 @@ pub(crate) struct KnobCells {
     pub cache_capacity: AtomicU32,
     pub bundle_width: AtomicU32,
     pub drain_threshold: AtomicU32,
+    pub release_pages: AtomicU32,
 }
 
 /// A per-CPU slab allocator over the page provider `P` on platform `Pl`.
@@ -69,8 +70,6 @@ pub struct Allocator<P, Pl> {
     pub(crate) knobs: KnobCells,
     /// The current profile ([`Profile::index`]).
     profile: AtomicU8,
-    /// Empty slabs each class keeps instead of releasing.
-    slab_reserve: AtomicUsize,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
     flush_requests: AtomicU32,
@@ -112,9 +111,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 cache_capacity: AtomicU32::new(Knobs::DEFAULT.cache_capacity),
                 bundle_width: AtomicU32::new(Knobs::DEFAULT.bundle_width),
                 drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
+                release_pages: AtomicU32::new(Knobs::DEFAULT.release_pages),
             },
             profile: AtomicU8::new(1),
-            slab_reserve: AtomicUsize::new(1),
             flush_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
@@ -428,6 +427,16 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         Knobs::scaled_within(knob, size_class::size_of(class), self.class_ceilings().0)
     }
 
+    /// Empty slabs `class` keeps before releasing them: the
+    /// `release_pages` knob in whole slabs, scaled by the profile.
+    fn slab_reserve(&self, class: Class) -> usize {
+        let knobs = Knobs {
+            release_pages: self.knobs.release_pages.load(Relaxed),
+            ..Knobs::DEFAULT
+        };
+        knobs.empty_slabs(size_class::slab_pages(class), self.profile())
+    }
+
     /// Whether the profile is LEAN and committed memory is above its target.
     fn over_lean_target(&self) -> bool {
         self.profile() == Profile::Lean
@@ -468,32 +477,33 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         };
         let mut depot = self.depots[class].lock();
         if let Some(evicted) = depot.put_bundle(bundle) {
-            self.return_to_slabs(&mut depot, evicted);
+            self.return_to_slabs(class, &mut depot, evicted);
         }
         while depot.backlog > threshold {
             let Some(oldest) = depot.take_oldest() else {
                 break;
             };
-            self.return_to_slabs(&mut depot, oldest);
+            self.return_to_slabs(class, &mut depot, oldest);
         }
     }
 
     /// Puts every block of `blocks` back into its slab, releasing slabs that
     /// become empty beyond the class's reserve.
-    fn return_to_slabs(&self, depot: &mut DepotState, blocks: BlockList) {
-        self.return_blocks(depot, blocks, |slab| self.release_slab(slab));
+    fn return_to_slabs(&self, class: Class, depot: &mut DepotState, blocks: BlockList) {
+        self.return_blocks(class, depot, blocks, |slab| self.release_slab(slab));
     }
 
     /// [`return_to_slabs`](Self::return_to_slabs), handing slabs that must
     /// be released to `release` (which may hold the page lock already).
     fn return_blocks(
         &self,
+        class: Class,
         depot: &mut DepotState,
         blocks: BlockList,
         mut release: impl FnMut(*mut Slab),
     ) {
         let map = self.map();
-        let reserve = self.slab_reserve.load(Relaxed);
+        let reserve = self.slab_reserve(class);
         blocks.drain(|block| {
             let Entry::Slab(slab) = map.get(block as usize) else {
                 debug_assert!(false, "a cached block outside every slab");
@@ -573,10 +583,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
         }
-        for depot in &self.depots {
+        for (class, depot) in self.depots.iter().enumerate() {
             let mut d = depot.lock();
             while let Some(bundle) = d.take_oldest() {
-                self.return_to_slabs(&mut d, bundle);
+                self.return_to_slabs(class, &mut d, bundle);
             }
             while let Some(empty) = d.pop_empty_slab() {
                 self.release_slab(empty);
@@ -745,8 +755,6 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
         self.map.call_once(|| map);
         self.config.call_once(|| config);
-        self.slab_reserve
-            .store(config.profile.empty_slab_reserve(), Relaxed);
         self.checks.store(config.checks, Relaxed);
         self.caches.store(caches, Release);
         self.set_knobs(config.knobs);
@@ -773,6 +781,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             cache_capacity: self.knobs.cache_capacity.load(Relaxed),
             bundle_width: self.knobs.bundle_width.load(Relaxed),
             drain_threshold: self.knobs.drain_threshold.load(Relaxed),
+            release_pages: self.knobs.release_pages.load(Relaxed),
         }
     }
 
@@ -787,6 +796,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.knobs
             .drain_threshold
             .store(knobs.drain_threshold, Relaxed);
+        self.knobs.release_pages.store(knobs.release_pages, Relaxed);
         for cache in self.cpu_caches() {
             for (class, slot) in cache.classes.iter().enumerate() {
                 slot.cap
@@ -808,8 +818,6 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// [`trim`](Self::trim).
     pub fn set_profile(&self, profile: Profile) {
         self.profile.store(profile.index(), Relaxed);
-        self.slab_reserve
-            .store(profile.empty_slab_reserve(), Relaxed);
         if !self.is_initialized() {
             return;
         }
@@ -848,12 +856,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if let Some(mut guard) = self.pages.try_lock()
             && let Some(pages) = guard.as_mut()
         {
-            let reserve = self.slab_reserve.load(Relaxed);
-            'classes: for depot in &self.depots {
+            'classes: for (class, depot) in self.depots.iter().enumerate() {
                 let Some(mut d) = depot.try_lock() else {
                     continue;
                 };
-                while d.empty_slabs > reserve {
+                while d.empty_slabs > self.slab_reserve(class) {
                     if !in_time() {
                         break 'classes;
                     }
@@ -930,7 +937,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // reference at a time.
             let blocks = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
             moved += u64::from(blocks.len);
-            self.return_blocks(&mut depot, blocks, |slab| self.release_slab_to(pages, slab));
+            self.return_blocks(class, &mut depot, blocks, |slab| {
+                self.release_slab_to(pages, slab)
+            });
         }
         moved
     }

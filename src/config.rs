@@ -15,8 +15,10 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// Completely free slabs each class keeps instead of releasing them.
-    pub fn empty_slab_reserve(self) -> usize {
+    /// How many times the [`Knobs::release_pages`] reserve of empty slabs
+    /// each class keeps: FAST twice (so two slabs by default), BALANCED
+    /// once, LEAN none whatever the knob says.
+    pub fn empty_slab_factor(self) -> usize {
         match self {
             Profile::Fast => 2,
             Profile::Balanced => 1,
@@ -91,6 +93,14 @@ pub struct Knobs {
     pub bundle_width: u32,
     /// Depot backlog per class (in blocks) above which bundles go back to slabs.
     pub drain_threshold: u32,
+    /// Pages of completely free slabs each class keeps before it releases
+    /// slabs to the page layer, rounded up to whole slabs (so 1 keeps one
+    /// slab of any class), times the profile's
+    /// [`empty_slab_factor`](Profile::empty_slab_factor). Keeping them
+    /// saves provider calls when a class grows again; releasing them
+    /// lowers fragmentation. Not scaled by [`Knobs::MAX_BYTES`]. Slabs
+    /// beyond a lowered value leave on the next `scavenge` or `trim`.
+    pub release_pages: u32,
 }
 
 impl Knobs {
@@ -102,7 +112,14 @@ impl Knobs {
         cache_capacity: 64,
         bundle_width: 32,
         drain_threshold: 256,
+        release_pages: 1,
     };
+
+    /// Empty slabs a class whose slabs have `slab_pages` pages keeps
+    /// under `profile` (see [`release_pages`](Self::release_pages)).
+    pub fn empty_slabs(&self, slab_pages: usize, profile: Profile) -> usize {
+        (self.release_pages as usize).div_ceil(slab_pages.max(1)) * profile.empty_slab_factor()
+    }
 
     /// `count` blocks of `size` bytes, scaled down to the byte ceiling.
     pub fn scaled(count: u32, size: usize) -> u32 {
@@ -157,5 +174,31 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_pages_become_whole_empty_slabs_scaled_by_the_profile() {
+        let knobs = |release_pages| Knobs {
+            release_pages,
+            ..Knobs::DEFAULT
+        };
+        // The default keeps what the profiles always kept: 2, 1, 0 slabs
+        // of any class.
+        for slab_pages in 1..=8 {
+            let default = Knobs::DEFAULT;
+            assert_eq!(default.empty_slabs(slab_pages, Profile::Fast), 2);
+            assert_eq!(default.empty_slabs(slab_pages, Profile::Balanced), 1);
+            assert_eq!(default.empty_slabs(slab_pages, Profile::Lean), 0);
+        }
+        assert_eq!(knobs(8).empty_slabs(1, Profile::Balanced), 8);
+        assert_eq!(knobs(8).empty_slabs(2, Profile::Balanced), 4);
+        assert_eq!(knobs(4).empty_slabs(3, Profile::Balanced), 2);
+        assert_eq!(knobs(4).empty_slabs(3, Profile::Fast), 4);
+        assert_eq!(knobs(8).empty_slabs(1, Profile::Lean), 0);
     }
 }

@@ -15,7 +15,7 @@
 //! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
-//! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD` | knob values | [`Knobs::DEFAULT`] |
+//! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`] |
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::CStr;
@@ -192,6 +192,8 @@ fn config_from_env() -> Config {
         env_number("ACEALLOC_BUNDLE_WIDTH").map_or(defaults.bundle_width, |v| v as u32);
     knobs.drain_threshold =
         env_number("ACEALLOC_DRAIN_THRESHOLD").map_or(defaults.drain_threshold, |v| v as u32);
+    knobs.release_pages =
+        env_number("ACEALLOC_RELEASE_PAGES").map_or(defaults.release_pages, |v| v as u32);
     config.misuse_hook = Some(report_and_abort);
     config
 }

@@ -60,6 +60,7 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
         cache_capacity: 16,
         bundle_width: 16,
         drain_threshold: 256,
+        ..Knobs::DEFAULT
     });
     let small = Layout::from_size_align(512, 8).unwrap();
     let tiny = Layout::from_size_align(64, 8).unwrap();

@@ -119,6 +119,7 @@ fn config(checks: bool) -> impl Strategy<Value = Config> {
             cache_capacity: c,
             bundle_width: b,
             drain_threshold: d,
+            ..Knobs::DEFAULT
         })
     });
     let knobs = prop_oneof![1 => Just(Knobs::DEFAULT), 3 => custom];

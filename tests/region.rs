@@ -244,6 +244,7 @@ const SMALL_KNOBS: Knobs = Knobs {
     cache_capacity: 4,
     bundle_width: 2,
     drain_threshold: 8,
+    ..Knobs::DEFAULT
 };
 
 /// Allocates `l` until null (bounded), returning what it got.

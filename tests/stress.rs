@@ -166,6 +166,7 @@ fn threads_free_each_others_blocks() {
                 cache_capacity: 4,
                 bundle_width: 2,
                 drain_threshold: 8,
+                ..Knobs::DEFAULT
             };
             let mut n = 0u64;
             while !stop.load(Relaxed) {

@@ -73,6 +73,22 @@ pub struct Metrics {
     pub instructions: u64,
 }
 
+impl Totals {
+    /// All zero.
+    pub const ZERO: Totals = Totals {
+        operations: 0,
+        cache_misses: 0,
+        depot_contended: 0,
+        depot_spins: 0,
+        provider_calls: 0,
+        slow_paths: 0,
+        slow_path_time: 0,
+        depot_backlog: 0,
+        committed: 0,
+        live: 0,
+    };
+}
+
 impl Metrics {
     /// All zero.
     pub const ZERO: Metrics = Metrics {

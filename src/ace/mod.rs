@@ -9,6 +9,7 @@
 //!          fast loop: backlog ↑ → drain threshold ↓ · LLC misses ↑ → diet ↓
 //!                     contention ↑ → bundles wider · bandit epoch → capacity
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
+//!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
 //!          guards:    tick over budget ×3, committed over cap,
 //!                     slow-path latency over its baseline ×3 → ACE off
@@ -67,6 +68,8 @@ const DIET: [u32; 5] = [128, 160, 192, 224, 256];
 const BUNDLE: [u32; 4] = [16, 32, 64, 128];
 /// Candidates of the drain threshold, in blocks.
 const DRAIN: [u32; 5] = [32, 64, 128, 256, 512];
+/// Candidates of the empty-slab pages a class keeps.
+const RELEASE: [u32; 4] = [1, 2, 4, 8];
 
 /// Fewest operations in an interval for per-operation rates to count.
 const MIN_OPS: u64 = 1000;
@@ -80,6 +83,8 @@ const FRAGMENTATION_FLOOR: u64 = 128;
 /// scavenges, rising or not: committed memory three times the live bytes.
 const FRAGMENTATION_HIGH: u64 = 3 * 1024;
 const COMMITTED_FLOOR: u64 = 1 << 20;
+/// Floor of the "up" test on provider calls per million operations.
+const PROVIDER_FLOOR: u64 = 100;
 /// Deciding ticks over budget in a row that switch ACE off.
 const OVER_BUDGET_LIMIT: u32 = 3;
 /// Fewest allocation slow paths in an interval for its mean latency to
@@ -313,6 +318,7 @@ struct Positions {
     diet: usize,
     bundle: usize,
     drain: usize,
+    release: usize,
 }
 
 /// The index of the candidate nearest `value`.
@@ -342,6 +348,11 @@ struct Engine {
     contention: Trend,
     fragmentation: Trend,
     committed: Trend,
+    /// Provider calls per million operations over slow intervals.
+    provider: Trend,
+    /// The totals at the last slow loop (its rates cover the whole slow
+    /// interval, not only the last fast one).
+    slow_totals: Totals,
     /// Whether a fast-loop rule changed a knob since the last slow loop.
     fired: bool,
     /// Slow intervals in a row with stable signals.
@@ -384,27 +395,18 @@ impl Engine {
                 diet: 0,
                 bundle: 0,
                 drain: 0,
+                release: 0,
             },
             defaults: Positions {
                 capacity: 0,
                 diet: 0,
                 bundle: 0,
                 drain: 0,
+                release: 0,
             },
             last_fast: 0,
             last_slow: 0,
-            totals: Totals {
-                operations: 0,
-                cache_misses: 0,
-                depot_contended: 0,
-                depot_spins: 0,
-                provider_calls: 0,
-                slow_paths: 0,
-                slow_path_time: 0,
-                depot_backlog: 0,
-                committed: 0,
-                live: 0,
-            },
+            totals: Totals::ZERO,
             hw_seen: HwCounts {
                 llc_misses: 0,
                 cycles: 0,
@@ -415,6 +417,8 @@ impl Engine {
             contention: Trend::NEW,
             fragmentation: Trend::NEW,
             committed: Trend::NEW,
+            provider: Trend::NEW,
+            slow_totals: Totals::ZERO,
             fired: false,
             stable: 0,
             scavenge_due: false,
@@ -442,8 +446,10 @@ impl Engine {
             diet: DIET.len() - 1,
             bundle: nearest(&BUNDLE, baseline.bundle_width),
             drain: nearest(&DRAIN, baseline.drain_threshold),
+            release: nearest(&RELEASE, baseline.release_pages),
         };
         let trace = core::mem::replace(&mut self.trace, Trace::new());
+        let totals = target.totals();
         *self = Engine {
             started: true,
             config,
@@ -454,7 +460,8 @@ impl Engine {
             defaults,
             last_fast: now,
             last_slow: now,
-            totals: target.totals(),
+            totals,
+            slow_totals: totals,
             trace,
             ..Engine::new()
         };
@@ -467,6 +474,7 @@ impl Engine {
             cache_capacity: capacity.max(1),
             bundle_width: BUNDLE[self.at.bundle],
             drain_threshold: DRAIN[self.at.drain],
+            release_pages: RELEASE[self.at.release],
         }
     }
 
@@ -515,7 +523,7 @@ impl Engine {
         self.fast_loop(&m, start);
         if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
             self.last_slow = start;
-            self.slow_loop(&m, start);
+            self.slow_loop(&m, &totals, start);
         }
         if self.at != before {
             self.applied = self.knobs();
@@ -598,6 +606,7 @@ impl Engine {
             Knob::Diet => (&mut self.at.diet, &DIET),
             Knob::BundleWidth => (&mut self.at.bundle, &BUNDLE),
             Knob::DrainThreshold => (&mut self.at.drain, &DRAIN),
+            Knob::ReleasePages => (&mut self.at.release, &RELEASE),
             Knob::Scavenge | Knob::Engine => return false,
         };
         let old = *pos;
@@ -679,16 +688,32 @@ impl Engine {
     }
 
     /// The slow loop: scavenge when fragmentation or committed memory rose,
-    /// or fragmentation is high; after `restore_after` intervals with no
-    /// rise and no fast-loop change, one step back toward the defaults.
-    fn slow_loop(&mut self, m: &Metrics, at: u64) {
+    /// or fragmentation is high; keep fewer empty slabs when fragmentation
+    /// rose, more when provider calls per operation (over the whole slow
+    /// interval) rose; after `restore_after` intervals with no rise and no
+    /// fast-loop change, one step back toward the defaults.
+    fn slow_loop(&mut self, m: &Metrics, totals: &Totals, at: u64) {
         let fragmentation = m.fragmentation_q10();
         let fragmented = self.fragmentation.rose(fragmentation, FRAGMENTATION_FLOOR);
         let grew = self.committed.rose(m.committed, COMMITTED_FLOOR);
         let high = fragmentation >= FRAGMENTATION_HIGH && m.committed >= COMMITTED_FLOOR;
+        let ops = totals.operations.wrapping_sub(self.slow_totals.operations);
+        let calls = totals
+            .provider_calls
+            .wrapping_sub(self.slow_totals.provider_calls);
+        self.slow_totals = *totals;
+        let calling = ops >= MIN_OPS
+            && self
+                .provider
+                .rose(fixed::per_million(calls, ops), PROVIDER_FLOOR);
         let fired = core::mem::replace(&mut self.fired, false);
         self.scavenge_due |= fragmented || grew || high;
-        if fragmented || grew || fired {
+        if fragmented {
+            self.step(Knob::ReleasePages, false, Reason::Fragmentation, at, m);
+        } else if calling {
+            self.step(Knob::ReleasePages, true, Reason::ProviderCalls, at, m);
+        }
+        if fragmented || grew || calling || fired {
             self.stable = 0;
             return;
         }
@@ -702,6 +727,7 @@ impl Engine {
             (Knob::DrainThreshold, at_now.drain, home.drain),
             (Knob::BundleWidth, at_now.bundle, home.bundle),
             (Knob::Diet, at_now.diet, home.diet),
+            (Knob::ReleasePages, at_now.release, home.release),
         ] {
             if pos != default {
                 self.step(knob, pos < default, Reason::Restore, at, m);

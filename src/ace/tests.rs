@@ -471,6 +471,58 @@ fn stable_signals_restore_the_knobs_one_step_at_a_time() {
 }
 
 #[test]
+fn rising_provider_calls_keep_more_empty_slabs_until_things_calm_down() {
+    let (ace, fake) = started(config());
+    let release = |calls: u64, intervals| {
+        for _ in 0..intervals {
+            fake.interval(100_000, |t| t.provider_calls += calls);
+            ace.tick(&fake, None);
+        }
+        fake.knobs().release_pages
+    };
+    // Slow loop every 4 fast intervals: 10 calls per 100k operations, then
+    // a burst of 1000 early in a slow interval (its whole rate counts, not
+    // only the last fast interval's).
+    assert_eq!(release(10, 4), 1, "steady: no change");
+    assert_eq!(release(1000, 1), 1);
+    assert_eq!(release(10, 3), 2);
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::ReleasePages, 1, 2, Reason::ProviderCalls)
+    );
+    // Calm again: two stable slow intervals, then one step back.
+    assert_eq!(release(10, 4), 2, "hysteresis");
+    assert_eq!(release(10, 4), 1);
+    let d = last(&ace);
+    assert_eq!(
+        (d.knob, d.old, d.new, d.reason),
+        (Knob::ReleasePages, 2, 1, Reason::Restore)
+    );
+}
+
+#[test]
+fn rising_fragmentation_keeps_fewer_empty_slabs() {
+    let (ace, fake) = (Ace::new(), Fake::new());
+    fake.knobs.set(Knobs {
+        release_pages: 4,
+        ..Knobs::DEFAULT
+    });
+    ace.enable(&fake, config(), HZ);
+    for committed in [4, 4, 4, 4, 12, 12, 12, 12] {
+        fake.interval(100_000, |t| t.committed = committed << 20);
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.knobs().release_pages, 2);
+    let released: Vec<_> = trace(&ace)
+        .into_iter()
+        .filter(|d| d.knob == Knob::ReleasePages)
+        .map(|d| (d.old, d.new, d.reason))
+        .collect();
+    assert_eq!(released, [(4, 2, Reason::Fragmentation)]);
+}
+
+#[test]
 fn the_bandit_settles_on_the_capacity_with_the_best_reward() {
     let (ace, fake) = started(AceConfig {
         epoch_intervals: 1,

@@ -20,6 +20,8 @@ pub enum Knob {
     BundleWidth,
     /// Depot drain threshold (blocks).
     DrainThreshold,
+    /// Empty-slab pages each class keeps (`Knobs::release_pages`).
+    ReleasePages,
     /// A budgeted scavenge: old and new are committed KiB.
     Scavenge,
     /// ACE itself: 1 on, 0 off.
@@ -39,6 +41,8 @@ pub enum Reason {
     Bandit,
     /// Fragmentation or committed memory rose.
     Fragmentation,
+    /// Page provider calls per operation rose.
+    ProviderCalls,
     /// Signals stable long enough: one step back toward the defaults.
     Restore,
     /// Guard: a tick took longer than its budget.

@@ -41,6 +41,7 @@ const SMALL_CACHES: Knobs = Knobs {
     cache_capacity: 8,
     bundle_width: 4,
     drain_threshold: 32,
+    ..Knobs::DEFAULT
 };
 
 /// Operations (allocations plus frees) of each CPU so far.
