@@ -6,7 +6,7 @@ use core::ptr;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::Profile;
-use crate::ace::{Ace, AceReport};
+use crate::ace::{Ace, AceReport, Totals};
 use crate::allocator::Allocator;
 use crate::platform::Platform;
 use crate::provider::PageProvider;
@@ -248,6 +248,44 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // SAFETY: only `attach_ace` stores here, from a `&'static Ace`.
         let ace = unsafe { self.ace.load(Acquire).as_ref() }?;
         Some(ace.report())
+    }
+
+    /// What ACE reads on a deciding tick: [`stats`](Self::stats)' counters
+    /// it needs, summed from atomics alone (the depots' backlogs as their
+    /// last lock holders published them), so a timer tick takes no lock
+    /// and builds no `Stats`.
+    pub(crate) fn ace_totals(&self) -> Totals {
+        let mut t = Totals::ZERO;
+        let mut small_live = 0u64;
+        let caches = self.cpu_caches();
+        for (class, depot) in self.depots.iter().enumerate() {
+            let (mut allocs, mut frees) = (
+                depot.direct_allocs.load(Relaxed),
+                depot.direct_frees.load(Relaxed),
+            );
+            for cache in caches {
+                allocs += cache.classes[class].allocs.load(Relaxed);
+                frees += cache.classes[class].frees.load(Relaxed);
+                t.cache_misses += cache.misses[class].misses.load(Relaxed);
+            }
+            t.operations += allocs + frees;
+            small_live += allocs.saturating_sub(frees) * size_class::size_of(class) as u64;
+            t.depot_contended += depot.contended.load(Relaxed);
+            t.depot_spins += depot.spins.load(Relaxed);
+            t.depot_backlog += depot.backlog_hint.load(Relaxed);
+        }
+        t.slow_paths = self.direct_slow.count.load(Relaxed);
+        t.slow_path_time = self.direct_slow.time.load(Relaxed);
+        for cache in caches {
+            t.slow_paths += cache.slow.count.load(Relaxed);
+            t.slow_path_time = t.slow_path_time.wrapping_add(cache.slow.time.load(Relaxed));
+        }
+        let c = &self.counters;
+        t.provider_calls =
+            c.alloc_calls.load(Relaxed) + c.free_calls.load(Relaxed) + c.resize_calls.load(Relaxed);
+        t.committed = c.committed.load(Relaxed) as u64;
+        t.live = small_live + self.large_live.load(Relaxed) as u64;
+        t
     }
 
     /// A snapshot of the counters. Takes no lock that an allocation could be

@@ -42,25 +42,7 @@ pub trait Tunable {
 
 impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
     fn totals(&self) -> Totals {
-        let stats = self.stats();
-        let (mut operations, mut backlog) = (0, 0);
-        for class in &stats.classes {
-            operations += class.allocs + class.frees;
-            backlog += class.depot_blocks;
-        }
-        let p = &stats.provider;
-        Totals {
-            operations,
-            cache_misses: stats.cache_misses(),
-            depot_contended: stats.depot_contended,
-            depot_spins: stats.depot_spins,
-            provider_calls: p.alloc_calls + p.free_calls + p.resize_calls,
-            slow_paths: stats.slow_paths,
-            slow_path_time: stats.slow_path_time,
-            depot_backlog: backlog,
-            committed: stats.committed_bytes as u64,
-            live: stats.live_bytes as u64,
-        }
+        self.ace_totals()
     }
 
     fn knobs(&self) -> Knobs {

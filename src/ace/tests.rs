@@ -697,3 +697,57 @@ fn the_allocator_s_stats_api_reports_the_attached_engine() {
         "{report}"
     );
 }
+
+/// ACE's lean read sums the same counters as the statistics snapshot,
+/// the depots' backlogs included (published when their locks are
+/// released), without taking a lock.
+#[cfg(feature = "std")]
+#[test]
+fn ace_s_lean_totals_agree_with_the_stats_snapshot() {
+    use crate::hosted::HostedAllocator;
+    use crate::provider::{DecommitMode, MmapProvider};
+    use core::alloc::Layout;
+
+    let heap = HostedAllocator::new();
+    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
+    let config = crate::Config {
+        checks: false,
+        ..crate::Config::DEFAULT
+    };
+    heap.init(provider, config).expect("init");
+    let mut kept = Vec::new();
+    for (i, size) in [16, 64, 200, 1000, 5000, 40_000].into_iter().enumerate() {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let blocks: Vec<_> = (0..2000 / (i + 1)).map(|_| heap.alloc(layout)).collect();
+        for (n, block) in blocks.into_iter().enumerate() {
+            if n % 3 == 0 {
+                kept.push((block, layout));
+            } else {
+                // SAFETY: allocated just above with `layout`, freed once.
+                unsafe { heap.dealloc(block, layout) };
+            }
+        }
+    }
+    let stats = heap.stats();
+    let totals = Tunable::totals(&heap);
+    let p = &stats.provider;
+    let backlog: u64 = stats.classes.iter().map(|c| c.depot_blocks).sum();
+    assert!(backlog > 0, "the workload leaves blocks in the depots");
+    let expected = Totals {
+        operations: stats.classes.iter().map(|c| c.allocs + c.frees).sum(),
+        cache_misses: stats.cache_misses(),
+        depot_contended: stats.depot_contended,
+        depot_spins: stats.depot_spins,
+        provider_calls: p.alloc_calls + p.free_calls + p.resize_calls,
+        slow_paths: stats.slow_paths,
+        slow_path_time: stats.slow_path_time,
+        depot_backlog: backlog,
+        committed: stats.committed_bytes as u64,
+        live: stats.live_bytes as u64,
+    };
+    assert_eq!(totals, expected);
+    for (block, layout) in kept {
+        // SAFETY: allocated above with `layout`, freed once.
+        unsafe { heap.dealloc(block, layout) };
+    }
+}
