@@ -3,9 +3,11 @@
 //!
 //! ```text
 //!  timer IRQ, every CPU ──► Ace::tick ──► add this CPU's PMU counts (per-CPU slot)
-//!                               │
+//!  (hosted: ticker thread,      │          (hosted: perf_event_open deltas)
+//!   perf.rs counters)           │
 //!                    fast interval due? ── try-lock the engine (busy: skip)
 //!                               │
+//!          metrics:   lean totals (atomics only) − previous → the interval
 //!          fast loop: backlog ↑ → drain threshold ↓ · LLC misses ↑ → diet ↓
 //!                     contention ↑ → bundles wider · bandit epoch → capacity
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
@@ -13,6 +15,7 @@
 //!                     stable for a while → knobs one step back to defaults
 //!          guards:    tick over budget ×3, committed over cap,
 //!                     slow-path latency over its baseline ×3 → ACE off
+//!          trace ring ──► Ace::report ──► Allocator::ace_stats (stats API)
 //! ```
 //!
 //! Interrupt-context rules, kept by construction: the engine is a
@@ -35,6 +38,8 @@ mod target;
 mod trace;
 mod ucb;
 
+#[cfg(feature = "std")]
+pub mod perf;
 #[cfg(feature = "std")]
 pub mod ticker;
 

@@ -561,6 +561,8 @@ fn no_floating_point_in_ace_or_the_pmu_code() {
         include_str!("config.rs"),
         include_str!("fixed.rs"),
         include_str!("metrics.rs"),
+        include_str!("perf.rs"),
+        include_str!("report.rs"),
         include_str!("target.rs"),
         include_str!("trace.rs"),
         include_str!("ucb.rs"),

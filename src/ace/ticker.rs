@@ -1,7 +1,10 @@
 //! The hosted ticker: a std program has no timer interrupt, so a
-//! background thread calls [`Ace::tick`] every fast interval. There are no
-//! hardware counts here: `perf_event_open` offers no hardware events on
-//! the machines this was built on, so hosted ACE runs on software metrics.
+//! background thread calls [`Ace::tick`] every fast interval, with the
+//! process's hardware counts since the previous tick where the kernel
+//! offers them through `perf_event_open` ([`perf`](super::perf): LLC
+//! misses, cycles, instructions). Where it does not (this project's build
+//! machine, a VM without a PMU), the ticker says why once (on stderr with
+//! `ACEALLOC_ACE_LOG=1`) and ACE runs on software metrics.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -14,6 +17,7 @@ use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use super::perf::{PerfCounters, Unavailable};
 use super::{Ace, AceConfig, Decision, Tunable};
 
 /// Clock rate of the hosted platform's `now` (`CLOCK_MONOTONIC` in ns).
@@ -39,14 +43,38 @@ pub fn log_from_env() -> bool {
 }
 
 /// Ticks `ace` for `target` every `fast_ms` until `stop` is set or ACE is
-/// switched off; with `log`, prints each new decision to stderr. Run it on
-/// a thread of its own (`std::thread::scope` for a target that is not
-/// `'static`).
+/// switched off, with the hardware counts of the process where the kernel
+/// offers them; with `log`, prints each new decision to stderr (and, once,
+/// why there are no hardware counts). Run it on a thread of its own
+/// (`std::thread::scope` for a target that is not `'static`). The
+/// counters open when it starts: threads the main thread starts after that
+/// count (see [`perf`](super::perf)).
 pub fn run<T: Tunable>(ace: &Ace, target: &T, fast_ms: u64, stop: &AtomicBool, log: bool) {
+    tick_until(ace, target, fast_ms, stop, log, PerfCounters::open());
+}
+
+/// [`run`] with the hardware counters (or why there are none) given.
+fn tick_until<T: Tunable>(
+    ace: &Ace,
+    target: &T,
+    fast_ms: u64,
+    stop: &AtomicBool,
+    log: bool,
+    hw: Result<PerfCounters, Unavailable>,
+) {
+    let mut hw = match hw {
+        Ok(counters) => Some(counters),
+        Err(why) => {
+            if log {
+                std::eprintln!("acealloc ace: no hardware counts ({why}): software metrics only");
+            }
+            None
+        }
+    };
     let mut seen = 0;
     while !stop.load(Relaxed) && ace.is_enabled() {
         thread::sleep(Duration::from_millis(fast_ms.max(1)));
-        ace.tick(target, None);
+        ace.tick(target, hw.as_mut().map(PerfCounters::sample));
         if log {
             seen = print_after(ace, seen);
         }
@@ -73,8 +101,10 @@ fn print_after(ace: &Ace, mut seen: u64) -> u64 {
 
 /// With `ACEALLOC_ACE=1`: switches `ace` on for `target` with the
 /// environment's settings, attaches it to `target` (whose statistics then
-/// report it) and starts a ticker thread (it ends when ACE is switched
-/// off). `None` when the environment leaves ACE off.
+/// report it), opens the hardware counters (before this returns, so every
+/// thread the main thread starts afterwards counts) and starts a ticker
+/// thread (it ends when ACE is switched off). `None` when the environment
+/// leaves ACE off.
 pub fn spawn_from_env<T: Tunable + Sync>(
     ace: &'static Ace,
     target: &'static T,
@@ -83,8 +113,9 @@ pub fn spawn_from_env<T: Tunable + Sync>(
     let log = log_from_env();
     ace.enable(target, config, HOSTED_CLOCK_HZ);
     target.attach(ace);
+    let hw = PerfCounters::open();
     static NEVER: AtomicBool = AtomicBool::new(false);
     Some(thread::spawn(move || {
-        run(ace, target, config.fast_ms, &NEVER, log)
+        tick_until(ace, target, config.fast_ms, &NEVER, log, hw)
     }))
 }
