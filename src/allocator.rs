@@ -73,6 +73,9 @@ pub struct Allocator<P, Pl> {
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
     flush_requests: AtomicU32,
+    /// Bumped when the profile switches to FAST: every CPU prewarms its
+    /// cache on its next slow path (see `prewarm`).
+    prewarm_requests: AtomicU32,
     checks: AtomicBool,
     pub(crate) large_live: AtomicUsize,
     /// Allocations that bypassed every CPU cache, timed.
@@ -115,6 +118,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             },
             profile: AtomicU8::new(1),
             flush_requests: AtomicU32::new(0),
+            prewarm_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
             direct_slow: SlowPaths::new(),
@@ -342,6 +346,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         let clip = self.slow_clip.load(Relaxed);
         cache.slow.add_owned(Pl::now().wrapping_sub(start), clip);
+        // Once per switch to FAST, after the timing: a one-off, not the
+        // latency of refills that the guard watches.
+        self.honour_prewarm_request(cache);
         block
     }
 
@@ -370,6 +377,36 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         cache.flushed_at.store(requested, Relaxed);
         self.flush_cache(cache);
         true
+    }
+
+    /// Prewarms this CPU's cache if the profile switched to FAST since its
+    /// last prewarm. Called from this CPU's slow paths, inside its section.
+    fn honour_prewarm_request(&self, cache: &PerCpuCache) {
+        let requested = self.prewarm_requests.load(Relaxed);
+        if cache.prewarmed_at.load(Relaxed) != requested {
+            cache.prewarmed_at.store(requested, Relaxed);
+            self.prewarm(cache);
+        }
+    }
+
+    /// Gives every empty class of `cache` up to the profile's prewarm size a
+    /// bundle, so that the first allocations of those sizes hit. Only the
+    /// cache's own CPU may call it, inside its section, or `init` before the
+    /// caches are published (when no CPU can enter any). Best effort: a class
+    /// the provider has no memory for stays empty.
+    fn prewarm(&self, cache: &PerCpuCache) {
+        let largest = self.profile().prewarm_size();
+        for (class, slot) in cache.classes.iter().enumerate() {
+            if size_class::size_of(class) > largest {
+                break;
+            }
+            // SAFETY: inside `cache`'s section (the caller's contract); one
+            // list reference at a time.
+            let list = unsafe { slot.list() };
+            if list.len == 0 {
+                *list = self.take_from_depot(class, self.bundle_width(class));
+            }
+        }
     }
 
     /// Allocation without a CPU cache (cache busy or CPU out of range),
@@ -756,9 +793,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.map.call_once(|| map);
         self.config.call_once(|| config);
         self.checks.store(config.checks, Relaxed);
-        self.caches.store(caches, Release);
-        self.set_knobs(config.knobs);
         *guard = Some(pages);
+        drop(guard);
+        // The knob values (the caches' capacities are already set from them).
+        self.set_knobs(config.knobs);
+        // No CPU can enter a cache before `caches` is published, so each
+        // may be filled here, whatever the platform.
+        for cpu in 0..cpus {
+            // SAFETY: initialised above; unpublished, so unshared.
+            self.prewarm(unsafe { &*caches.add(cpu) });
+        }
+        self.caches.store(caches, Release);
         if !config.checks {
             self.fast.store(caches, Release);
         }
@@ -815,9 +860,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// path (cache capacities at once); retained runs beyond the new budget
     /// are decommitted now, under the page lock. Empty slabs beyond a
     /// lowered reserve leave on the next [`scavenge`](Self::scavenge) or
-    /// [`trim`](Self::trim).
+    /// [`trim`](Self::trim). Switching to FAST asks every CPU to prewarm its
+    /// cache on its next slow path ([`Profile::prewarm_size`]).
     pub fn set_profile(&self, profile: Profile) {
-        self.profile.store(profile.index(), Relaxed);
+        let old = Profile::from_index(self.profile.swap(profile.index(), Relaxed));
+        if profile.prewarm_size() > old.prewarm_size() {
+            self.prewarm_requests.fetch_add(1, Relaxed);
+        }
         if !self.is_initialized() {
             return;
         }

@@ -38,6 +38,16 @@ impl Profile {
         }
     }
 
+    /// Blocks of classes up to this size (bytes) that each CPU's cache gets
+    /// a bundle of before its first allocation (FAST only: it spends a few
+    /// pages so that the first allocations of the common sizes hit).
+    pub fn prewarm_size(self) -> usize {
+        match self {
+            Profile::Fast => 256,
+            Profile::Balanced | Profile::Lean => 0,
+        }
+    }
+
     /// Bytes one size class may keep idle in CPU caches and its depot
     /// together: half for the caches of all CPUs, half for the depot.
     /// FAST and BALANCED only cap each knob at [`Knobs::MAX_BYTES`].

@@ -106,6 +106,8 @@ pub(crate) struct PerCpuCache {
     lock: AtomicBool,
     /// The allocator's flush request this cache last honoured.
     pub flushed_at: AtomicU32,
+    /// The allocator's prewarm request this cache last honoured.
+    pub prewarmed_at: AtomicU32,
     /// Allocations plus frees at the last idle check (`flush_idle_caches`).
     pub ops_seen: AtomicU64,
     /// This CPU's refills.
@@ -124,6 +126,7 @@ impl PerCpuCache {
         PerCpuCache {
             lock: AtomicBool::new(false),
             flushed_at: AtomicU32::new(0),
+            prewarmed_at: AtomicU32::new(0),
             ops_seen: AtomicU64::new(0),
             slow: SlowPaths::new(),
             classes: core::array::from_fn(|class| ClassCache {

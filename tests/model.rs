@@ -331,6 +331,9 @@ fn run<P: PageProvider + Send, Pl: Platform>(
     exhaustible: bool,
     bounds: (usize, usize),
 ) {
+    // The baseline is the allocator's metadata: a FAST allocator's prewarmed
+    // blocks go back first.
+    a.trim();
     let init = a.stats();
     let mut model = Model {
         a,
