@@ -491,13 +491,44 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return bundle;
         }
         let mut out = BlockList::EMPTY;
-        if depot.take_from_slabs(want, &mut out) == 0
-            && let Some(slab) = self.new_slab(class)
-        {
-            depot.add_slab(slab);
-            depot.take_from_slabs(want, &mut out);
+        if depot.take_from_slabs(want, &mut out) == 0 {
+            out = self.steal_cached(class);
+            if out.len == 0
+                && let Some(slab) = self.new_slab(class)
+            {
+                depot.add_slab(slab);
+                depot.take_from_slabs(want, &mut out);
+            }
         }
         out
+    }
+
+    /// On hosted builds, the blocks of `class` that another CPU's cache
+    /// holds while no thread uses it. A thread that moves to another CPU
+    /// leaves its blocks in the cache of the one it left; without this, the
+    /// class would grow by a slab whenever the cache it now uses runs dry
+    /// while the other holds the surplus, and its slabs would ratchet up
+    /// migration after migration. Only on the way to a new slab (rare), and
+    /// only trying locks. Kernel CPUs' caches are their own: nothing.
+    fn steal_cached(&self, class: Class) -> BlockList {
+        if Pl::EXCLUSIVE_CPU {
+            return BlockList::EMPTY;
+        }
+        for cache in self.cpu_caches() {
+            let slot = cache.class(class);
+            // The caller's own cache is locked (by the caller): skipped.
+            if slot.len_hint() == 0 || !cache.try_lock() {
+                continue;
+            }
+            // SAFETY: its lock is held, so no thread is in its section; one
+            // list reference at a time.
+            let blocks = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
+            cache.unlock();
+            if blocks.len > 0 {
+                return blocks;
+            }
+        }
+        BlockList::EMPTY
     }
 
     /// Hands a bundle to the depot, then returns the oldest bundles to their
