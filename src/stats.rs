@@ -130,7 +130,9 @@ pub struct Stats {
     /// Allocation slow paths run (refills and allocations that bypassed
     /// the CPU caches, new slabs included)...
     pub slow_paths: u64,
-    /// ...and the `Platform::now` units they took together.
+    /// ...and the `Platform::now` units they took together, each counted
+    /// at most the clip an ACE engine set for its latency guard (a
+    /// preempted thread's time slice is not allocator latency).
     pub slow_path_time: u64,
 }
 
