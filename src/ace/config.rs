@@ -20,7 +20,10 @@ pub struct AceConfig {
     /// (refill or cache bypass, new slabs included) in the quietest fast
     /// intervals run with the knobs ACE started from; with knobs of its
     /// own, [`latency_intervals`](Self::latency_intervals) intervals in a
-    /// row whose mean is above this share of the baseline switch ACE off.
+    /// row whose mean is above this share of the baseline start a probe:
+    /// one interval with the starting knobs. If it is under the limit, ACE
+    /// switches off (its knobs were the cause); if not, the workload
+    /// changed, and its latency becomes the baseline.
     /// One slow path counts at most 16 times the baseline (a preempted
     /// thread is not a slow allocator). The fast path is not timed (it
     /// would cost more than it measures).

@@ -14,7 +14,9 @@
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
 //!          guards:    tick over budget ×3, committed over cap,
-//!                     slow-path latency over its baseline ×3 → ACE off
+//!                     slow-path latency over its baseline ×3 → starting
+//!                     knobs for one interval: fast again → ACE off
+//!                     (slow still: the workload's doing → new baseline)
 //!          trace ring ──► Ace::report ──► Allocator::ace_stats (stats API)
 //! ```
 //!
@@ -316,6 +318,20 @@ impl Trend {
     }
 }
 
+/// What the latency guard makes of an interval.
+enum Latency {
+    /// Nothing to do: the loops run.
+    Fine,
+    /// Over the limit long enough: the starting knobs for an interval.
+    Probe,
+    /// A probe waits for an interval with enough slow paths.
+    Probing,
+    /// Slow with the starting knobs too: rebased, ACE's knobs back.
+    Workload,
+    /// Fast again with the starting knobs: ACE switches off.
+    Off,
+}
+
 /// Positions of the knobs on their candidate ladders.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Positions {
@@ -375,6 +391,8 @@ struct Engine {
     latency_base: u64,
     /// Intervals in a row over the latency limit.
     latency_over: u32,
+    /// ACE's knob positions while a latency probe runs the starting ones.
+    latency_probe: Option<Positions>,
     off_reason: Option<Reason>,
     deciding_ticks: u64,
     last_tick: u64,
@@ -434,6 +452,7 @@ impl Engine {
             over_budget: 0,
             latency_base: 0,
             latency_over: 0,
+            latency_probe: None,
             off_reason: None,
             deciding_ticks: 0,
             last_tick: 0,
@@ -520,15 +539,24 @@ impl Engine {
             self.switch_off(ace, target, Reason::CommittedCap, start, m);
             return;
         }
-        if self.latency_tripped(target, &m) {
-            self.switch_off(ace, target, Reason::AllocLatency, start, m);
-            return;
-        }
         let before = self.at;
-        self.fast_loop(&m, start);
-        if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
-            self.last_slow = start;
-            self.slow_loop(&m, &totals, start);
+        match self.latency_guard(target, &m) {
+            Latency::Off => {
+                self.switch_off(ace, target, Reason::AllocLatency, start, m);
+                return;
+            }
+            Latency::Probe => self.record(start, Knob::Engine, 1, 1, Reason::LatencyProbe, m),
+            Latency::Workload => self.record(start, Knob::Engine, 1, 1, Reason::WorkloadLatency, m),
+            // The loops skip the intervals of a probe: their metrics belong
+            // to other knobs than the ones in force.
+            Latency::Probing => {}
+            Latency::Fine => {
+                self.fast_loop(&m, start);
+                if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
+                    self.last_slow = start;
+                    self.slow_loop(&m, &totals, start);
+                }
+            }
         }
         if self.at != before {
             self.applied = self.knobs();
@@ -575,32 +603,69 @@ impl Engine {
     /// now in force. With the starting knobs, the interval's mean slow path
     /// updates the baseline (at once when lower, by an eighth of the
     /// difference when higher: the quietest intervals are the truest) and
-    /// the per-path clip that follows it; with ACE's own, whether this is
-    /// the `latency_intervals`th interval in a row whose mean is over the
-    /// limit. Intervals with too few slow paths to mean anything are skipped.
-    fn latency_tripped<T: Tunable>(&mut self, target: &T, m: &Metrics) -> bool {
-        if m.slow_paths < MIN_SLOW_PATHS {
-            return false;
-        }
+    /// the per-path clip that follows it. With ACE's own, after
+    /// `latency_intervals` intervals in a row over the limit, a probe: the
+    /// starting knobs for one interval, to tell ACE's doing from the
+    /// workload's. Still over the limit with them, the workload changed:
+    /// its latency becomes the baseline and ACE's knobs come back; under
+    /// it, ACE's knobs were the cause: off. Intervals with too few slow
+    /// paths to mean anything are skipped (a probe waits for one).
+    fn latency_guard<T: Tunable>(&mut self, target: &T, m: &Metrics) -> Latency {
+        let counted = m.slow_paths >= MIN_SLOW_PATHS;
         let mean = m.slow_path_mean().max(1);
+        if let Some(own) = self.latency_probe {
+            if !counted {
+                return Latency::Probing;
+            }
+            self.latency_probe = None;
+            if !self.over_latency_limit(mean) {
+                return Latency::Off;
+            }
+            self.set_latency_base(target, mean);
+            self.at = own;
+            return Latency::Workload;
+        }
+        if !counted {
+            return Latency::Fine;
+        }
         if self.at == self.defaults {
             let base = self.latency_base;
-            self.latency_base = if base == 0 || mean <= base {
+            let base = if base == 0 || mean <= base {
                 mean
             } else {
                 base + (mean - base) / 8
             };
-            target.clip_slow_paths(self.latency_base.saturating_mul(SLOW_PATH_CLIP));
+            self.set_latency_base(target, base);
             self.latency_over = 0;
-            return false;
+            return Latency::Fine;
         }
         if self.config.latency_limit_pct == 0 || self.latency_base == 0 {
-            return false;
+            return Latency::Fine;
         }
+        if !self.over_latency_limit(mean) {
+            self.latency_over = 0;
+            return Latency::Fine;
+        }
+        self.latency_over += 1;
+        if self.latency_over < self.config.latency_intervals.max(1) {
+            return Latency::Fine;
+        }
+        self.latency_over = 0;
+        self.latency_probe = Some(self.at);
+        self.at = self.defaults;
+        Latency::Probe
+    }
+
+    /// Whether a mean slow path of `mean` is over the latency limit.
+    fn over_latency_limit(&self, mean: u64) -> bool {
         let limit = u128::from(self.latency_base) * u128::from(self.config.latency_limit_pct);
-        let over = u128::from(mean) * 100 > limit;
-        self.latency_over = if over { self.latency_over + 1 } else { 0 };
-        self.latency_over >= self.config.latency_intervals.max(1)
+        u128::from(mean) * 100 > limit
+    }
+
+    /// Sets the latency baseline and the per-path clip that follows it.
+    fn set_latency_base<T: Tunable>(&mut self, target: &T, base: u64) {
+        self.latency_base = base;
+        target.clip_slow_paths(base.saturating_mul(SLOW_PATH_CLIP));
     }
 
     /// Moves a knob one step on its ladder (down if `up` is false) unless

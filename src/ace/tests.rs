@@ -284,15 +284,27 @@ fn latency_baseline_then_own_knobs() -> (Ace, Fake) {
     (ace, fake)
 }
 
+/// Slow paths at 4× the baseline (against a limit of 3×) under ACE's
+/// knobs until the guard probes: the starting knobs for an interval.
+fn slow_until_the_probe(ace: &Ace, fake: &Fake) {
+    for _ in 0..AceConfig::DEFAULT.latency_intervals {
+        assert_eq!(fake.knobs().drain_threshold, 128, "ACE's knobs");
+        fake.interval(100_000, |t| slow_paths(t, 1000, 400));
+        ace.tick(fake, None);
+    }
+    assert!(ace.is_enabled());
+    assert_eq!(fake.knobs(), Knobs::DEFAULT, "the probe's starting knobs");
+    let d = last(ace);
+    assert_eq!((d.knob, d.reason), (Knob::Engine, Reason::LatencyProbe));
+}
+
 #[test]
 fn slow_allocations_under_ace_s_knobs_switch_it_off_and_restore_the_knobs() {
     let (ace, fake) = latency_baseline_then_own_knobs();
-    // Slow paths at 4× the baseline, against a limit of 3×.
-    for _ in 0..AceConfig::DEFAULT.latency_intervals {
-        assert!(ace.is_enabled());
-        fake.interval(100_000, |t| slow_paths(t, 1000, 400));
-        ace.tick(&fake, None);
-    }
+    slow_until_the_probe(&ace, &fake);
+    // With the starting knobs, allocation is as fast as at the start.
+    fake.interval(100_000, |t| slow_paths(t, 1000, 110));
+    ace.tick(&fake, None);
     let status = ace.status();
     assert!(!status.enabled);
     assert_eq!(status.off_reason, Some(Reason::AllocLatency));
@@ -302,7 +314,33 @@ fn slow_allocations_under_ace_s_knobs_switch_it_off_and_restore_the_knobs() {
         (d.knob, d.old, d.new, d.reason),
         (Knob::Engine, 1, 0, Reason::AllocLatency)
     );
-    assert_eq!(d.metrics.slow_path_mean(), 400);
+    assert_eq!(d.metrics.slow_path_mean(), 110);
+}
+
+#[test]
+fn slow_allocations_with_the_starting_knobs_too_are_the_workload_s_doing() {
+    let (ace, fake) = latency_baseline_then_own_knobs();
+    slow_until_the_probe(&ace, &fake);
+    // As slow with the starting knobs: not ACE's doing.
+    fake.interval(100_000, |t| slow_paths(t, 1000, 420));
+    ace.tick(&fake, None);
+    assert!(ace.is_enabled());
+    assert_eq!(fake.knobs().drain_threshold, 128, "ACE's knobs are back");
+    let d = last(&ace);
+    assert_eq!((d.knob, d.reason), (Knob::Engine, Reason::WorkloadLatency));
+    assert_eq!(fake.clip.get(), 420 * 16, "the new baseline's clip");
+    // The new level is the baseline: no further probe.
+    for _ in 0..2 * AceConfig::DEFAULT.latency_intervals {
+        fake.interval(100_000, |t| slow_paths(t, 1000, 430));
+        ace.tick(&fake, None);
+    }
+    let guard: Vec<_> = trace(&ace)
+        .into_iter()
+        .map(|d| d.reason)
+        .filter(|r| matches!(r, Reason::LatencyProbe | Reason::WorkloadLatency))
+        .collect();
+    assert_eq!(guard, [Reason::LatencyProbe, Reason::WorkloadLatency]);
+    assert!(ace.is_enabled());
 }
 
 #[test]

@@ -49,8 +49,16 @@ pub enum Reason {
     TickBudget,
     /// Guard: committed memory passed the cap.
     CommittedCap,
-    /// Guard: allocation slow paths took too long against their baseline.
+    /// Guard: allocation slow paths took too long against their baseline,
+    /// and were fast again with the starting knobs.
     AllocLatency,
+    /// The latency guard runs the starting knobs for one interval (engine
+    /// 1 -> 1) to see whether ACE's knobs slowed allocation down.
+    LatencyProbe,
+    /// The probe found allocation as slow with the starting knobs: the
+    /// workload changed, its latency is the new baseline, ACE's knobs
+    /// come back (engine 1 -> 1).
+    WorkloadLatency,
     /// Switched on or off through the API.
     Request,
 }
