@@ -18,22 +18,25 @@ use std::ptr::{self, NonNull};
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use acealloc::ace::{Ace, AceConfig, Tunable, ticker};
+use acealloc::ace::{Ace, AceConfig, AceStatus, Decision, Knob, Tunable, ticker};
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::{DecommitMode, MmapProvider};
-use acealloc::{Allocator, Config, Platform, Profile, RegionProvider};
+use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
 
 use crate::region::Region;
 
 /// One configuration of acealloc under test.
 ///
 /// This is the single place where acealloc's variants are declared: the profile
-/// (`acealloc::Profile`, passed through `Config`) and whether the adaptive control engine runs
-/// ([`ace_config`](Self::ace_config)).
+/// (`acealloc::Profile`, passed through `Config`), the knobs it starts with, and whether the
+/// adaptive control engine runs ([`ace_config`](Self::ace_config)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AceVariant {
     pub profile: Profile,
     pub ace: bool,
+    /// The knobs at `init`: the defaults, or what `run --knobs` asks for (the ACE evaluation's
+    /// grid search over static settings). ACE, where it runs, starts from them.
+    pub knobs: Knobs,
 }
 
 /// Every acealloc variant measured, in table order.
@@ -41,18 +44,22 @@ pub const ACE_VARIANTS: [AceVariant; 4] = [
     AceVariant {
         profile: Profile::Fast,
         ace: false,
+        knobs: Knobs::DEFAULT,
     },
     AceVariant {
         profile: Profile::Balanced,
         ace: false,
+        knobs: Knobs::DEFAULT,
     },
     AceVariant {
         profile: Profile::Lean,
         ace: false,
+        knobs: Knobs::DEFAULT,
     },
     AceVariant {
         profile: Profile::Balanced,
         ace: true,
+        knobs: Knobs::DEFAULT,
     },
 ];
 
@@ -79,7 +86,8 @@ impl AceVariant {
     }
 
     /// Runs `run` with ACE ticking `heap` from a thread of its own when the variant asks for
-    /// it (`ACEALLOC_ACE_LOG=1` prints its decisions); ACE stops when `run` returns.
+    /// it (`ACEALLOC_ACE_LOG=1` prints its decisions); ACE stops when `run` returns, and an
+    /// `ACE …` line on stdout says what it did ([`ace_line`]).
     fn with_ace<T: Tunable + Sync, R>(self, heap: &T, run: impl FnOnce() -> R) -> R {
         let Some(config) = self.ace_config() else {
             return run();
@@ -88,22 +96,56 @@ impl AceVariant {
         engine.enable(heap, config, ticker::HOSTED_CLOCK_HZ);
         let stop = AtomicBool::new(false);
         let log = ticker::log_from_env();
-        std::thread::scope(|s| {
+        let output = std::thread::scope(|s| {
             s.spawn(|| ticker::run(&engine, heap, config.fast_ms, &stop, log));
             let output = run();
             stop.store(true, Relaxed);
             output
-        })
+        });
+        let report = engine.report();
+        println!("{}", ace_line(&report.status, report.decisions()));
+        output
     }
 
     /// The configuration acealloc gets: the variant's settings, checks off (as in release).
     pub fn config(self) -> Config {
         Config {
             profile: self.profile,
+            knobs: self.knobs,
             checks: false,
             ..Config::DEFAULT
         }
     }
+}
+
+/// What ACE did in a run, as `ACE key=value …`: whether it is still on (else why not),
+/// decisions in all, mean cost of a deciding tick, the knobs it left, and the knob changes
+/// among the decisions its trace still holds (`traced` of them: all when `traced` equals
+/// `decisions`).
+fn ace_line(status: &AceStatus, trace: &[Decision]) -> String {
+    let changes = |knob: Knob| trace.iter().filter(|d| d.knob == knob).count();
+    let knobs = status.knobs.map_or("-".into(), |k| {
+        format!(
+            "{},{},{},{}",
+            k.cache_capacity, k.bundle_width, k.drain_threshold, k.release_pages
+        )
+    });
+    let tick_ns = status.total_tick / status.deciding_ticks.max(1);
+    format!(
+        "ACE enabled={} off_reason={} decisions={} traced={} deciding_ticks={} tick_mean_ns={tick_ns} \
+         knobs={knobs} changes=capacity:{},diet:{},bundle:{},drain:{},release:{},scavenge:{}",
+        u8::from(status.enabled),
+        status.off_reason.map_or("-".into(), |r| format!("{r:?}")),
+        status.decisions,
+        trace.len(),
+        status.deciding_ticks,
+        changes(Knob::CacheCapacity),
+        changes(Knob::Diet),
+        changes(Knob::BundleWidth),
+        changes(Knob::DrainThreshold),
+        changes(Knob::ReleasePages),
+        changes(Knob::Scavenge),
+    )
 }
 
 /// An allocator under test.
@@ -168,6 +210,23 @@ impl Alloc {
         Alloc::all().into_iter().find(|a| a.name() == name)
     }
 
+    /// The same allocator starting with `knobs`; `None` for anything but hosted acealloc.
+    pub fn with_knobs(self, knobs: Knobs) -> Option<Alloc> {
+        match self {
+            Alloc::Acealloc(variant) => Some(Alloc::Acealloc(AceVariant { knobs, ..variant })),
+            _ => None,
+        }
+    }
+
+    /// The knobs acealloc starts with; `None` for the other allocators.
+    pub fn knobs(self) -> Option<Knobs> {
+        match self {
+            Alloc::Acealloc(variant) => Some(variant.knobs),
+            Alloc::AceallocOneCpu => Some(Knobs::DEFAULT),
+            _ => None,
+        }
+    }
+
     /// Whether the allocator can run over a fixed region (for `heap-efficiency`).
     pub fn has_region_form(self) -> bool {
         matches!(
@@ -194,6 +253,7 @@ impl Alloc {
                 let balanced = AceVariant {
                     profile: Profile::Balanced,
                     ace: false,
+                    knobs: Knobs::DEFAULT,
                 };
                 ace.init(provider, balanced.config())
                     .expect("acealloc init");
@@ -338,5 +398,49 @@ mod tests {
             assert_eq!(Alloc::from_name(alloc.name()), Some(alloc));
         }
         assert_eq!(Alloc::from_name("nope"), None);
+    }
+
+    #[test]
+    fn knobs_reach_acealloc_config_and_only_acealloc_has_them() {
+        let knobs = Knobs {
+            cache_capacity: 8,
+            bundle_width: 128,
+            drain_threshold: 64,
+            release_pages: 4,
+        };
+        let balanced = Alloc::from_name("acealloc-balanced").unwrap();
+        let tuned = balanced.with_knobs(knobs).unwrap();
+        assert_eq!(tuned.name(), "acealloc-balanced");
+        assert_eq!(tuned.knobs(), Some(knobs));
+        let Alloc::Acealloc(variant) = tuned else {
+            panic!("still acealloc")
+        };
+        assert_eq!(variant.config().knobs, knobs);
+        assert_eq!(balanced.knobs(), Some(Knobs::DEFAULT));
+        assert_eq!(Alloc::Glibc.with_knobs(knobs), None);
+        assert_eq!(Alloc::Glibc.knobs(), None);
+    }
+
+    #[test]
+    fn the_ace_line_says_what_ace_did() {
+        let status = AceStatus {
+            enabled: true,
+            decisions: 3,
+            deciding_ticks: 4,
+            total_tick: 4000,
+            knobs: Some(Knobs {
+                cache_capacity: 32,
+                ..Knobs::DEFAULT
+            }),
+            ..AceStatus::default()
+        };
+        let bandit = Decision {
+            knob: Knob::CacheCapacity,
+            ..Decision::EMPTY
+        };
+        let line = ace_line(&status, &[Decision::EMPTY, bandit, bandit]);
+        assert!(line.starts_with("ACE enabled=1 off_reason=- decisions=3 traced=3"));
+        assert!(line.contains(" tick_mean_ns=1000 knobs=32,32,256,1 "));
+        assert!(line.ends_with(" changes=capacity:2,diet:0,bundle:0,drain:0,release:0,scavenge:0"));
     }
 }

@@ -4,12 +4,16 @@
 //! ```text
 //! acealloc-bench list
 //! acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]
+//!                    [--secs S] [--knobs CAP,BUNDLE,DRAIN[,RELEASE]]
 //! acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]
 //! ```
 //!
 //! `list` prints the standard matrix, one `CELL workload=… threads=… metric=… allocs=a,b,…` line
 //! per cell. `run` prints `RESULT key=value …` (see `report.rs`) and exits 0 when the data
-//! checks passed, 1 when they did not, 2 on a usage error.
+//! checks passed, 1 when they did not, 2 on a usage error. `--secs` runs the workload for that
+//! long instead of its planned count, and `--knobs` starts an acealloc variant with those knobs
+//! instead of the defaults (both for `cargo xtask ace-eval`). A variant that runs ACE also
+//! prints an `ACE key=value …` line (what ACE did) before the result line.
 //!
 //! # Which allocator serves what
 //! The allocator under test is not the process's global allocator: the workloads call it
@@ -36,11 +40,13 @@ mod workloads;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use acealloc::Knobs;
 use allocators::Alloc;
 use workloads::{Params, Workload};
 
 const USAGE: &str = "usage: acealloc-bench list
        acealloc-bench run WORKLOAD ALLOC [--threads N] [--quick] [--seed N] [--time-limit SECS]
+                          [--secs S] [--knobs CAP,BUNDLE,DRAIN[,RELEASE]]
        acealloc-bench soak PROFILE [--epochs N] [--epoch-secs S] [--decommit MODE] [--phased]";
 
 /// Time limit of a run unless `--time-limit` says otherwise.
@@ -86,7 +92,7 @@ fn run(args: &[String]) -> Result<bool, String> {
         return Err(USAGE.to_string());
     };
     let workload = Workload::from_name(workload).ok_or(format!("unknown workload {workload}"))?;
-    let alloc = Alloc::from_name(alloc).ok_or(format!(
+    let mut alloc = Alloc::from_name(alloc).ok_or(format!(
         "unknown allocator {alloc} (this build has: {})",
         Alloc::all()
             .iter()
@@ -95,6 +101,7 @@ fn run(args: &[String]) -> Result<bool, String> {
             .join(", ")
     ))?;
     let (mut threads, mut quick, mut seed, mut limit) = (1, false, 1, DEFAULT_TIME_LIMIT_SECS);
+    let mut secs: Option<f64> = None;
     let mut options = options.iter();
     while let Some(option) = options.next() {
         let mut value = |name: &str| {
@@ -108,6 +115,13 @@ fn run(args: &[String]) -> Result<bool, String> {
             "--threads" => threads = number(&value("--threads")?)?,
             "--seed" => seed = number(&value("--seed")?)?,
             "--time-limit" => limit = number(&value("--time-limit")?)?,
+            "--secs" => secs = Some(number(&value("--secs")?)?),
+            "--knobs" => {
+                let knobs = knobs(&value("--knobs")?)?;
+                alloc = alloc
+                    .with_knobs(knobs)
+                    .ok_or(format!("--knobs: {} has no knobs", alloc.name()))?;
+            }
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
@@ -118,12 +132,19 @@ fn run(args: &[String]) -> Result<bool, String> {
             alloc.name()
         ));
     }
+    if secs.is_some() && !workload.runs_for_duration() {
+        return Err(format!(
+            "--secs: {} runs its planned count only",
+            workload.name()
+        ));
+    }
     let rss_base_kib = report::status_kib("VmRSS");
     let params = Params {
         quick,
         threads,
         seed,
-        deadline: Instant::now() + Duration::from_secs_f64(limit),
+        deadline: Instant::now() + Duration::from_secs_f64(secs.unwrap_or(limit).min(limit)),
+        for_duration: secs.is_some(),
     };
     let outcome = workload.run(alloc, &params);
     println!(
@@ -135,4 +156,50 @@ fn run(args: &[String]) -> Result<bool, String> {
 
 fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.parse().map_err(|_| format!("{text}: not a number"))
+}
+
+/// `CAP,BUNDLE,DRAIN[,RELEASE]` as knobs (`release_pages` the default's unless given).
+fn knobs(text: &str) -> Result<Knobs, String> {
+    let values = text
+        .split(',')
+        .map(|v| number::<u32>(v).ok().filter(|&n| n > 0))
+        .collect::<Option<Vec<u32>>>();
+    let (cache_capacity, bundle_width, drain_threshold, release_pages) = match values.as_deref() {
+        Some(&[c, b, d]) => (c, b, d, Knobs::DEFAULT.release_pages),
+        Some(&[c, b, d, r]) => (c, b, d, r),
+        _ => {
+            return Err(format!(
+                "--knobs {text}: want positive numbers CAP,BUNDLE,DRAIN[,RELEASE]"
+            ));
+        }
+    };
+    Ok(Knobs {
+        cache_capacity,
+        bundle_width,
+        drain_threshold,
+        release_pages,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knobs_parse_with_and_without_release_pages() {
+        let three = knobs("16,64,128").unwrap();
+        assert_eq!(
+            (
+                three.cache_capacity,
+                three.bundle_width,
+                three.drain_threshold
+            ),
+            (16, 64, 128)
+        );
+        assert_eq!(three.release_pages, Knobs::DEFAULT.release_pages);
+        assert_eq!(knobs("4,16,32,8").unwrap().release_pages, 8);
+        for bad in ["", "1,2", "1,2,3,4,5", "0,32,256", "a,b,c"] {
+            assert!(knobs(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -38,6 +38,15 @@ pub fn line(
     field("workload", &workload.name());
     field("alloc", &alloc.name());
     field("threads", &params.threads);
+    if let Some(k) = alloc.knobs() {
+        field(
+            "knobs",
+            &format_args!(
+                "{},{},{},{}",
+                k.cache_capacity, k.bundle_width, k.drain_threshold, k.release_pages
+            ),
+        );
+    }
     field("quick", &u8::from(params.quick));
     field("metric", &workload.metric().name());
     field("value", &format_args!("{:.6e}", outcome.value()));

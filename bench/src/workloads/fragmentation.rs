@@ -14,14 +14,14 @@ const WINDOWS: [(u32, u32); 6] = [(4, 16), (4, 8), (10, 16), (6, 12), (8, 14), (
 
 pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     let target: u64 = p.scaled(8 << 20, 64 << 20);
-    let phases = p.scaled(3, 12);
+    let phases = p.planned(3, 12);
     let mut rng = Rng::new(p.seed);
     let mut heap = Heap::new(alloc, p.seed);
     let mut live: Vec<Block> = Vec::with_capacity((target / 16) as usize);
     let start = Instant::now();
     let mut phases_done = 0;
     'phases: for phase in 0..phases {
-        let (lo, hi) = WINDOWS[phase % WINDOWS.len()];
+        let (lo, hi) = WINDOWS[phase as usize % WINDOWS.len()];
         while heap.tally.live < target {
             if p.out_of_time() {
                 break 'phases;
@@ -48,7 +48,7 @@ pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     Outcome {
         tally: heap.tally,
         elapsed,
-        complete: phases_done == phases,
+        complete: p.finished(phases_done, phases),
         figure: None,
         live_peak_exact: true,
         detail: format!("phases:{phases_done}"),

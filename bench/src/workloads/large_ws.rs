@@ -11,7 +11,7 @@ use crate::rng::Rng;
 
 pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     let target: u64 = p.scaled(16 << 20, 256 << 20);
-    let steps = p.scaled(100_000, 2_000_000);
+    let steps = p.planned(100_000, 2_000_000);
     let mut rng = Rng::new(p.seed);
     let mut heap = Heap::new(alloc, p.seed);
     let mut blocks: Vec<Block> = Vec::with_capacity((target / 64) as usize);
@@ -50,7 +50,7 @@ pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     Outcome {
         tally: heap.tally,
         elapsed,
-        complete: done == steps,
+        complete: filled && p.finished(done, steps),
         figure: None,
         live_peak_exact: true,
         detail: format!("blocks:{}", blocks.len()),

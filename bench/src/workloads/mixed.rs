@@ -11,7 +11,7 @@ use crate::rng::Rng;
 const SLOTS: usize = 400;
 
 pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
-    let steps = p.scaled(200_000, 10_000_000);
+    let steps = p.planned(200_000, 10_000_000);
     let mut rng = Rng::new(p.seed);
     let mut heap = Heap::new(alloc, p.seed);
     let mut slots: Vec<Option<Block>> = (0..SLOTS).map(|_| None).collect();
@@ -30,7 +30,7 @@ pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     Outcome {
         tally: heap.tally,
         elapsed,
-        complete: done == steps,
+        complete: p.finished(done, steps),
         figure: None,
         live_peak_exact: true,
         detail: String::new(),

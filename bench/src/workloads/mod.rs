@@ -99,6 +99,20 @@ impl Workload {
         }
     }
 
+    /// Whether the workload can run for a set time (`run --secs`) instead of its planned count:
+    /// the throughput workloads the ACE evaluation uses, which must run long enough for ACE to
+    /// act.
+    pub fn runs_for_duration(self) -> bool {
+        matches!(
+            self,
+            Workload::MixedWs400
+                | Workload::Fragmentation
+                | Workload::LargeWs
+                | Workload::Realloc
+                | Workload::ProducerConsumer
+        )
+    }
+
     /// Whether `alloc` can run this workload with `threads` threads.
     pub fn accepts(self, alloc: Alloc, threads: usize) -> bool {
         let threads_ok = self.threads().0.contains(&threads)
@@ -161,6 +175,9 @@ pub struct Params {
     pub seed: u64,
     /// When the run stops even if its planned operations are not done.
     pub deadline: Instant,
+    /// Run until the deadline instead of for the planned count (`run --secs`; only where
+    /// [`Workload::runs_for_duration`]).
+    pub for_duration: bool,
 }
 
 impl Params {
@@ -172,6 +189,22 @@ impl Params {
     /// `quick` or `full`, by the run's scale.
     pub fn scaled<T>(&self, quick: T, full: T) -> T {
         if self.quick { quick } else { full }
+    }
+
+    /// How many steps (or phases) to plan: `scaled(quick, full)`, or no end when the run lasts
+    /// until its deadline.
+    pub fn planned(&self, quick: u64, full: u64) -> u64 {
+        if self.for_duration {
+            u64::MAX
+        } else {
+            self.scaled(quick, full)
+        }
+    }
+
+    /// Whether a run that did `done` of `planned` steps is complete: all done, or, when it
+    /// runs for a set time, stopped by its deadline (not by a failed allocation).
+    pub fn finished(&self, done: u64, planned: u64) -> bool {
+        done >= planned || (self.for_duration && self.out_of_time())
     }
 
     /// Runs `step` up to `total` times, checking the time limit every few hundred steps; stops
@@ -262,6 +295,7 @@ mod tests {
                     threads: cell.threads,
                     seed: 1,
                     deadline: Instant::now() + Duration::from_secs(60),
+                    for_duration: false,
                 };
                 let outcome = cell.workload.run(alloc, &params);
                 let what = format!(
@@ -276,6 +310,40 @@ mod tests {
                 assert!(outcome.value() > 0.0, "{what}");
             }
         }
+    }
+
+    /// `--secs`: a run lasts until its deadline, however many steps that takes, and counts as
+    /// complete; a planned run stops at its count.
+    #[test]
+    fn duration_runs_last_until_their_deadline() {
+        let alloc = Alloc::from_name("acealloc-balanced").unwrap();
+        for workload in ALL.into_iter().filter(|w| w.runs_for_duration()) {
+            let threads = workload.threads().1[0];
+            let secs = 0.3;
+            let params = Params {
+                quick: true,
+                threads,
+                seed: 1,
+                deadline: Instant::now() + Duration::from_secs_f64(secs),
+                for_duration: true,
+            };
+            let outcome = workload.run(alloc, &params);
+            let what = workload.name();
+            assert!(outcome.complete, "{what}");
+            // It ran to its deadline (its measured part starts after the set-up, so its
+            // elapsed time may be shorter than `secs`).
+            assert!(Instant::now() >= params.deadline, "{what}");
+            assert_eq!(outcome.tally.corrupt + outcome.tally.failed, 0, "{what}");
+        }
+        let planned = Params {
+            quick: true,
+            threads: 1,
+            seed: 1,
+            deadline: Instant::now() + Duration::from_secs(60),
+            for_duration: false,
+        };
+        assert_eq!(planned.planned(3, 12), 3);
+        assert!(!planned.finished(2, 3) && planned.finished(3, 3));
     }
 
     #[test]

@@ -19,7 +19,8 @@ const IN_FLIGHT: usize = 16;
 /// Blocks sent together (a fixed array: sending it allocates nothing).
 type Batch = [Option<Block>; BATCH];
 
-/// Makes `total` blocks (fewer if time runs out); true when all were made.
+/// Makes `total` blocks (fewer if time runs out); true when all were made, or when the run
+/// lasts a set time and ran to it.
 fn produce<A: GlobalAlloc>(
     heap: &mut Heap<'_, A>,
     seed: u64,
@@ -40,7 +41,7 @@ fn produce<A: GlobalAlloc>(
         made += BATCH as u64;
         tx.send(batch).expect("the consumer outlives its producer");
     }
-    made >= total
+    p.finished(made, total)
 }
 
 /// Frees every block it receives, until the producer hangs up.
@@ -54,7 +55,7 @@ fn consume<A: GlobalAlloc>(heap: &mut Heap<'_, A>, rx: Receiver<Batch>) {
 }
 
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
-    let total = p.scaled(100_000, 4_000_000);
+    let total = p.planned(100_000, 4_000_000);
     let barrier = Barrier::new(p.threads + 1);
     let (tally, complete, elapsed) = std::thread::scope(|s| {
         let mut producers = Vec::new();

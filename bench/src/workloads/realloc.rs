@@ -13,7 +13,7 @@ const MAX: usize = 64 << 10;
 
 pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     let buffers = p.scaled(200, 1000);
-    let steps = p.scaled(20_000, 1_000_000);
+    let steps = p.planned(20_000, 1_000_000);
     let mut rng = Rng::new(p.seed);
     let mut heap = Heap::new(alloc, p.seed);
     let start = Instant::now();
@@ -40,7 +40,7 @@ pub fn run<A: GlobalAlloc>(alloc: &A, p: &Params) -> Outcome {
     Outcome {
         tally: heap.tally,
         elapsed,
-        complete: done == steps,
+        complete: blocks.len() == buffers && p.finished(done, steps),
         figure: None,
         live_peak_exact: true,
         detail: String::new(),
