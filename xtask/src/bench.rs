@@ -29,10 +29,11 @@ use crate::plot;
 use crate::toolchain::cargo;
 use matrix::Run;
 pub use matrix::{Cell, Metric};
-pub use report::sig3;
+pub use report::{load_average, machine, now_utc, sig3};
 use results::Record;
-pub use results::Summary;
+pub use results::{Stat, Summary, quoted};
 use runner::Runner;
+pub use runner::{Outcome, parse_result, run_to_end};
 
 /// Options of `cargo xtask bench`.
 struct Options {
@@ -184,7 +185,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
 
 /// `cargo build --release -p acealloc-bench`, with jemalloc when asked; the binary's path, as
 /// cargo reports it (wherever the target directory is).
-fn build(root: &Path, jemalloc: bool) -> Result<PathBuf, String> {
+pub fn build(root: &Path, jemalloc: bool) -> Result<PathBuf, String> {
     let mut command = cargo(root);
     command.args([
         "build",
@@ -229,19 +230,7 @@ fn executable(messages: &str) -> Option<PathBuf> {
 /// Runs the plan with a progress bar (plain lines when not on a terminal). A cell's allocator
 /// whose run hit the time limit or failed is not run again in later rounds.
 fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
-    let on_terminal = std::io::stderr().is_terminal();
-    let bar = if on_terminal {
-        ProgressBar::new(plan.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} runs (eta {eta}) {msg}",
-        )
-        .expect("a valid progress template")
-        .progress_chars("=> "),
-    );
+    let bar = progress_bar(plan.len() as u64);
     let mut records: Vec<Record> = Vec::new();
     for run in plan {
         let cell = &cells[run.cell];
@@ -258,22 +247,7 @@ fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
         bar.set_message(what.clone());
         let started = Instant::now();
         let result = runner.run(cell, &run.alloc);
-        let line = match &result {
-            Ok(o) => format!(
-                "{what}: {}, peak RSS {} MiB{}{} ({:.1} s)",
-                sig3(o.value),
-                sig3(o.rss_peak_kib as f64 / 1024.0),
-                if o.complete { "" } else { ", time limit hit" },
-                if o.ok { "" } else { ", DATA CHECKS FAILED" },
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => format!("{what}: no result: {e}"),
-        };
-        if on_terminal {
-            bar.println(line);
-        } else {
-            println!("{line}");
-        }
+        say(&bar, &run_line(&what, &result, started));
         bar.inc(1);
         records.push(Record {
             cell: run.cell,
@@ -284,6 +258,48 @@ fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
     }
     bar.finish_and_clear();
     records
+}
+
+/// A progress bar over `len` runs on a terminal, hidden otherwise (then [`say`] prints plain
+/// lines).
+pub fn progress_bar(len: u64) -> ProgressBar {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} runs (eta {eta}) {msg}",
+        )
+        .expect("a valid progress template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Prints `line` above the progress bar, or plainly when the bar is hidden.
+pub fn say(bar: &ProgressBar, line: &str) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// The line that reports one run: its figure, peak RSS, troubles and how long it took.
+pub fn run_line(what: &str, result: &Result<Outcome, String>, started: Instant) -> String {
+    match result {
+        Ok(o) => format!(
+            "{what}: {}, peak RSS {} MiB{}{} ({:.1} s)",
+            sig3(o.value),
+            sig3(o.rss_peak_kib as f64 / 1024.0),
+            if o.complete { "" } else { ", time limit hit" },
+            if o.ok { "" } else { ", DATA CHECKS FAILED" },
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => format!("{what}: no result: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,12 @@
 //! - `soak` runs `mixed-ws400` for minutes in one process and reports RSS drift and the spread
 //!   of throughput (`soak.rs`).
 //!
+//! - `ace-eval` sets ACE against ACE off and the best static knobs a grid search finds, on five
+//!   workloads (`ace_eval.rs`).
+//!
 //! `qemu` and `test` end with the line `N passed, N failed` and exit non-zero on any failure.
 
+mod ace_eval;
 mod bench;
 mod check;
 mod demo;
@@ -50,7 +54,17 @@ usage: cargo xtask <task>
   soak [--minutes N] [--profile fast|balanced|lean] [--epoch-secs S] [--phased] [--decommit M]
       mixed-ws400 on hosted acealloc in one process, in epochs (soak.rs): writes
       bench-results/soak/<profile>.csv and .png, reports RSS drift, throughput CV
-      and provider calls per million operations.";
+      and provider calls per million operations.
+  ace-eval [--quick] [--workloads W,...] [--repeats N] [--secs S] [--screen-secs S]
+           [--screen-repeats N] [--finalists N] [--full-grid]
+      ACE against ACE off (BALANCED, default knobs) and the oracle (the best static
+      knobs of a grid search) on fragmentation, large-ws, realloc, mixed-ws400 and
+      producer-consumer x2 (ace_eval.rs, docs/bench/ace-eval.md): a screening of
+      short runs by coordinate descent over ACE's knob ladders (--full-grid: all
+      400 settings), then ACE off, ACE on and the best settings side by side in
+      interleaved rounds (defaults: 5 rounds of 6 s). Writes
+      bench-results/ace-eval/<date>/results.csv and results.md. --quick: a tiny
+      grid briefly; fails only if a run or its data checks fail.";
 
 /// The verdict on one check or QEMU run.
 pub struct Verdict {
@@ -81,6 +95,7 @@ fn main() -> ExitCode {
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
+        "ace-eval" => ace_eval::run(&root, rest),
         "soak" => soak::run(&root, rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -191,7 +191,7 @@ pub fn csv(cells: &[Cell], records: &[Record]) -> String {
 }
 
 /// A CSV field, quoted when it needs to be.
-fn quoted(text: &str) -> String {
+pub fn quoted(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -144,7 +144,7 @@ pub fn valgrind_available() -> bool {
 
 /// Runs `command` to its end (killed after `limit`); its standard output when it printed a
 /// result, else an error with the end of its standard error.
-fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, String> {
+pub fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, String> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -186,7 +186,7 @@ fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, String> 
 }
 
 /// The `RESULT key=value …` line of a run.
-fn parse_result(stdout: &str) -> Result<Outcome, String> {
+pub fn parse_result(stdout: &str) -> Result<Outcome, String> {
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
