@@ -262,7 +262,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let summary = summarise(&runs).ok_or("too few epochs to summarise")?;
     let kib = |d: &Drift| format!("{:.0} → {:.0} KiB", d.first, d.last);
     println!(
-        "soak {name}: {} epochs ({} warm-up), load {:.2}\n         \x20 drift {:+.2}% (RSS {:+.2}% net of live growth {:+.0} KiB)\n         \x20 RSS {} ({:+.2}%): allocator's span {} ({:+.0} KiB), rest of the process {} ({:+.0} KiB)\n         \x20 committed {} ({:+.2}%), live {}\n         \x20 throughput {:.2} M ops/s, CV {:.2}% (per CPU second: {:.2}%); {:.3} provider calls per million ops",
+        "soak {name}: {} epochs ({} warm-up), load {:.2}\n  drift {:+.2}% (RSS {:+.2}%, less the live bytes' growth of {:+.0} KiB)\n  RSS {} ({:+.2}%): allocator's span {} ({:+.0} KiB), rest of the process {} ({:+.0} KiB)\n  committed {} ({:+.2}%), live {}\n  throughput {:.2} M ops/s, CV {:.2}% (per CPU second: {:.2}%); {:.3} provider calls per million ops",
         runs.len(),
         summary.warmup,
         summary.load,
