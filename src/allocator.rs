@@ -965,9 +965,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     ///
     /// Fit for a timer tick, interrupt context included: it allocates
     /// nothing and only *tries* locks (page lock, then depots, as
-    /// [`scavenge`](Self::scavenge) does); its work is bounded by the blocks
-    /// cached.
-    pub fn flush_idle_caches(&self) -> u64 {
+    /// [`scavenge`](Self::scavenge) does), and stops once `Platform::now`
+    /// reaches `deadline` (`u64::MAX`: none), so at most the class under way
+    /// (its slabs that empty, each a decommit in LEAN) finishes after it. A
+    /// cache left part-flushed stays idle and is finished at the next call.
+    pub fn flush_idle_caches(&self, deadline: u64) -> u64 {
         if !self.is_initialized() {
             return 0;
         }
@@ -980,11 +982,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             if Pl::EXCLUSIVE_CPU {
                 // Interrupts are masked: this CPU's section is ours.
                 let own = caches.get(Pl::current_cpu());
-                returned = own.map_or(0, |cache| self.flush_if_idle(cache, pages));
+                returned = own.map_or(0, |cache| self.flush_if_idle(cache, pages, deadline));
             } else {
                 for cache in caches {
+                    if Pl::now() >= deadline {
+                        break;
+                    }
                     if cache.try_lock() {
-                        returned += self.flush_if_idle(cache, pages);
+                        returned += self.flush_if_idle(cache, pages, deadline);
                         cache.unlock();
                     }
                 }
@@ -996,7 +1001,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Flushes `cache` (whose section the caller is in) to the slabs if it
     /// served nothing since the previous check; returns the blocks moved.
-    fn flush_if_idle(&self, cache: &PerCpuCache, pages: &mut Pages<P>) -> u64 {
+    fn flush_if_idle(&self, cache: &PerCpuCache, pages: &mut Pages<P>, deadline: u64) -> u64 {
         let ops: u64 = cache
             .classes
             .iter()
@@ -1009,6 +1014,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         for (class, slot) in cache.classes.iter().enumerate() {
             if slot.len_hint() == 0 {
                 continue;
+            }
+            if Pl::now() >= deadline {
+                break;
             }
             let Some(mut depot) = self.depots[class].try_lock() else {
                 continue;

@@ -136,20 +136,28 @@ fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
         let b = heap.alloc(small);
         // SAFETY: allocated just above with `small`.
         unsafe { heap.dealloc(b, small) };
-        assert_eq!(heap.flush_idle_caches(), 0, "a busy CPU keeps its cache");
+        assert_eq!(
+            heap.flush_idle_caches(u64::MAX),
+            0,
+            "a busy CPU keeps its cache"
+        );
     }
     // A tick on another CPU leaves CPU 0's cache alone.
     CPU.set(1);
-    heap.flush_idle_caches();
-    heap.flush_idle_caches();
+    heap.flush_idle_caches(u64::MAX);
+    heap.flush_idle_caches(u64::MAX);
     assert!(
         class_cached(&heap, 512) > 0,
         "CPU 1's ticks do not touch CPU 0"
     );
 
-    // CPU 0 goes quiet: its next tick finds nothing done since the last.
+    // CPU 0 goes quiet: its next tick finds nothing done since the last,
+    // but a tick whose budget is spent (the deadline passed) leaves it...
     CPU.set(0);
-    let moved = heap.flush_idle_caches();
+    assert_eq!(heap.flush_idle_caches(0), 0, "no work past the deadline");
+    assert!(class_cached(&heap, 512) > 0);
+    // ...to the next one: the cache is still idle.
+    let moved = heap.flush_idle_caches(u64::MAX);
     assert!(moved >= 16, "moved {moved} blocks");
     assert_eq!(class_cached(&heap, 512), 0);
     assert_eq!(

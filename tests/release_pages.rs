@@ -70,8 +70,8 @@ fn churn(heap: &Heap) -> u64 {
         unsafe { heap.dealloc(b, layout) };
     }
     // An idle cache goes back to the slabs on the second check.
-    heap.flush_idle_caches();
-    heap.flush_idle_caches();
+    heap.flush_idle_caches(u64::MAX);
+    heap.flush_idle_caches(u64::MAX);
     empty_slabs(heap)
 }
 

@@ -146,6 +146,8 @@ pub struct Ace {
     /// that has nothing to do return after two loads.
     last_fast: AtomicU64,
     fast: AtomicU64,
+    /// The tick budget in clock units: bounds each CPU's own work too.
+    budget: AtomicU64,
     cpus: [CpuSlot; MAX_CPUS],
     engine: SpinMutex<Engine>,
 }
@@ -163,6 +165,7 @@ impl Ace {
             enabled: AtomicBool::new(false),
             last_fast: AtomicU64::new(0),
             fast: AtomicU64::new(u64::MAX),
+            budget: AtomicU64::new(u64::MAX),
             cpus: [const {
                 CpuSlot {
                     llc_misses: AtomicU64::new(0),
@@ -187,6 +190,7 @@ impl Ace {
         engine.hw_seen = self.hw_sum();
         engine.record(now, Knob::Engine, 0, 1, Reason::Request, Metrics::default());
         self.fast.store(engine.clocked.fast, Relaxed);
+        self.budget.store(engine.clocked.budget, Relaxed);
         self.last_fast.store(now, Relaxed);
         self.enabled.store(true, Relaxed);
     }
@@ -227,10 +231,11 @@ impl Ace {
                 slot.instructions.fetch_add(hw.instructions, Relaxed);
             }
             // This CPU's own work: once a fast interval, give back what its
-            // cache holds if it has been idle since the last check.
+            // cache holds if it has been idle since the last check, within
+            // the tick budget.
             if start.wrapping_sub(slot.idle_check_at.load(Relaxed)) >= self.fast.load(Relaxed) {
                 slot.idle_check_at.store(start, Relaxed);
-                target.flush_idle_caches();
+                target.flush_idle_caches(start.saturating_add(self.budget.load(Relaxed)));
             }
         }
         if start.wrapping_sub(self.last_fast.load(Relaxed)) < self.fast.load(Relaxed) {

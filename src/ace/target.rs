@@ -24,8 +24,9 @@ pub trait Tunable {
     /// returns the pages decommitted.
     fn scavenge(&self, max_pages: usize, deadline: u64) -> usize;
     /// Returns what idle CPU caches hold (the running CPU's on kernels),
-    /// only trying locks; returns the blocks returned.
-    fn flush_idle_caches(&self) -> u64;
+    /// only trying locks, stopping once the clock reaches `deadline`;
+    /// returns the blocks returned.
+    fn flush_idle_caches(&self, deadline: u64) -> u64;
     /// The platform clock (`Platform::now`).
     fn now(&self) -> u64;
     /// The running CPU's index.
@@ -57,8 +58,8 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
         Allocator::scavenge(self, max_pages, deadline)
     }
 
-    fn flush_idle_caches(&self) -> u64 {
-        Allocator::flush_idle_caches(self)
+    fn flush_idle_caches(&self, deadline: u64) -> u64 {
+        Allocator::flush_idle_caches(self, deadline)
     }
 
     fn now(&self) -> u64 {

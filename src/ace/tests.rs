@@ -21,6 +21,8 @@ struct Fake {
     /// The deadline of the last scavenge.
     scavenge_deadline: Cell<u64>,
     idle_checks: Cell<usize>,
+    /// The deadline of the last idle-cache check.
+    idle_deadline: Cell<u64>,
     clip: Cell<u64>,
 }
 
@@ -40,6 +42,7 @@ impl Fake {
             scavenge_calls: Cell::new(0),
             scavenge_deadline: Cell::new(0),
             idle_checks: Cell::new(0),
+            idle_deadline: Cell::new(0),
             clip: Cell::new(u64::MAX),
         }
     }
@@ -71,8 +74,9 @@ impl Tunable for Fake {
         self.scavenged.set(self.scavenged.get() + max_pages);
         max_pages
     }
-    fn flush_idle_caches(&self) -> u64 {
+    fn flush_idle_caches(&self, deadline: u64) -> u64 {
         self.idle_checks.set(self.idle_checks.get() + 1);
+        self.idle_deadline.set(deadline);
         0
     }
     fn clip_slow_paths(&self, max: u64) {
@@ -115,6 +119,9 @@ fn every_cpu_checks_its_cache_for_idleness_once_a_fast_interval() {
         1,
         "one check per interval, not per tick"
     );
+    // The clock stood still: the check may run to the end of the tick's budget.
+    let budget = AceConfig::DEFAULT.tick_budget_us;
+    assert_eq!(fake.idle_deadline.get(), fake.clock.get() + budget);
     fake.cpu.set(1);
     ace.tick(&fake, None);
     assert_eq!(fake.idle_checks.get(), 2, "CPU 1 checks on its own clock");
