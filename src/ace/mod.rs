@@ -8,11 +8,13 @@
 //!                    fast interval due? ── try-lock the engine (busy: skip)
 //!                               │
 //!          metrics:   lean totals (atomics only) − previous → the interval
-//!          fast loop: backlog ↑ → drain threshold ↓ · LLC misses ↑ → diet ↓
-//!                     contention ↑ → bundles wider · bandit epoch → capacity
+//!          fast loop: backlog ↑ while committed ↑ → drain threshold ↓
+//!                     LLC misses ↑ → diet ↓ · contention ↑ → bundles wider
+//!                     bandit epoch (UCB1) → bundle width
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
+//!                     (not the bundle width: the bandit's)
 //!          guards:    tick over budget ×3, committed over cap,
 //!                     slow-path latency over its baseline ×3 → starting
 //!                     knobs for one interval: fast again → ACE off
@@ -67,11 +69,15 @@ use ucb::Ucb1;
 /// CPUs whose hardware counts ACE keeps (higher indices' are dropped).
 pub const MAX_CPUS: usize = 64;
 
-/// Candidates of the per-CPU cache capacity, in blocks: the bandit's arms.
+/// Candidates of the per-CPU cache capacity, in blocks.
 const CAPACITY: [u32; 5] = [4, 8, 16, 32, 64];
 /// Candidates of the diet factor on the capacity, in 1/256 (0.5 to 1.0).
 const DIET: [u32; 5] = [128, 160, 192, 224, 256];
-/// Candidates of the bundle width, in blocks.
+/// Candidates of the bundle width, in blocks: the bandit's arms. The width
+/// sets how often a CPU goes to its depot, and the best one depends on the
+/// workload (cross-CPU frees want wide bundles); the capacity that serves
+/// best was the largest in every workload measured (`cargo xtask ace-eval`),
+/// so it only moves on a diet.
 const BUNDLE: [u32; 4] = [16, 32, 64, 128];
 /// Candidates of the drain threshold, in blocks.
 const DRAIN: [u32; 5] = [32, 64, 128, 256, 512];
@@ -374,6 +380,8 @@ struct Engine {
     contention: Trend,
     fragmentation: Trend,
     committed: Trend,
+    /// Committed bytes at the end of the previous fast interval.
+    committed_before: u64,
     /// Provider calls per million operations over slow intervals.
     provider: Trend,
     /// The totals at the last slow loop (its rates cover the whole slow
@@ -445,12 +453,13 @@ impl Engine {
             contention: Trend::NEW,
             fragmentation: Trend::NEW,
             committed: Trend::NEW,
+            committed_before: 0,
             provider: Trend::NEW,
             slow_totals: Totals::ZERO,
             fired: false,
             stable: 0,
             scavenge_due: false,
-            bandit: Ucb1::new(CAPACITY.len()),
+            bandit: Ucb1::new(BUNDLE.len()),
             epoch_reward: 0,
             epoch_intervals: 0,
             ops_max: 0,
@@ -702,7 +711,12 @@ impl Engine {
     /// The fast loop: react to this interval, then the bandit's epoch.
     fn fast_loop(&mut self, m: &Metrics, at: u64) {
         let busy = m.operations >= MIN_OPS;
-        if self.backlog.rose(m.depot_backlog, BACKLOG_FLOOR) {
+        // A backlog costs memory, and only then is draining it sooner worth
+        // the extra slab traffic: a backlog that rises while committed
+        // memory does not (a pipeline of cross-CPU frees always has one)
+        // leaves the threshold alone.
+        let growing = m.committed > core::mem::replace(&mut self.committed_before, m.committed);
+        if self.backlog.rose(m.depot_backlog, BACKLOG_FLOOR) && growing {
             self.fired |= self.step(Knob::DrainThreshold, false, Reason::Backlog, at, m);
         }
         if busy && m.instructions > 0 && self.llc.rose(m.llc_misses_per_mop(), LLC_FLOOR) {
@@ -720,21 +734,21 @@ impl Engine {
         self.epoch_reward += self.reward(m);
         self.epoch_intervals += 1;
         if self.epoch_intervals >= self.config.epoch_intervals.max(1) {
-            let arm = self.at.capacity;
+            let arm = self.at.bundle;
             self.bandit
                 .reward(arm, self.epoch_reward / u64::from(self.epoch_intervals));
             (self.epoch_reward, self.epoch_intervals) = (0, 0);
-            let next = self.bandit.choose(self.defaults.capacity);
+            let next = self.bandit.choose(self.defaults.bundle);
             if next != arm {
                 self.record(
                     at,
-                    Knob::CacheCapacity,
-                    u64::from(CAPACITY[arm]),
-                    u64::from(CAPACITY[next]),
+                    Knob::BundleWidth,
+                    u64::from(BUNDLE[arm]),
+                    u64::from(BUNDLE[next]),
                     Reason::Bandit,
                     *m,
                 );
-                self.at.capacity = next;
+                self.at.bundle = next;
             }
         }
     }
@@ -797,10 +811,11 @@ impl Engine {
             return;
         }
         self.stable = 0;
+        // The bundle width is the bandit's: it returns to the best arm
+        // found, not to the default.
         let (at_now, home) = (self.at, self.defaults);
         for (knob, pos, default) in [
             (Knob::DrainThreshold, at_now.drain, home.drain),
-            (Knob::BundleWidth, at_now.bundle, home.bundle),
             (Knob::Diet, at_now.diet, home.diet),
             (Knob::ReleasePages, at_now.release, home.release),
         ] {

@@ -137,6 +137,13 @@ fn started(config: AceConfig) -> (Ace, Fake) {
     (ace, fake)
 }
 
+/// A backlog of `blocks` in the depots while committed memory grows by
+/// 64 KiB (a backlog only lowers the drain threshold when memory grows).
+fn backlog(t: &mut Totals, blocks: u64) {
+    t.depot_backlog = blocks;
+    t.committed += 64 << 10;
+}
+
 fn trace(ace: &Ace) -> Vec<Decision> {
     let mut out = [Decision::EMPTY; TRACE_LEN];
     let n = ace.decisions(0, &mut out);
@@ -150,8 +157,8 @@ fn last(ace: &Ace) -> Decision {
 #[test]
 fn a_rising_depot_backlog_lowers_the_drain_threshold() {
     let (ace, fake) = started(config());
-    for backlog in [100, 100, 100] {
-        fake.interval(100_000, |t| t.depot_backlog = backlog);
+    for blocks in [100, 100, 100] {
+        fake.interval(100_000, |t| backlog(t, blocks));
         ace.tick(&fake, None);
     }
     assert_eq!(
@@ -159,7 +166,12 @@ fn a_rising_depot_backlog_lowers_the_drain_threshold() {
         256,
         "steady backlog: no change"
     );
+    // A backlog that rises while committed memory stays flat (a pipeline of
+    // cross-CPU frees) costs nothing: the threshold stays.
     fake.interval(100_000, |t| t.depot_backlog = 400);
+    ace.tick(&fake, None);
+    assert_eq!(fake.knobs().drain_threshold, 256, "memory flat: no change");
+    fake.interval(100_000, |t| backlog(t, 1000));
     ace.tick(&fake, None);
     assert_eq!(fake.knobs().drain_threshold, 128);
     let d = last(&ace);
@@ -172,7 +184,7 @@ fn a_rising_depot_backlog_lowers_the_drain_threshold() {
         Some(fake.knobs()),
         "status shows what ACE set"
     );
-    assert_eq!(d.metrics.depot_backlog, 400);
+    assert_eq!(d.metrics.depot_backlog, 1000);
 }
 
 #[test]
@@ -221,7 +233,7 @@ fn rising_llc_misses_put_the_caches_on_a_diet() {
 #[test]
 fn nothing_happens_between_fast_intervals_or_while_another_cpu_decides() {
     let (ace, fake) = started(config());
-    fake.interval(100_000, |t| t.depot_backlog = 100);
+    fake.interval(100_000, |t| backlog(t, 100));
     ace.tick(&fake, None);
     let before = ace.status().deciding_ticks;
     fake.totals.set(Totals {
@@ -243,9 +255,9 @@ fn nothing_happens_between_fast_intervals_or_while_another_cpu_decides() {
 #[test]
 fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
     let (ace, fake) = started(config());
-    fake.interval(100_000, |t| t.depot_backlog = 100);
+    fake.interval(100_000, |t| backlog(t, 100));
     ace.tick(&fake, None);
-    fake.interval(100_000, |t| t.depot_backlog = 1000);
+    fake.interval(100_000, |t| backlog(t, 1000));
     ace.tick(&fake, None);
     assert_eq!(fake.knobs().drain_threshold, 128);
     fake.cost.set(250); // each clock read: 250 µs, so a tick takes > 200 µs
@@ -265,7 +277,7 @@ fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
         (d.knob, d.old, d.new, d.reason),
         (Knob::Engine, 1, 0, Reason::TickBudget)
     );
-    fake.interval(100_000, |t| t.depot_backlog = 100_000);
+    fake.interval(100_000, |t| backlog(t, 100_000));
     ace.tick(&fake, None);
     assert_eq!(ace.status().decisions, status.decisions, "off stays off");
 }
@@ -280,9 +292,9 @@ fn slow_paths(t: &mut Totals, paths: u64, mean: u64) {
 /// paths of 100 µs), then a backlog rise that gives ACE knobs of its own.
 fn latency_baseline_then_own_knobs() -> (Ace, Fake) {
     let (ace, fake) = started(config());
-    for backlog in [100, 100, 1000] {
+    for blocks in [100, 100, 1000] {
         fake.interval(100_000, |t| {
-            t.depot_backlog = backlog;
+            backlog(t, blocks);
             slow_paths(t, 1000, 100);
         });
         ace.tick(&fake, None);
@@ -490,18 +502,18 @@ fn a_scavenge_waits_when_the_tick_has_used_half_its_budget() {
 #[test]
 fn stable_signals_restore_the_knobs_one_step_at_a_time() {
     let (ace, fake) = started(config());
-    fake.interval(100_000, |t| t.depot_backlog = 100);
+    fake.interval(100_000, |t| backlog(t, 100));
     ace.tick(&fake, None);
-    fake.interval(100_000, |t| t.depot_backlog = 1000);
+    fake.interval(100_000, |t| backlog(t, 1000));
     ace.tick(&fake, None);
-    fake.interval(100_000, |t| t.depot_backlog = 10_000);
+    fake.interval(100_000, |t| backlog(t, 10_000));
     ace.tick(&fake, None);
     assert_eq!(fake.knobs().drain_threshold, 64);
     // Backlog back down and flat; the slow loop (2 s) restores after two
     // stable slow intervals (hysteresis), one ladder step each time.
     let mut drains = Vec::new();
     for _ in 0..24 {
-        fake.interval(100_000, |t| t.depot_backlog = 10);
+        fake.interval(100_000, |t| backlog(t, 10));
         ace.tick(&fake, None);
         drains.push(fake.knobs().drain_threshold);
     }
@@ -568,16 +580,15 @@ fn rising_fragmentation_keeps_fewer_empty_slabs() {
 }
 
 #[test]
-fn the_bandit_settles_on_the_capacity_with_the_best_reward() {
+fn the_bandit_settles_on_the_bundle_width_with_the_best_reward() {
     let (ace, fake) = started(AceConfig {
         epoch_intervals: 1,
         ..config()
     });
-    // Throughput peaks at capacity 16; misses fall as capacity grows.
+    // Throughput peaks at bundles of 64 blocks (the default is 32).
     for _ in 0..200 {
-        let capacity = u64::from(fake.knobs().cache_capacity);
-        let ops = match capacity {
-            16 => 1_000_000,
+        let ops = match fake.knobs().bundle_width {
+            64 => 1_000_000,
             32 => 800_000,
             _ => 500_000,
         };
@@ -587,7 +598,9 @@ fn the_bandit_settles_on_the_capacity_with_the_best_reward() {
     let engine = ace.engine.lock();
     let plays = engine.bandit.plays();
     let best = (0..plays.len()).max_by_key(|&a| plays[a]).unwrap();
-    assert_eq!(CAPACITY[best], 16, "plays {plays:?}");
+    assert_eq!(BUNDLE[best], 64, "plays {plays:?}");
+    assert!(plays[best] > 180, "settled: plays {plays:?}");
+    assert_eq!(fake.knobs().cache_capacity, 64, "the capacity stays");
 }
 
 #[test]
