@@ -329,6 +329,11 @@ impl Trend {
     }
 }
 
+/// Whether a mean slow path of `mean` is over `limit_pct` percent of `base`.
+fn over_limit(mean: u64, base: u64, limit_pct: u32) -> bool {
+    u128::from(mean) * 100 > u128::from(base) * u128::from(limit_pct)
+}
+
 /// What the latency guard makes of an interval.
 enum Latency {
     /// Nothing to do: the loops run.
@@ -404,8 +409,9 @@ struct Engine {
     latency_base: u64,
     /// Intervals in a row over the latency limit.
     latency_over: u32,
-    /// ACE's knob positions while a latency probe runs the starting ones.
-    latency_probe: Option<Positions>,
+    /// While a latency probe runs the starting knobs: ACE's knob positions
+    /// and the mean slow path the last interval had with them.
+    latency_probe: Option<(Positions, u64)>,
     off_reason: Option<Reason>,
     deciding_ticks: u64,
     last_tick: u64,
@@ -620,19 +626,23 @@ impl Engine {
     /// the per-path clip that follows it. With ACE's own, after
     /// `latency_intervals` intervals in a row over the limit, a probe: the
     /// starting knobs for one interval, to tell ACE's doing from the
-    /// workload's. Still over the limit with them, the workload changed:
-    /// its latency becomes the baseline and ACE's knobs come back; under
-    /// it, ACE's knobs were the cause: off. Intervals with too few slow
-    /// paths to mean anything are skipped (a probe waits for one).
+    /// workload's, side by side. If ACE's knobs were slower than the
+    /// probe by the limit's factor, they were the cause: off. Otherwise the
+    /// workload changed (a phase of bigger blocks slows every slow path,
+    /// whatever the knobs): the probe's latency becomes the baseline and
+    /// ACE's knobs come back. Comparing with the old baseline instead
+    /// switched ACE off whenever the probe fell in a lighter phase.
+    /// Intervals with too few slow paths to mean anything are skipped (a
+    /// probe waits for one).
     fn latency_guard<T: Tunable>(&mut self, target: &T, m: &Metrics) -> Latency {
         let counted = m.slow_paths >= MIN_SLOW_PATHS;
         let mean = m.slow_path_mean().max(1);
-        if let Some(own) = self.latency_probe {
+        if let Some((own, own_mean)) = self.latency_probe {
             if !counted {
                 return Latency::Probing;
             }
             self.latency_probe = None;
-            if !self.over_latency_limit(mean) {
+            if over_limit(own_mean, mean, self.config.latency_limit_pct) {
                 return Latency::Off;
             }
             self.set_latency_base(target, mean);
@@ -656,7 +666,7 @@ impl Engine {
         if self.config.latency_limit_pct == 0 || self.latency_base == 0 {
             return Latency::Fine;
         }
-        if !self.over_latency_limit(mean) {
+        if !over_limit(mean, self.latency_base, self.config.latency_limit_pct) {
             self.latency_over = 0;
             return Latency::Fine;
         }
@@ -665,15 +675,9 @@ impl Engine {
             return Latency::Fine;
         }
         self.latency_over = 0;
-        self.latency_probe = Some(self.at);
+        self.latency_probe = Some((self.at, mean));
         self.at = self.defaults;
         Latency::Probe
-    }
-
-    /// Whether a mean slow path of `mean` is over the latency limit.
-    fn over_latency_limit(&self, mean: u64) -> bool {
-        let limit = u128::from(self.latency_base) * u128::from(self.config.latency_limit_pct);
-        u128::from(mean) * 100 > limit
     }
 
     /// Sets the latency baseline and the per-path clip that follows it.

@@ -363,6 +363,22 @@ fn slow_allocations_with_the_starting_knobs_too_are_the_workload_s_doing() {
 }
 
 #[test]
+fn a_probe_in_a_lighter_phase_is_judged_against_ace_s_knobs_not_the_old_baseline() {
+    let (ace, fake) = latency_baseline_then_own_knobs();
+    // 400 under ACE's knobs (4x the baseline of 100); the probe's interval
+    // falls in a lighter phase, 200: over the old baseline's limit (300)
+    // it is not, but ACE's knobs were not 3x slower than the starting ones
+    // side by side either. The workload's doing: ACE stays on.
+    slow_until_the_probe(&ace, &fake);
+    fake.interval(100_000, |t| slow_paths(t, 1000, 200));
+    ace.tick(&fake, None);
+    assert!(ace.is_enabled());
+    let d = last(&ace);
+    assert_eq!((d.knob, d.reason), (Knob::Engine, Reason::WorkloadLatency));
+    assert_eq!(fake.knobs().drain_threshold, 128, "ACE's knobs are back");
+}
+
+#[test]
 fn slow_path_latency_noise_around_the_baseline_trips_nothing() {
     let (ace, fake) = latency_baseline_then_own_knobs();
     // Over the limit only twice in a row; a burst of few slow paths,
