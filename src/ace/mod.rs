@@ -62,7 +62,7 @@ pub use trace::{Decision, Knob, Reason, TRACE_LEN};
 
 use crate::config::Knobs;
 use config::Clocked;
-use fixed::{Q, share_q};
+use fixed::share_q;
 use trace::Trace;
 use ucb::Ucb1;
 
@@ -399,10 +399,20 @@ struct Engine {
     /// A scavenge the last tick's budget had no room for.
     scavenge_due: bool,
     bandit: Ucb1,
-    epoch_reward: u64,
+    /// This epoch's operations and penalties (see `penalty`), summed over
+    /// its intervals.
+    epoch_ops: u64,
+    epoch_penalty: u64,
     epoch_intervals: u32,
-    /// Most operations seen in a fast interval (the throughput scale).
-    ops_max: u64,
+    /// The fewest and most operations of an interval in this epoch: an
+    /// epoch whose rate moved by more than a quarter within it (a warm-up,
+    /// a phase change) says little about its arm and is not credited.
+    epoch_min: u64,
+    epoch_max: u64,
+    /// Per bandit arm, the sums over its epochs of the mean operations and
+    /// the mean penalty per interval (see `rescore`).
+    arm_ops: [u64; BUNDLE.len()],
+    arm_penalty: [u64; BUNDLE.len()],
     over_budget: u32,
     /// Mean slow path with the starting knobs, in clock units (0: not
     /// measured yet): the latency guard's baseline.
@@ -466,9 +476,13 @@ impl Engine {
             stable: 0,
             scavenge_due: false,
             bandit: Ucb1::new(BUNDLE.len()),
-            epoch_reward: 0,
+            epoch_ops: 0,
+            epoch_penalty: 0,
             epoch_intervals: 0,
-            ops_max: 0,
+            epoch_min: u64::MAX,
+            epoch_max: 0,
+            arm_ops: [0; BUNDLE.len()],
+            arm_penalty: [0; BUNDLE.len()],
             over_budget: 0,
             latency_base: 0,
             latency_over: 0,
@@ -734,14 +748,25 @@ impl Engine {
             self.fired |= self.step(Knob::BundleWidth, true, Reason::Contention, at, m);
         }
 
-        self.ops_max = self.ops_max.max(m.operations);
-        self.epoch_reward += self.reward(m);
+        self.epoch_ops += m.operations;
+        self.epoch_penalty += penalty(m);
         self.epoch_intervals += 1;
+        self.epoch_min = self.epoch_min.min(m.operations);
+        self.epoch_max = self.epoch_max.max(m.operations);
         if self.epoch_intervals >= self.config.epoch_intervals.max(1) {
             let arm = self.at.bundle;
-            self.bandit
-                .reward(arm, self.epoch_reward / u64::from(self.epoch_intervals));
-            (self.epoch_reward, self.epoch_intervals) = (0, 0);
+            let n = u64::from(self.epoch_intervals);
+            let (ops, penalty) = (self.epoch_ops / n, self.epoch_penalty / n);
+            let moved = self.epoch_max > self.epoch_min.saturating_add(self.epoch_min / 4);
+            (self.epoch_ops, self.epoch_penalty, self.epoch_intervals) = (0, 0, 0);
+            (self.epoch_min, self.epoch_max) = (u64::MAX, 0);
+            if moved {
+                return;
+            }
+            self.arm_ops[arm] += ops;
+            self.arm_penalty[arm] += penalty;
+            self.bandit.play(arm);
+            self.rescore();
             let next = self.bandit.choose(self.defaults.bundle);
             if next != arm {
                 self.record(
@@ -757,27 +782,30 @@ impl Engine {
         }
     }
 
-    /// An interval's reward, in [`Q`] units (0 to 1):
+    /// Gives every arm the bandit has played its mean reward, in [`Q`](fixed::Q)
+    /// units (0 to 1), all on one scale:
     ///
-    /// `throughput − (cache misses + 2·lock waits + idle memory) / 4`, where
-    /// throughput is the interval's operations over the most seen in any
-    /// interval so far (so 1 at the best rate observed), cache misses the
-    /// share of operations that missed their CPU cache, lock waits the
-    /// contended depot acquisitions per operation times
-    /// [`LOCK_WAIT_WEIGHT`] (capped at 1), and idle memory the share of
-    /// committed bytes not live. Each penalty is a share in 0..1, so the
-    /// penalty is at most 1 and the reward saturates at 0.
-    fn reward(&self, m: &Metrics) -> u64 {
-        let throughput = share_q(m.operations, self.ops_max);
-        let misses = share_q(m.cache_misses, m.operations);
-        let waits = share_q(
-            m.depot_contended.saturating_mul(LOCK_WAIT_WEIGHT),
-            m.operations,
-        );
-        let idle = share_q(m.committed.saturating_sub(m.live), m.committed);
-        throughput
-            .saturating_sub((misses + 2 * waits + idle) / 4)
-            .min(Q)
+    /// `throughput − mean penalty`, where throughput is the arm's mean
+    /// operations per interval over the best arm's (1 for the best), and
+    /// the penalty is that of [`penalty`]. The scale is set afresh at every
+    /// epoch from the arms' means: against the most operations seen so far,
+    /// as before, the first epochs (played while the rate still climbed)
+    /// kept rewards the later ones could not match, and the default arm
+    /// stayed the leader on an inflated score.
+    fn rescore(&mut self) {
+        let mut plays = [0; BUNDLE.len()];
+        plays.copy_from_slice(self.bandit.plays());
+        let mean = |sum: u64, arm: usize| sum / plays[arm].max(1);
+        let best = (0..BUNDLE.len())
+            .filter(|&arm| plays[arm] > 0)
+            .map(|arm| mean(self.arm_ops[arm], arm))
+            .max()
+            .unwrap_or(0);
+        for arm in (0..BUNDLE.len()).filter(|&arm| plays[arm] > 0) {
+            let throughput = share_q(mean(self.arm_ops[arm], arm), best);
+            let score = throughput.saturating_sub(mean(self.arm_penalty[arm], arm));
+            self.bandit.set_mean(arm, score);
+        }
     }
 
     /// The slow loop: scavenge when fragmentation or committed memory rose,
@@ -845,6 +873,22 @@ impl Engine {
         self.off_reason = Some(reason);
         self.record(at, Knob::Engine, 1, 0, reason, m);
     }
+}
+
+/// An interval's penalty, in [`Q`](fixed::Q) units (0 to 1):
+/// `(cache misses + 2·lock waits + idle memory) / 4`, where cache misses is
+/// the share of operations that missed their CPU cache, lock waits the
+/// contended depot acquisitions per operation times [`LOCK_WAIT_WEIGHT`]
+/// (capped at 1), and idle memory the share of committed bytes not live.
+/// Each is a share in 0..1, so the penalty is at most 1.
+fn penalty(m: &Metrics) -> u64 {
+    let misses = share_q(m.cache_misses, m.operations);
+    let waits = share_q(
+        m.depot_contended.saturating_mul(LOCK_WAIT_WEIGHT),
+        m.operations,
+    );
+    let idle = share_q(m.committed.saturating_sub(m.live), m.committed);
+    (misses + 2 * waits + idle) / 4
 }
 
 impl Trend {

@@ -620,6 +620,30 @@ fn the_bandit_settles_on_the_bundle_width_with_the_best_reward() {
 }
 
 #[test]
+fn epochs_whose_rate_moves_within_them_are_not_credited() {
+    let (ace, fake) = started(AceConfig {
+        epoch_intervals: 4,
+        ..config()
+    });
+    // A warm-up at the default arm: the rate climbs within the first
+    // epochs (4 intervals each). Credited, their low rate would make the
+    // default look worst against arms measured later at full speed.
+    for ops in [
+        100_000, 200_000, 300_000, 400_000, 500_000, 650_000, 800_000, 800_000,
+    ] {
+        fake.interval(ops, |_| {});
+        ace.tick(&fake, None);
+    }
+    assert_eq!(ace.engine.lock().bandit.plays(), [0, 0, 0, 0]);
+    // Then steady: four intervals at one rate are an epoch that counts.
+    for _ in 0..4 {
+        fake.interval(800_000, |_| {});
+        ace.tick(&fake, None);
+    }
+    assert_eq!(ace.engine.lock().bandit.plays(), [0, 1, 0, 0]);
+}
+
+#[test]
 fn intervals_follow_the_clock_rate() {
     let c = Clocked::new(&AceConfig::DEFAULT, 2_000_000_000);
     assert_eq!(

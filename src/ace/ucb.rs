@@ -88,15 +88,27 @@ impl Ucb1 {
         leader.map(|(arm, _)| arm)
     }
 
-    /// Credits `reward` (in [`Q`] units, capped at `Q`) to `arm`.
-    pub fn reward(&mut self, arm: usize, reward: u64) {
+    /// Counts a play of `arm`; its reward follows through
+    /// [`set_mean`](Self::set_mean).
+    pub fn play(&mut self, arm: usize) {
         self.plays[arm] += 1;
-        self.rewards[arm] += reward.min(Q);
         self.total += 1;
     }
 
-    /// Times each arm was played.
+    /// Sets `arm`'s mean reward (in [`Q`] units, capped at `Q`): the engine
+    /// rescores every arm on one scale after each play.
+    pub fn set_mean(&mut self, arm: usize, mean: u64) {
+        self.rewards[arm] = mean.min(Q) * self.plays[arm];
+    }
+
+    /// Credits one play of `arm` with `reward` (in [`Q`] units).
     #[cfg(test)]
+    pub fn reward(&mut self, arm: usize, reward: u64) {
+        self.play(arm);
+        self.rewards[arm] += reward.min(Q);
+    }
+
+    /// Times each arm was played.
     pub fn plays(&self) -> &[u64] {
         &self.plays[..self.arms]
     }
