@@ -100,6 +100,9 @@ const COMMITTED_FLOOR: u64 = 1 << 20;
 const PROVIDER_FLOOR: u64 = 100;
 /// Deciding ticks over budget in a row that switch ACE off.
 const OVER_BUDGET_LIMIT: u32 = 3;
+/// Latency probes in a row that must find the starting knobs faster before
+/// the guard switches ACE off.
+const LATENCY_STRIKES: u32 = 2;
 /// Fewest allocation slow paths in an interval for its mean latency to
 /// count (toward the baseline or the guard): fewer are noise.
 const MIN_SLOW_PATHS: u64 = 32;
@@ -344,7 +347,9 @@ enum Latency {
     Probing,
     /// Slow with the starting knobs too: rebased, ACE's knobs back.
     Workload,
-    /// Fast again with the starting knobs: ACE switches off.
+    /// Faster with the starting knobs, once: ACE's knobs back on probation.
+    Suspect,
+    /// Faster with the starting knobs in probes in a row: ACE switches off.
     Off,
 }
 
@@ -419,6 +424,8 @@ struct Engine {
     latency_base: u64,
     /// Intervals in a row over the latency limit.
     latency_over: u32,
+    /// Probes in a row that found the starting knobs faster.
+    latency_strikes: u32,
     /// While a latency probe runs the starting knobs: ACE's knob positions
     /// and the mean slow path the last interval had with them.
     latency_probe: Option<(Positions, u64)>,
@@ -486,6 +493,7 @@ impl Engine {
             over_budget: 0,
             latency_base: 0,
             latency_over: 0,
+            latency_strikes: 0,
             latency_probe: None,
             off_reason: None,
             deciding_ticks: 0,
@@ -581,6 +589,7 @@ impl Engine {
             }
             Latency::Probe => self.record(start, Knob::Engine, 1, 1, Reason::LatencyProbe, m),
             Latency::Workload => self.record(start, Knob::Engine, 1, 1, Reason::WorkloadLatency, m),
+            Latency::Suspect => self.record(start, Knob::Engine, 1, 1, Reason::LatencySuspect, m),
             // The loops skip the intervals of a probe: their metrics belong
             // to other knobs than the ones in force.
             Latency::Probing => {}
@@ -645,7 +654,11 @@ impl Engine {
     /// workload changed (a phase of bigger blocks slows every slow path,
     /// whatever the knobs): the probe's latency becomes the baseline and
     /// ACE's knobs come back. Comparing with the old baseline instead
-    /// switched ACE off whenever the probe fell in a lighter phase.
+    /// switched ACE off whenever the probe fell in a lighter phase. One
+    /// probe is one interval against another, and some workloads' slow
+    /// paths vary threefold between intervals: ACE switches off only when
+    /// [`LATENCY_STRIKES`] probes in a row blame its knobs (an interval
+    /// under the limit in between clears the count).
     /// Intervals with too few slow paths to mean anything are skipped (a
     /// probe waits for one).
     fn latency_guard<T: Tunable>(&mut self, target: &T, m: &Metrics) -> Latency {
@@ -657,8 +670,14 @@ impl Engine {
             }
             self.latency_probe = None;
             if over_limit(own_mean, mean, self.config.latency_limit_pct) {
-                return Latency::Off;
+                self.latency_strikes += 1;
+                if self.latency_strikes >= LATENCY_STRIKES {
+                    return Latency::Off;
+                }
+                self.at = own;
+                return Latency::Suspect;
             }
+            self.latency_strikes = 0;
             self.set_latency_base(target, mean);
             self.at = own;
             return Latency::Workload;
@@ -681,7 +700,7 @@ impl Engine {
             return Latency::Fine;
         }
         if !over_limit(mean, self.latency_base, self.config.latency_limit_pct) {
-            self.latency_over = 0;
+            (self.latency_over, self.latency_strikes) = (0, 0);
             return Latency::Fine;
         }
         self.latency_over += 1;

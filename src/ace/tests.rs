@@ -321,7 +321,14 @@ fn slow_until_the_probe(ace: &Ace, fake: &Fake) {
 fn slow_allocations_under_ace_s_knobs_switch_it_off_and_restore_the_knobs() {
     let (ace, fake) = latency_baseline_then_own_knobs();
     slow_until_the_probe(&ace, &fake);
-    // With the starting knobs, allocation is as fast as at the start.
+    // With the starting knobs, allocation is as fast as at the start: once
+    // is a suspicion, and ACE's knobs come back on probation...
+    fake.interval(100_000, |t| slow_paths(t, 1000, 110));
+    ace.tick(&fake, None);
+    assert!(ace.is_enabled());
+    assert_eq!(last(&ace).reason, Reason::LatencySuspect);
+    // ...slow again with them, and fast again in the second probe: off.
+    slow_until_the_probe(&ace, &fake);
     fake.interval(100_000, |t| slow_paths(t, 1000, 110));
     ace.tick(&fake, None);
     let status = ace.status();
@@ -376,6 +383,24 @@ fn a_probe_in_a_lighter_phase_is_judged_against_ace_s_knobs_not_the_old_baseline
     let d = last(&ace);
     assert_eq!((d.knob, d.reason), (Knob::Engine, Reason::WorkloadLatency));
     assert_eq!(fake.knobs().drain_threshold, 128, "ACE's knobs are back");
+}
+
+#[test]
+fn an_interval_under_the_limit_between_probes_clears_the_suspicion() {
+    let (ace, fake) = latency_baseline_then_own_knobs();
+    slow_until_the_probe(&ace, &fake);
+    fake.interval(100_000, |t| slow_paths(t, 1000, 110));
+    ace.tick(&fake, None);
+    assert_eq!(last(&ace).reason, Reason::LatencySuspect);
+    // ACE's knobs are fine for an interval: the suspicion lapses, and the
+    // next probe that blames them is a first one again.
+    fake.interval(100_000, |t| slow_paths(t, 1000, 120));
+    ace.tick(&fake, None);
+    slow_until_the_probe(&ace, &fake);
+    fake.interval(100_000, |t| slow_paths(t, 1000, 110));
+    ace.tick(&fake, None);
+    assert!(ace.is_enabled());
+    assert_eq!(last(&ace).reason, Reason::LatencySuspect);
 }
 
 #[test]

@@ -50,11 +50,15 @@ pub enum Reason {
     /// Guard: committed memory passed the cap.
     CommittedCap,
     /// Guard: allocation slow paths took too long against their baseline,
-    /// and were fast again with the starting knobs.
+    /// and were faster with the starting knobs in two probes in a row.
     AllocLatency,
     /// The latency guard runs the starting knobs for one interval (engine
     /// 1 -> 1) to see whether ACE's knobs slowed allocation down.
     LatencyProbe,
+    /// The probe found allocation faster with the starting knobs, but for
+    /// the first time in a row: ACE's knobs come back on probation (engine
+    /// 1 -> 1); a second such probe switches ACE off.
+    LatencySuspect,
     /// The probe found allocation as slow with the starting knobs: the
     /// workload changed, its latency is the new baseline, ACE's knobs
     /// come back (engine 1 -> 1).
