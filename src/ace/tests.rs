@@ -231,6 +231,26 @@ fn rising_llc_misses_put_the_caches_on_a_diet() {
 }
 
 #[test]
+fn the_drain_threshold_never_falls_under_two_bundles() {
+    let (ace, fake) = started(config());
+    let mut blocks = 100;
+    for _ in 0..8 {
+        fake.interval(100_000, |t| backlog(t, blocks));
+        ace.tick(&fake, None);
+        blocks *= 2;
+    }
+    // 256 -> 128 -> 64, and no further with bundles of 32.
+    assert_eq!(fake.knobs().bundle_width, 32);
+    assert_eq!(fake.knobs().drain_threshold, 64);
+    let steps: Vec<_> = trace(&ace)
+        .into_iter()
+        .filter(|d| d.knob == Knob::DrainThreshold)
+        .map(|d| d.new)
+        .collect();
+    assert_eq!(steps, [128, 64], "no step the floor undoes");
+}
+
+#[test]
 fn nothing_happens_between_fast_intervals_or_while_another_cpu_decides() {
     let (ace, fake) = started(config());
     fake.interval(100_000, |t| backlog(t, 100));
