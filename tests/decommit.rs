@@ -11,7 +11,6 @@
 mod common;
 
 use std::alloc::Layout;
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -23,7 +22,7 @@ use acealloc::{
     Span,
 };
 
-use common::{Region, SingleCpu, check, fill};
+use common::{PretendCpus, Region, SingleCpu, check, fill};
 
 /// The mmap provider, with decommitted pages made inaccessible.
 struct Guarded {
@@ -81,7 +80,7 @@ unsafe impl PageProvider for Guarded {
     }
 
     unsafe fn decommit(&mut self, ptr: NonNull<u8>, pages: usize) -> bool {
-        CLOCK.set(CLOCK.get() + 1);
+        Clocked::advance_clock();
         for p in Self::pages(ptr, pages) {
             assert!(self.decommitted.insert(p), "page {p:#x} decommitted twice");
         }
@@ -109,38 +108,9 @@ unsafe impl PageProvider for Guarded {
     }
 }
 
-thread_local! {
-    /// The clock of [`Clocked`]: one unit per decommit by [`Guarded`].
-    static CLOCK: Cell<u64> = const { Cell::new(0) };
-}
-
 /// One CPU whose clock advances only when a page run is decommitted, so
 /// that a deadline is a number of decommits.
-struct Clocked;
-
-// SAFETY: as for `common::SingleCpu`: every allocator over this platform is
-// used by the one thread that made it.
-unsafe impl Platform for Clocked {
-    const EXCLUSIVE_CPU: bool = true;
-
-    fn cpu_count() -> usize {
-        1
-    }
-
-    fn current_cpu() -> usize {
-        0
-    }
-
-    fn irq_save() -> usize {
-        0
-    }
-
-    fn irq_restore(_: usize) {}
-
-    fn now() -> u64 {
-        CLOCK.get()
-    }
-}
+type Clocked = PretendCpus<1, true>;
 
 type Guard = Allocator<Guarded, HostedPlatform>;
 

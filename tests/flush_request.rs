@@ -2,38 +2,16 @@
 //! memory, the others flush their own caches on their next slow path, so
 //! blocks stranded there come back.
 
+mod common;
+
 use std::alloc::Layout;
-use std::cell::Cell;
 
-use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
+use acealloc::{Allocator, Config, Knobs, Profile, RegionProvider};
 
-thread_local! {
-    /// The CPU index the test thread pretends to run on (per thread, as the
-    /// tests run in parallel).
-    static CPU: Cell<usize> = const { Cell::new(0) };
-}
+use common::PretendCpus;
 
 /// Two CPUs with exclusive caches, like a kernel's; one thread plays both.
-struct TwoCpus;
-
-// SAFETY: one thread uses the allocator, so nothing else runs inside a
-// per-CPU section, and the index changes only between calls.
-unsafe impl Platform for TwoCpus {
-    const EXCLUSIVE_CPU: bool = true;
-    fn cpu_count() -> usize {
-        2
-    }
-    fn current_cpu() -> usize {
-        CPU.get()
-    }
-    fn irq_save() -> usize {
-        0
-    }
-    fn irq_restore(_: usize) {}
-    fn now() -> u64 {
-        0
-    }
-}
+type TwoCpus = PretendCpus<2, true>;
 
 #[repr(align(4096))]
 struct Region([u8; 256 * 1024]);
@@ -68,7 +46,7 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
 
     // CPU 0 allocates one slab's worth of 512 B blocks and frees them: all
     // stay in its cache. It also keeps 17 blocks of 64 B for later.
-    CPU.set(0);
+    TwoCpus::run_on(0);
     let blocks: Vec<*mut u8> = (0..16).map(|_| heap.alloc(small)).collect();
     let kept: Vec<*mut u8> = (0..17).map(|_| heap.alloc(tiny)).collect();
     assert!(blocks.iter().chain(&kept).all(|b| !b.is_null()));
@@ -79,7 +57,7 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
     assert!(class_cached(&heap, 512) > 0, "CPU 0 keeps 512 B blocks");
 
     // CPU 1 takes every page that is left, and cannot get at CPU 0's cache.
-    CPU.set(1);
+    TwoCpus::run_on(1);
     let mut pages = Vec::new();
     loop {
         let p = heap.alloc(page);
@@ -92,14 +70,14 @@ fn a_cpu_out_of_memory_gets_back_blocks_stranded_in_another_cpus_cache() {
 
     // CPU 0 frees its 64 B blocks: its cache overflows, and that slow path
     // (no shortage on CPU 0) honours CPU 1's request by flushing everything.
-    CPU.set(0);
+    TwoCpus::run_on(0);
     for &b in &kept {
         // SAFETY: allocated above with `tiny`.
         unsafe { heap.dealloc(b, tiny) };
     }
     assert_eq!(class_cached(&heap, 512), 0, "CPU 0 flushed its cache");
 
-    CPU.set(1);
+    TwoCpus::run_on(1);
     assert!(
         !heap.alloc(page).is_null(),
         "the stranded memory came back to CPU 1"
@@ -122,7 +100,7 @@ fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
     let heap = lean_heap();
     let small = Layout::from_size_align(512, 8).unwrap();
 
-    CPU.set(0);
+    TwoCpus::run_on(0);
     let committed_at_start = heap.stats().committed_bytes;
     let blocks: Vec<*mut u8> = (0..16).map(|_| heap.alloc(small)).collect();
     for &b in &blocks {
@@ -143,7 +121,7 @@ fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
         );
     }
     // A tick on another CPU leaves CPU 0's cache alone.
-    CPU.set(1);
+    TwoCpus::run_on(1);
     heap.flush_idle_caches(u64::MAX);
     heap.flush_idle_caches(u64::MAX);
     assert!(
@@ -153,7 +131,7 @@ fn an_idle_cpu_gives_its_cached_blocks_back_on_the_tick() {
 
     // CPU 0 goes quiet: its next tick finds nothing done since the last,
     // but a tick whose budget is spent (the deadline passed) leaves it...
-    CPU.set(0);
+    TwoCpus::run_on(0);
     assert_eq!(heap.flush_idle_caches(0), 0, "no work past the deadline");
     assert!(class_cached(&heap, 512) > 0);
     // ...to the next one: the cache is still idle.

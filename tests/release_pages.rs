@@ -2,30 +2,16 @@
 //! before it releases them to the page layer, in pages rounded up to
 //! whole slabs, scaled by the profile (FAST twice, LEAN none).
 
+mod common;
+
 use std::alloc::Layout;
 
-use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
+use acealloc::{Allocator, Config, Knobs, Profile, RegionProvider};
+
+use common::PretendCpus;
 
 /// One CPU whose cache is try-locked, like a hosted thread's.
-struct OneCpu;
-
-// SAFETY: the cache is guarded by its try-lock (EXCLUSIVE_CPU is false).
-unsafe impl Platform for OneCpu {
-    const EXCLUSIVE_CPU: bool = false;
-    fn cpu_count() -> usize {
-        1
-    }
-    fn current_cpu() -> usize {
-        0
-    }
-    fn irq_save() -> usize {
-        0
-    }
-    fn irq_restore(_: usize) {}
-    fn now() -> u64 {
-        0
-    }
-}
+type OneCpu = PretendCpus<1, false>;
 
 /// Blocks of 8 KiB: one per slab of two pages.
 const BLOCK: usize = 8192;

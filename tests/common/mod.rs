@@ -1,7 +1,11 @@
-//! Shared by the test binaries: a single-CPU platform, heap regions for
-//! `RegionProvider`, and per-block byte patterns.
+//! Shared by the test binaries: a single-CPU platform, pretend CPUs, heap
+//! regions for `RegionProvider`, and per-block byte patterns.
+
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::alloc::{self, Layout};
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -36,6 +40,65 @@ unsafe impl Platform for SingleCpu {
     fn now() -> u64 {
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+thread_local! {
+    /// The CPU index the test thread pretends to run on (per thread, as the
+    /// tests run in parallel).
+    static CPU: Cell<usize> = const { Cell::new(0) };
+    /// The test thread's pretend clock: it stands still unless advanced.
+    static CLOCK: Cell<u64> = const { Cell::new(0) };
+}
+
+/// `CPUS` CPUs that one test thread plays in turn: it picks the current CPU
+/// with [`run_on`](Self::run_on) and moves the clock with
+/// [`advance_clock`](Self::advance_clock). With `EXCLUSIVE` the caches are
+/// unlocked, like a kernel's; without, they are try-locked, like a hosted
+/// thread's. The CPU and clock are per thread, shared by every `CPUS` and
+/// `EXCLUSIVE`.
+///
+/// Only valid for an allocator that a single thread uses, as [`SingleCpu`].
+pub struct PretendCpus<const CPUS: usize, const EXCLUSIVE: bool>;
+
+impl<const CPUS: usize, const EXCLUSIVE: bool> PretendCpus<CPUS, EXCLUSIVE> {
+    /// From now on the test thread runs on `cpu`; call it between
+    /// allocator calls, never inside one.
+    pub fn run_on(cpu: usize) {
+        assert!(cpu < CPUS, "CPU {cpu} of {CPUS}");
+        CPU.set(cpu);
+    }
+
+    /// Moves the test thread's clock one unit on.
+    pub fn advance_clock() {
+        CLOCK.set(CLOCK.get() + 1);
+    }
+}
+
+// SAFETY: `run_on` keeps the index below `CPUS`. With `EXCLUSIVE`, every
+// allocator over this platform is used by exactly one thread (see the
+// type's doc), so nothing else runs with its index between `irq_save` and
+// `irq_restore`, and the index changes only between allocator calls.
+// Without, caches are try-locked and nothing more is promised.
+unsafe impl<const CPUS: usize, const EXCLUSIVE: bool> Platform for PretendCpus<CPUS, EXCLUSIVE> {
+    const EXCLUSIVE_CPU: bool = EXCLUSIVE;
+
+    fn cpu_count() -> usize {
+        CPUS
+    }
+
+    fn current_cpu() -> usize {
+        CPU.get()
+    }
+
+    fn irq_save() -> usize {
+        0
+    }
+
+    fn irq_restore(_: usize) {}
+
+    fn now() -> u64 {
+        CLOCK.get()
     }
 }
 
