@@ -216,39 +216,40 @@ fn double_free<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>, size:
 }
 
 fn invalid_free_inside_a_small_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
-    let w = Witnesses::new(a);
     let l = layout(64);
-    let p = a.alloc(l);
-    // SAFETY: a fresh 64-byte block.
-    unsafe { fill(p, 64, 1) };
-    for offset in [8, 16, 63] {
-        // SAFETY: an invalid free, reported and dropped.
-        unsafe { a.dealloc(p.add(offset), l) };
-        expect_report(MisuseKind::InvalidFree, p as usize + offset, l);
-    }
-    // SAFETY: the block is still live and untouched; now freed for real.
-    unsafe {
-        check(p, 64, 1, "block freed from its middle");
-        a.dealloc(p, l);
-    }
-    expect_no_report();
-    still_works(a, w, l);
+    misfrees_are_dropped(a, l, MisuseKind::InvalidFree, |p| {
+        [8, 16, 63].map(|offset| (p.wrapping_add(offset), l))
+    });
 }
 
 fn invalid_free_inside_a_large_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
-    let w = Witnesses::new(a);
     let l = layout(100_000);
+    misfrees_are_dropped(a, l, MisuseKind::InvalidFree, |p| {
+        [8, PAGE_SIZE, 3 * PAGE_SIZE, 24 * PAGE_SIZE].map(|offset| (p.wrapping_add(offset), l))
+    });
+}
+
+/// A live block of `l` freed as each `(pointer, layout)` that `misfrees`
+/// makes of it: each is reported as `kind` and dropped, the block stays
+/// intact and then frees without a report.
+fn misfrees_are_dropped<P: PageProvider + Send, Pl: Platform, const N: usize>(
+    a: &Allocator<P, Pl>,
+    l: Layout,
+    kind: MisuseKind,
+    misfrees: impl FnOnce(*mut u8) -> [(*mut u8, Layout); N],
+) {
+    let w = Witnesses::new(a);
     let p = a.alloc(l);
-    // SAFETY: a fresh block of 100 000 bytes.
-    unsafe { fill(p, 100_000, 2) };
-    for offset in [8, PAGE_SIZE, 3 * PAGE_SIZE, 24 * PAGE_SIZE] {
-        // SAFETY: an invalid free, reported and dropped.
-        unsafe { a.dealloc(p.add(offset), l) };
-        expect_report(MisuseKind::InvalidFree, p as usize + offset, l);
+    // SAFETY: a fresh block of `l.size()` bytes.
+    unsafe { fill(p, l.size(), 1) };
+    for (q, wrong) in misfrees(p) {
+        // SAFETY: a misuse, reported and dropped.
+        unsafe { a.dealloc(q, wrong) };
+        expect_report(kind, q as usize, wrong);
     }
-    // SAFETY: still live and untouched.
+    // SAFETY: the block is still live and untouched; now freed for real.
     unsafe {
-        check(p, 100_000, 2, "block freed from its middle");
+        check(p, l.size(), 1, &format!("block after {kind:?} misfrees"));
         a.dealloc(p, l);
     }
     expect_no_report();
@@ -284,55 +285,30 @@ fn invalid_free_of_foreign_pointers<P: PageProvider + Send, Pl: Platform>(a: &Al
 }
 
 fn layout_mismatch_small_class<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
-    let w = Witnesses::new(a);
-    let l = layout(24);
-    let p = a.alloc(l);
-    // SAFETY: a fresh 24-byte block.
-    unsafe { fill(p, 24, 3) };
     // Another size class, and the same size with an alignment that moves
     // it to another class.
-    for wrong in [
-        layout(100),
-        layout(2000),
-        Layout::from_size_align(24, 64).unwrap(),
-    ] {
-        // SAFETY: a mismatched free, reported and dropped.
-        unsafe { a.dealloc(p, wrong) };
-        expect_report(MisuseKind::LayoutMismatch, p as usize, wrong);
-    }
-    // SAFETY: still live and untouched.
-    unsafe {
-        check(p, 24, 3, "block after mismatched frees");
-        a.dealloc(p, l);
-    }
-    expect_no_report();
-    still_works(a, w, l);
+    misfrees_are_dropped(a, layout(24), MisuseKind::LayoutMismatch, |p| {
+        [
+            layout(100),
+            layout(2000),
+            Layout::from_size_align(24, 64).unwrap(),
+        ]
+        .map(|wrong| (p, wrong))
+    });
 }
 
 fn layout_mismatch_large_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
-    let w = Witnesses::new(a);
     let l = Layout::from_size_align(100_000, PAGE_SIZE).unwrap();
-    let p = a.alloc(l);
-    // SAFETY: a fresh block of 100 000 bytes.
-    unsafe { fill(p, 100_000, 4) };
     // An alignment the block does not have, and sizes of other page counts.
-    let unmet_align = 1usize << ((p as usize).trailing_zeros() + 1);
-    for wrong in [
-        Layout::from_size_align(100_000, unmet_align).unwrap(),
-        layout(50_000),
-        layout(200_000),
-    ] {
-        // SAFETY: a mismatched free, reported and dropped.
-        unsafe { a.dealloc(p, wrong) };
-        expect_report(MisuseKind::LayoutMismatch, p as usize, wrong);
-    }
-    // SAFETY: still live and untouched.
-    unsafe {
-        check(p, 100_000, 4, "block after mismatched frees");
-        a.dealloc(p, l);
-    }
-    expect_no_report();
-    still_works(a, w, l);
+    misfrees_are_dropped(a, l, MisuseKind::LayoutMismatch, |p| {
+        let unmet_align = 1usize << ((p as usize).trailing_zeros() + 1);
+        [
+            Layout::from_size_align(100_000, unmet_align).unwrap(),
+            layout(50_000),
+            layout(200_000),
+        ]
+        .map(|wrong| (p, wrong))
+    });
 }
 
 fn layout_mismatch_between_small_and_large<P: PageProvider + Send, Pl: Platform>(
