@@ -7,9 +7,9 @@ mod common;
 use std::alloc::Layout;
 
 use acealloc::provider::MmapProvider;
-use acealloc::{Allocator, Config, DecommitMode, Profile};
+use acealloc::{Allocator, Profile};
 
-use common::PretendCpus;
+use common::{PretendCpus, mmap_allocator};
 
 /// Two CPUs with try-locked caches (a hosted platform) whose current CPU
 /// the test sets.
@@ -23,17 +23,7 @@ fn slabs(a: &Allocator<MmapProvider, Migrating>) -> u64 {
 
 #[test]
 fn blocks_left_in_another_cpus_cache_are_taken_back_before_a_new_slab() {
-    let a: Box<Allocator<MmapProvider, Migrating>> = Box::new(Allocator::new());
-    let config = Config {
-        profile: Profile::Balanced,
-        checks: false,
-        ..Config::DEFAULT
-    };
-    a.init(
-        MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap(),
-        config,
-    )
-    .unwrap();
+    let a = mmap_allocator::<Migrating>(Profile::Balanced);
     let layout = Layout::from_size_align(64, 8).unwrap();
     for round in 0..20 {
         // On CPU 0 the thread takes 64 blocks (a slab's worth)...

@@ -7,25 +7,9 @@ mod common;
 use std::alloc::Layout;
 
 use acealloc::hosted::HostedPlatform;
-use acealloc::provider::MmapProvider;
-use acealloc::{Allocator, Config, DecommitMode, Platform, Profile, RegionProvider, Stats};
+use acealloc::{Allocator, Config, Platform, Profile, RegionProvider, Stats};
 
-use common::{Region, SingleCpu, check, fill};
-
-fn allocator<Pl: Platform>(profile: Profile) -> Box<Allocator<MmapProvider, Pl>> {
-    let a = Box::new(Allocator::new());
-    let config = Config {
-        profile,
-        checks: false,
-        ..Config::DEFAULT
-    };
-    a.init(
-        MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap(),
-        config,
-    )
-    .unwrap();
-    a
-}
+use common::{Region, SingleCpu, check, fill, mmap_allocator};
 
 /// Whether every class up to 256 B has cached blocks.
 fn warm(s: &Stats) -> bool {
@@ -47,7 +31,7 @@ fn cached(s: &Stats) -> (u64, u64) {
 
 #[test]
 fn fast_prewarms_every_cpu_cache_at_init() {
-    let a = allocator::<HostedPlatform>(Profile::Fast);
+    let a = mmap_allocator::<HostedPlatform>(Profile::Fast);
     let s = a.stats();
     let cpus = HostedPlatform::cpu_count() as u64;
     for c in s.classes.iter().filter(|c| c.size <= 256) {
@@ -69,7 +53,7 @@ fn fast_prewarms_every_cpu_cache_at_init() {
 #[test]
 fn fast_first_allocations_hit_the_cache() {
     for (profile, misses) in [(Profile::Fast, 0), (Profile::Balanced, 16)] {
-        let a = allocator::<SingleCpu>(profile);
+        let a = mmap_allocator::<SingleCpu>(profile);
         let blocks: Vec<_> = (1..=16)
             .map(|i| {
                 let layout = Layout::from_size_align(i * 16, 8).unwrap();
@@ -90,7 +74,7 @@ fn fast_first_allocations_hit_the_cache() {
 #[test]
 fn balanced_and_lean_do_not_prewarm() {
     for profile in [Profile::Balanced, Profile::Lean] {
-        let a = allocator::<HostedPlatform>(profile);
+        let a = mmap_allocator::<HostedPlatform>(profile);
         let s = a.stats();
         assert_eq!(cached(&s), (0, 0), "{profile:?}: {s}");
         assert!(s.classes.iter().all(|c| c.slabs == 0), "{profile:?}: {s}");
@@ -99,7 +83,7 @@ fn balanced_and_lean_do_not_prewarm() {
 
 #[test]
 fn switching_to_fast_prewarms_on_the_next_slow_path() {
-    let a = allocator::<SingleCpu>(Profile::Balanced);
+    let a = mmap_allocator::<SingleCpu>(Profile::Balanced);
     let layout = Layout::from_size_align(1000, 8).unwrap();
     let first = a.alloc(layout);
     assert_eq!(cached(&a.stats()).0, 0, "BALANCED: {}", a.stats());

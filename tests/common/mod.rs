@@ -1,5 +1,6 @@
 //! Shared by the test binaries: a single-CPU platform, pretend CPUs, heap
-//! regions for `RegionProvider`, and per-block byte patterns.
+//! regions for `RegionProvider`, mmap-backed allocators, and per-block byte
+//! patterns.
 
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
@@ -9,7 +10,8 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use acealloc::{PAGE_SIZE, Platform, RegionProvider};
+use acealloc::provider::MmapProvider;
+use acealloc::{Allocator, Config, DecommitMode, PAGE_SIZE, Platform, Profile, RegionProvider};
 
 /// One CPU, no interrupt masking: the platform of a single-threaded kernel.
 ///
@@ -137,6 +139,22 @@ impl Drop for Region {
         // SAFETY: allocated in `new` with this layout.
         unsafe { alloc::dealloc(self.ptr, self.layout) };
     }
+}
+
+/// An allocator of `profile` without checks over a 1 GiB mmap reservation.
+pub fn mmap_allocator<Pl: Platform>(profile: Profile) -> Box<Allocator<MmapProvider, Pl>> {
+    let a = Box::new(Allocator::new());
+    let config = Config {
+        profile,
+        checks: false,
+        ..Config::DEFAULT
+    };
+    a.init(
+        MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap(),
+        config,
+    )
+    .unwrap();
+    a
 }
 
 /// Byte `i` of the pattern with `seed`.
