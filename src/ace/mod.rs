@@ -69,7 +69,8 @@ use ucb::Ucb1;
 /// CPUs whose hardware counts ACE keeps (higher indices' are dropped).
 pub const MAX_CPUS: usize = 64;
 
-/// Candidates of the per-CPU cache capacity, in blocks.
+/// Candidates of the per-CPU cache capacity, in blocks: the one nearest
+/// the capacity found at `enable` is the one the diet works on.
 const CAPACITY: [u32; 5] = [4, 8, 16, 32, 64];
 /// Candidates of the diet factor on the capacity, in 1/256 (0.5 to 1.0).
 const DIET: [u32; 5] = [128, 160, 192, 224, 256];
@@ -360,10 +361,9 @@ enum Latency {
     Off,
 }
 
-/// Positions of the knobs on their candidate ladders.
+/// Positions of the knobs ACE moves on their candidate ladders.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Positions {
-    capacity: usize,
     diet: usize,
     bundle: usize,
     drain: usize,
@@ -386,6 +386,9 @@ struct Engine {
     baseline: Knobs,
     /// The knobs ACE last set (the baseline until its first change).
     applied: Knobs,
+    /// The cache capacity before the diet: [`CAPACITY`]'s nearest to the
+    /// baseline's (only the diet moves the capacity).
+    capacity: u32,
     at: Positions,
     defaults: Positions,
     last_fast: u64,
@@ -456,15 +459,14 @@ impl Engine {
             },
             baseline: Knobs::DEFAULT,
             applied: Knobs::DEFAULT,
+            capacity: 0,
             at: Positions {
-                capacity: 0,
                 diet: 0,
                 bundle: 0,
                 drain: 0,
                 release: 0,
             },
             defaults: Positions {
-                capacity: 0,
                 diet: 0,
                 bundle: 0,
                 drain: 0,
@@ -515,7 +517,6 @@ impl Engine {
     fn start<T: Tunable>(&mut self, target: &T, config: AceConfig, clocked: Clocked, now: u64) {
         let baseline = target.knobs();
         let defaults = Positions {
-            capacity: nearest(&CAPACITY, baseline.cache_capacity),
             diet: DIET.len() - 1,
             bundle: nearest(&BUNDLE, baseline.bundle_width),
             drain: nearest(&DRAIN, baseline.drain_threshold),
@@ -529,6 +530,7 @@ impl Engine {
             clocked,
             baseline,
             applied: baseline,
+            capacity: CAPACITY[nearest(&CAPACITY, baseline.cache_capacity)],
             at: defaults,
             defaults,
             last_fast: now,
@@ -543,7 +545,7 @@ impl Engine {
     /// The knobs for the current positions. The drain threshold is never
     /// under [`DEPOT_BUNDLES`] bundles, whatever the bandit did to the width.
     fn knobs(&self) -> Knobs {
-        let capacity = CAPACITY[self.at.capacity] * DIET[self.at.diet] / 256;
+        let capacity = self.capacity * DIET[self.at.diet] / 256;
         let bundle = BUNDLE[self.at.bundle];
         Knobs {
             cache_capacity: capacity.max(1),
@@ -732,12 +734,11 @@ impl Engine {
     /// it is at the end; records the change. Returns whether it moved.
     fn step(&mut self, knob: Knob, up: bool, reason: Reason, at: u64, m: &Metrics) -> bool {
         let (pos, ladder): (&mut usize, &[u32]) = match knob {
-            Knob::CacheCapacity => (&mut self.at.capacity, &CAPACITY),
             Knob::Diet => (&mut self.at.diet, &DIET),
             Knob::BundleWidth => (&mut self.at.bundle, &BUNDLE),
             Knob::DrainThreshold => (&mut self.at.drain, &DRAIN),
             Knob::ReleasePages => (&mut self.at.release, &RELEASE),
-            Knob::Scavenge | Knob::Engine => return false,
+            Knob::CacheCapacity | Knob::Scavenge | Knob::Engine => return false,
         };
         let old = *pos;
         let new = if up {

@@ -12,7 +12,9 @@ pub const TRACE_LEN: usize = 64;
 /// What a decision changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Knob {
-    /// Per-CPU cache capacity (blocks per class, before the diet).
+    /// Per-CPU cache capacity (blocks per class, before the diet). The
+    /// engine records none (the capacity moves only on a [`Diet`](Self::Diet));
+    /// kept for the consumers that count decisions by knob.
     CacheCapacity,
     /// Diet factor on the cache capacity, in 1/256 (256 = none).
     Diet,
