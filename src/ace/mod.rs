@@ -913,7 +913,7 @@ impl Engine {
 /// (capped at 1), and idle memory the share of committed bytes not live.
 /// Each is a share in 0..1, so the penalty is at most 1.
 fn penalty(m: &Metrics) -> u64 {
-    let misses = share_q(m.cache_misses, m.operations);
+    let misses = m.cache_miss_share_q();
     let waits = share_q(
         m.depot_contended.saturating_mul(LOCK_WAIT_WEIGHT),
         m.operations,
