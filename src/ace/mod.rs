@@ -124,11 +124,11 @@ const SLOW_PATH_CLIP: u64 = 16;
 /// cache hit: tens of times the cost).
 const LOCK_WAIT_WEIGHT: u64 = 32;
 
-/// One CPU's hardware counts, added by its own ticks, and when it last
-/// checked for an idle cache.
+/// One CPU's hardware counts that the rules read (cycles are not kept:
+/// none reads them), added by its own ticks, and when it last checked for
+/// an idle cache.
 struct CpuSlot {
     llc_misses: AtomicU64,
-    cycles: AtomicU64,
     instructions: AtomicU64,
     idle_check_at: AtomicU64,
 }
@@ -186,7 +186,6 @@ impl Ace {
             cpus: [const {
                 CpuSlot {
                     llc_misses: AtomicU64::new(0),
-                    cycles: AtomicU64::new(0),
                     instructions: AtomicU64::new(0),
                     idle_check_at: AtomicU64::new(0),
                 }
@@ -244,7 +243,6 @@ impl Ace {
         if let Some(slot) = self.cpus.get(target.current_cpu()) {
             if let Some(hw) = hw {
                 slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
-                slot.cycles.fetch_add(hw.cycles, Relaxed);
                 slot.instructions.fetch_add(hw.instructions, Relaxed);
             }
             // This CPU's own work: once a fast interval, give back what its
@@ -297,12 +295,11 @@ impl Ace {
         self.engine.lock().trace.copy_after(after, out)
     }
 
-    /// Hardware counts of every CPU, summed.
+    /// Hardware counts of every CPU, summed (cycles: 0, not kept).
     fn hw_sum(&self) -> HwCounts {
         let mut sum = HwCounts::default();
         for slot in &self.cpus {
             sum.llc_misses = sum.llc_misses.wrapping_add(slot.llc_misses.load(Relaxed));
-            sum.cycles = sum.cycles.wrapping_add(slot.cycles.load(Relaxed));
             sum.instructions = sum
                 .instructions
                 .wrapping_add(slot.instructions.load(Relaxed));
@@ -582,8 +579,8 @@ impl Engine {
         let hw = ace.hw_sum();
         let delta = HwCounts {
             llc_misses: hw.llc_misses.wrapping_sub(self.hw_seen.llc_misses),
-            cycles: hw.cycles.wrapping_sub(self.hw_seen.cycles),
             instructions: hw.instructions.wrapping_sub(self.hw_seen.instructions),
+            cycles: 0,
         };
         let m = Metrics::between(&self.totals, &totals, delta);
         (self.totals, self.hw_seen) = (totals, hw);
