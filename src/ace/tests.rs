@@ -468,20 +468,27 @@ fn the_latency_baseline_follows_the_quietest_intervals_and_sets_the_clip() {
     assert_eq!(seen, [300 * 16, 100 * 16, 110 * 16, 100 * 16]);
 }
 
+/// A real hosted allocator over a 1 GiB reservation, checks off.
 #[cfg(feature = "std")]
-#[test]
-fn the_allocator_clips_each_timed_slow_path() {
-    use crate::hosted::HostedAllocator;
+fn hosted_heap() -> crate::hosted::HostedAllocator {
     use crate::provider::{DecommitMode, MmapProvider};
-    use core::alloc::Layout;
 
-    let heap = HostedAllocator::new();
+    let heap = crate::hosted::HostedAllocator::new();
     let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
     let config = crate::Config {
         checks: false,
         ..crate::Config::DEFAULT
     };
     heap.init(provider, config).expect("init");
+    heap
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn the_allocator_clips_each_timed_slow_path() {
+    use core::alloc::Layout;
+
+    let heap = hosted_heap();
     Tunable::clip_slow_paths(&heap, 1);
     let layout = Layout::from_size_align(64, 8).unwrap();
     let blocks: Vec<_> = (0..10_000).map(|_| heap.alloc(layout)).collect();
@@ -725,18 +732,10 @@ fn no_floating_point_in_ace_or_the_pmu_code() {
 #[cfg(feature = "std")]
 #[test]
 fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
-    use crate::hosted::HostedAllocator;
-    use crate::provider::{DecommitMode, MmapProvider};
     use core::alloc::Layout;
     use core::sync::atomic::AtomicBool;
 
-    let heap = HostedAllocator::new();
-    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
-    let config = crate::Config {
-        checks: false,
-        ..crate::Config::DEFAULT
-    };
-    heap.init(provider, config).expect("init");
+    let heap = hosted_heap();
     let ace = Ace::new();
     let ace_config = AceConfig {
         fast_ms: 10,
@@ -792,18 +791,10 @@ fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
 #[cfg(feature = "std")]
 #[test]
 fn the_allocator_s_stats_api_reports_the_attached_engine() {
-    use crate::hosted::HostedAllocator;
-    use crate::provider::{DecommitMode, MmapProvider};
     use core::alloc::Layout;
 
     static ACE: Ace = Ace::new();
-    let heap = HostedAllocator::new();
-    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
-    let config = crate::Config {
-        checks: false,
-        ..crate::Config::DEFAULT
-    };
-    heap.init(provider, config).expect("init");
+    let heap = hosted_heap();
     assert!(heap.ace_stats().is_none(), "no engine attached yet");
     let ace_config = AceConfig {
         fast_ms: 1,
@@ -849,17 +840,9 @@ fn the_allocator_s_stats_api_reports_the_attached_engine() {
 #[cfg(feature = "std")]
 #[test]
 fn ace_s_lean_totals_agree_with_the_stats_snapshot() {
-    use crate::hosted::HostedAllocator;
-    use crate::provider::{DecommitMode, MmapProvider};
     use core::alloc::Layout;
 
-    let heap = HostedAllocator::new();
-    let provider = MmapProvider::new(1 << 30, DecommitMode::Free).expect("reserve");
-    let config = crate::Config {
-        checks: false,
-        ..crate::Config::DEFAULT
-    };
-    heap.init(provider, config).expect("init");
+    let heap = hosted_heap();
     let mut kept = Vec::new();
     for (i, size) in [16, 64, 200, 1000, 5000, 40_000].into_iter().enumerate() {
         let layout = Layout::from_size_align(size, 8).unwrap();
