@@ -138,7 +138,7 @@ const INSTRUCTIONS: usize = 2;
 
 /// A counter to program and read: its MSR and, for a general-purpose
 /// counter, its event-select MSR and value (fixed counters have none).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Planned {
     counter: u32,
     select: Option<(u32, u64)>,
@@ -200,17 +200,18 @@ impl<M: MsrAccess> Counters<M> {
                 if llc_misses {
                     plan[LLC] = gp(0, INTEL_LLC_MISSES);
                 }
-                if version >= 2 && fixed >= 2 {
+                let on_fixed = version >= 2 && fixed >= 2;
+                if on_fixed {
                     plan[INSTRUCTIONS] = Planned::fixed(IA32_FIXED_CTR0);
                     plan[CYCLES] = Planned::fixed(IA32_FIXED_CTR1);
                 } else if counters >= 3 {
                     plan[CYCLES] = gp(1, INTEL_CYCLES);
                     plan[INSTRUCTIONS] = gp(2, INTEL_INSTRUCTIONS);
                 }
-                let on_fixed = plan[CYCLES] == Planned::fixed(IA32_FIXED_CTR1);
-                width = match on_fixed {
-                    true => [w, fixed_width, fixed_width],
-                    false => [w; 3],
+                width = if on_fixed {
+                    [w, fixed_width, fixed_width]
+                } else {
+                    [w; 3]
                 };
                 let global = version >= 2;
                 // SAFETY: ring 0 on this CPU and the registers are ours (the
