@@ -384,10 +384,6 @@ mod tests {
 
     /* The modelled MSR backend */
 
-    use crate::arch::msr::{
-        AMD_PERF_CTL0, AMD_PERF_CTR0, IA32_FIXED_CTR_CTRL, IA32_FIXED_CTR0, IA32_FIXED_CTR1,
-        IA32_PERF_GLOBAL_CTRL, IA32_PERFEVTSEL0, IA32_PMC0, MsrAccess,
-    };
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
