@@ -5,11 +5,10 @@
 //! Bounds and Optimal Algorithms"): only the arm with the best mean so far
 //! and its two neighbours are candidates. Throughput is taken to be
 //! unimodal along a knob's ladder, so exploration walks from the default
-//! one step at a time and never jumps to the far end (a cache capacity of 4
-//! where 64 serves well costs a tenth of the hit rate). Among the
+//! one step at a time and never jumps to the far end. Among the
 //! candidates: a never-played one first, else the largest
 //! `mean + √(2 ln N / nᵢ) / 32` (see [`EXPLORATION_SHIFT`]). Rewards are in [`Q`] units (0 = worst, `Q` =
-//! best; the engine's normalisation is documented at `Engine::reward`).
+//! best; the engine's normalisation is documented at `Engine::rescore`).
 
 use super::fixed::{Q, isqrt, ln_q};
 
