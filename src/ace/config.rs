@@ -21,9 +21,10 @@ pub struct AceConfig {
     /// intervals run with the knobs ACE started from; with knobs of its
     /// own, [`latency_intervals`](Self::latency_intervals) intervals in a
     /// row whose mean is above this share of the baseline start a probe:
-    /// one interval with the starting knobs. If it is under the limit, ACE
-    /// switches off (its knobs were the cause); if not, the workload
-    /// changed, and its latency becomes the baseline.
+    /// one interval with the starting knobs. If ACE's knobs were slower
+    /// than the probe by this share, they were the cause: ACE switches off
+    /// when two probes in a row say so; if not, the workload changed, and
+    /// the probe's latency becomes the baseline.
     /// One slow path counts at most 16 times the baseline (a preempted
     /// thread is not a slow allocator). The fast path is not timed (it
     /// would cost more than it measures).
@@ -41,7 +42,7 @@ pub struct AceConfig {
 impl AceConfig {
     /// Fast 500 ms, slow 30 s, 2 s bandit epochs, a 200 µs tick budget,
     /// no committed cap, slow paths at three times their baseline latency
-    /// for three intervals switch ACE off, 256 pages (1 MiB) per scavenge,
+    /// for three intervals start a latency probe, 256 pages (1 MiB) per scavenge,
     /// restore after two stable slow intervals.
     pub const DEFAULT: AceConfig = AceConfig {
         fast_ms: 500,

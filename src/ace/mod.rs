@@ -17,8 +17,9 @@
 //!                     (not the bundle width: the bandit's)
 //!          guards:    tick over budget ×3, committed over cap,
 //!                     slow-path latency over its baseline ×3 → starting
-//!                     knobs for one interval: fast again → ACE off
-//!                     (slow still: the workload's doing → new baseline)
+//!                     knobs for one interval: fast again in two probes
+//!                     in a row → ACE off (slow still: the workload's
+//!                     doing → new baseline)
 //!          trace ring ──► Ace::report ──► Allocator::ace_stats (stats API)
 //! ```
 //!
