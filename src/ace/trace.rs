@@ -140,13 +140,12 @@ impl Trace {
 
     /// Records a decision (giving it the next `seq`) and logs it through
     /// the `log` crate when that feature is on.
-    pub fn record(&mut self, mut decision: Decision) -> Decision {
+    pub fn record(&mut self, mut decision: Decision) {
         self.recorded += 1;
         decision.seq = self.recorded;
         self.ring[(self.recorded % TRACE_LEN as u64) as usize] = Some(decision);
         #[cfg(feature = "log")]
         log::info!("acealloc ace: {decision}");
-        decision
     }
 
     /// Decisions recorded in all.
