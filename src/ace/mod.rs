@@ -241,6 +241,7 @@ impl Ace {
             return;
         }
         let start = target.now();
+        let fast = self.fast.load(Relaxed);
         if let Some(slot) = self.cpus.get(target.current_cpu()) {
             if let Some(hw) = hw {
                 slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
@@ -249,12 +250,12 @@ impl Ace {
             // This CPU's own work: once a fast interval, give back what its
             // cache holds if it has been idle since the last check, within
             // the tick budget.
-            if start.wrapping_sub(slot.idle_check_at.load(Relaxed)) >= self.fast.load(Relaxed) {
+            if start.wrapping_sub(slot.idle_check_at.load(Relaxed)) >= fast {
                 slot.idle_check_at.store(start, Relaxed);
                 target.flush_idle_caches(start.saturating_add(self.budget.load(Relaxed)));
             }
         }
-        if start.wrapping_sub(self.last_fast.load(Relaxed)) < self.fast.load(Relaxed) {
+        if start.wrapping_sub(self.last_fast.load(Relaxed)) < fast {
             return;
         }
         let Some(mut engine) = self.engine.try_lock() else {
