@@ -318,6 +318,11 @@ struct Trend {
 }
 
 impl Trend {
+    const NEW: Trend = Trend {
+        mean: 0,
+        primed: false,
+    };
+
     /// Whether `value` is up on the average (by a quarter plus `floor`).
     /// A rise becomes the new average (so one step change fires once, not
     /// until the average catches up); other values are folded in. The
@@ -919,11 +924,4 @@ fn penalty(m: &Metrics) -> u64 {
     );
     let idle = share_q(m.committed.saturating_sub(m.live), m.committed);
     (misses + 2 * waits + idle) / 4
-}
-
-impl Trend {
-    const NEW: Trend = Trend {
-        mean: 0,
-        primed: false,
-    };
 }
