@@ -37,17 +37,22 @@ const TEXT: u32 = 16;
 const CAPTION: u32 = 22;
 const HEADING: u32 = 28;
 
+/// Registers DejaVu Sans as plotters' "sans-serif" (once per process), the font every plot uses.
+pub fn register_sans_serif() {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        // DejaVu Sans is a valid TrueType font; registering it cannot fail.
+        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+    });
+}
+
 /// Writes the plots into `dir`; returns their paths.
 pub fn charts(
     dir: &Path,
     cells: &[Cell],
     summaries: &[Vec<Summary>],
 ) -> Result<Vec<PathBuf>, String> {
-    static FONT: Once = Once::new();
-    FONT.call_once(|| {
-        // DejaVu Sans is a valid TrueType font; registering it cannot fail.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
+    register_sans_serif();
     let panels = |metric: Metric, figure: &dyn Fn(&Summary) -> Option<(f64, String)>, axis| {
         cells
             .iter()

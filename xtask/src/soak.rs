@@ -18,10 +18,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Once;
 
 use plotters::prelude::*;
-use plotters::style::{FontStyle, register_font};
 
 /// The epoch line's memory and provider fields, in the CSV's order after `epoch`, `secs`,
 /// `cpu_secs`, `ops`, `mops_per_sec` and `load1`.
@@ -292,11 +290,7 @@ fn number(text: &str) -> Result<f64, String> {
 
 /// RSS (MiB, left) and throughput (M ops/s, right) against time.
 fn plot(path: &Path, name: &str, epochs: &[Epoch]) -> Result<(), Box<dyn std::error::Error>> {
-    static FONT: Once = Once::new();
-    FONT.call_once(|| {
-        // DejaVu Sans is a valid TrueType font; registering it cannot fail.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
+    crate::plot::register_sans_serif();
     let mut t = 0.0;
     let points: Vec<(f64, f64, f64)> = epochs
         .iter()
