@@ -177,10 +177,7 @@ pub struct Record {
 
 impl Record {
     pub fn ace_field(&self, key: &str) -> Option<&str> {
-        self.ace
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        bench::field(&self.ace, key)
     }
 
     /// The throughput of a good run (complete, checks passed).
@@ -228,7 +225,7 @@ impl Session<'_> {
             .as_deref()
             .ok()
             .and_then(|out| out.lines().find_map(|l| l.strip_prefix("ACE ")))
-            .map_or(Vec::new(), parse_fields);
+            .map_or(Vec::new(), bench::parse_fields);
         let what = format!(
             "{} {} ({}, round {})",
             self.workload,
@@ -240,8 +237,8 @@ impl Session<'_> {
             round + 1
         );
         let mut line = bench::run_line(&what, &result, started);
-        if let Some(knobs) = ace.iter().find(|(k, _)| k == "knobs") {
-            line += &format!(", ACE left knobs {}", knobs.1);
+        if let Some(knobs) = bench::field(&ace, "knobs") {
+            line += &format!(", ACE left knobs {knobs}");
         }
         bench::say(self.bar, &line);
         self.bar.inc(1);
@@ -257,14 +254,6 @@ impl Session<'_> {
         });
         self.records.last().expect("just pushed")
     }
-}
-
-/// `key=value key=value …` as pairs.
-fn parse_fields(line: &str) -> Vec<(String, String)> {
-    line.split(' ')
-        .filter_map(|f| f.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Runs the evaluation; true when every run reported and passed its data checks.
@@ -394,7 +383,7 @@ mod tests {
 
     #[test]
     fn ace_lines_parse() {
-        let f = parse_fields("enabled=1 off_reason=- decisions=11 knobs=32,32,32");
+        let f = bench::parse_fields("enabled=1 off_reason=- decisions=11 knobs=32,32,32");
         assert_eq!(f.len(), 4);
         assert_eq!(f[3], ("knobs".into(), "32,32,32".into()));
     }

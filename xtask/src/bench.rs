@@ -33,7 +33,7 @@ pub use report::{load_average, machine, now_utc, sig3};
 use results::Record;
 pub use results::{Stat, Summary, quoted};
 use runner::Runner;
-pub use runner::{Outcome, parse_result, run_to_end};
+pub use runner::{Outcome, field, parse_fields, parse_result, run_to_end};
 
 /// Options of `cargo xtask bench`.
 struct Options {

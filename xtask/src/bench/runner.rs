@@ -28,11 +28,24 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn field(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        field(&self.fields, key)
     }
+}
+
+/// `key=value key=value …` (a `RESULT` or `ACE` line's body) as pairs.
+pub fn parse_fields(line: &str) -> Vec<(String, String)> {
+    line.split(' ')
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The value of `key` among `fields`.
+pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Runs the bench binary's processes.
@@ -191,18 +204,8 @@ pub fn parse_result(stdout: &str) -> Result<Outcome, String> {
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
         .ok_or("no RESULT line")?;
-    let fields: Vec<(String, String)> = line
-        .split(' ')
-        .filter_map(|f| f.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let get = |key: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .ok_or(format!("RESULT line without {key}"))
-    };
+    let fields = parse_fields(line);
+    let get = |key: &str| field(&fields, key).ok_or(format!("RESULT line without {key}"));
     let number = |key: &str| -> Result<f64, String> {
         get(key)?
             .parse()
