@@ -61,10 +61,7 @@ fn kernel(root: &Path, name: &str, seconds: Option<u64>) -> Result<bool, String>
         run.timeout_secs = seconds + TIMEOUT_MARGIN_SECS;
     }
     qemu::build(root, std::slice::from_ref(&run))?;
-    let log_dir = root.join("target/qemu-logs");
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
-    let verdict = qemu::run(root, &run, &log_dir)?;
+    let verdict = qemu::run(root, &run)?;
     println!("{}", verdict.line);
     Ok(verdict.passed)
 }

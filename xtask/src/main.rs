@@ -164,12 +164,9 @@ fn run_qemu(root: &Path, options: &QemuOptions) -> Result<Vec<Verdict>, String> 
     toolchain::ensure_target(qemu::TARGET)?;
     qemu::build(root, &runs)?;
 
-    let log_dir = root.join("target/qemu-logs");
-    std::fs::create_dir_all(&log_dir)
-        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
     let mut verdicts = Vec::new();
     for run in &runs {
-        let verdict = qemu::run(root, run, &log_dir)?;
+        let verdict = qemu::run(root, run)?;
         println!("{}", verdict.line);
         verdicts.push(verdict);
     }

@@ -34,6 +34,8 @@ pub const TARGET: &str = "x86_64-unknown-none";
 const KERNEL_TARGET_DIR: &str = "qemu-tests/target";
 /// Every kernel is linked to run where it is loaded (see `.cargo/config.toml`).
 const STATIC_RELOCATION: &str = "-Crelocation-model=static";
+/// Where each run's serial output is kept, under the repository root.
+const LOG_DIR: &str = "target/qemu-logs";
 const MEMORY: &str = "512M";
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -174,8 +176,11 @@ fn keep_static_relocation(command: &mut Command) {
     }
 }
 
-/// Runs `run` in QEMU, streaming its serial output to stdout and `<log_dir>/<run>.log`.
-pub fn run(root: &Path, run: &Run, log_dir: &Path) -> Result<Verdict, String> {
+/// Runs `run` in QEMU, streaming its serial output to stdout and `target/qemu-logs/<run>.log`.
+pub fn run(root: &Path, run: &Run) -> Result<Verdict, String> {
+    let log_dir = root.join(LOG_DIR);
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
     let kernel = root
         .join(KERNEL_TARGET_DIR)
         .join(TARGET)
