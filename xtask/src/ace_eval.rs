@@ -261,13 +261,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let options = Options::parse(args)?;
     let bench = bench::build(root, false)?;
     let (date, time) = bench::now_utc();
-    let name = if options.quick {
-        format!("{date}-quick")
-    } else {
-        date.clone()
-    };
-    let dir = root.join("bench-results/ace-eval").join(name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = bench::results_dir(&root.join("bench-results/ace-eval"), &date, options.quick)?;
     let load_start = bench::load_average();
     let started = Instant::now();
     let workloads = options.workloads();
@@ -316,13 +310,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         options: format!("{options:?}"),
         quick: options.quick,
     };
-    let write = |file: &str, text: &str| {
-        let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    write("results.csv", &report::csv(&records))?;
-    let markdown = report::markdown(&context, &summaries);
-    write("results.md", &markdown)?;
+    bench::write(&dir, "results.csv", &report::csv(&records))?;
+    bench::write(&dir, "results.md", &report::markdown(&context, &summaries))?;
     println!("\n{}", report::table(&summaries));
     println!("wrote {}/results.csv and results.md", dir.display());
 

@@ -101,13 +101,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     }
 
     let (date, time) = report::now_utc();
-    let name = if options.quick {
-        format!("{date}-quick")
-    } else {
-        date.clone()
-    };
-    let dir = root.join("bench-results").join(name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dir = results_dir(&root.join("bench-results"), &date, options.quick)?;
     let load_start = report::load_average();
     let started = Instant::now();
     let mut runner = Runner::new(
@@ -138,12 +132,8 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         &summaries,
         &targets,
     );
-    let write = |file: &str, text: &str| {
-        let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    write("results.csv", &results::csv(&cells, &records))?;
-    write("results.md", &markdown)?;
+    write(&dir, "results.csv", &results::csv(&cells, &records))?;
+    write(&dir, "results.md", &markdown)?;
     let plots = plot::charts(&dir, &cells, &summaries)?;
 
     let failures: Vec<String> = records
@@ -258,6 +248,23 @@ fn execute(cells: &[Cell], plan: &[Run], runner: &mut Runner) -> Vec<Record> {
     }
     bar.finish_and_clear();
     records
+}
+
+/// One run's directory under `base`, created: `<date>`, or `<date>-quick` for a quick run.
+pub fn results_dir(base: &Path, date: &str, quick: bool) -> Result<PathBuf, String> {
+    let dir = base.join(if quick {
+        format!("{date}-quick")
+    } else {
+        date.to_string()
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Writes `text` into `dir/file`.
+pub fn write(dir: &Path, file: &str, text: &str) -> Result<(), String> {
+    let path = dir.join(file);
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// A progress bar over `len` runs on a terminal, hidden otherwise (then [`say`] prints plain
