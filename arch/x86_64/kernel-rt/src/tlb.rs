@@ -74,16 +74,13 @@ pub fn counts(cpu: usize) -> Counts {
 /// context works: interrupts masked or not, interrupt handlers, several CPUs at once (calls are
 /// served one at a time); it masks interrupts itself while it runs.
 pub fn shootdown(start: VirtAddr, pages: usize) {
-    let were_enabled = interrupts::are_enabled();
-    interrupts::disable();
-    invalidate(start.as_u64(), pages);
-    let others = cpu_count() - 1;
-    if others > 0 {
-        send_and_wait(start.as_u64(), pages, others);
-    }
-    if were_enabled {
-        interrupts::enable();
-    }
+    interrupts::without_interrupts(|| {
+        invalidate(start.as_u64(), pages);
+        let others = cpu_count() - 1;
+        if others > 0 {
+            send_and_wait(start.as_u64(), pages, others);
+        }
+    });
 }
 
 /// Posts the request to the `others` CPUs, interrupts them and waits for their acknowledgements.
