@@ -7,9 +7,10 @@
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU, streaming its table to the terminal;
 //!   `demo --ace` with ACE tuning the knobs; `demo --hosted` runs the hosted demo
 //!   (`examples/demo.rs`) instead (`demo.rs`).
+//! - `bench` sets acealloc against the other allocators, one process per run, and writes the
+//!   results and plots (`bench.rs`).
 //! - `soak` runs `mixed-ws400` for minutes in one process and reports RSS drift and the spread
 //!   of throughput (`soak.rs`).
-//!
 //! - `ace-eval` sets ACE against ACE off and the best static knobs a grid search finds, on five
 //!   workloads (`ace_eval.rs`).
 //!
