@@ -302,11 +302,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     bar.finish_and_clear();
 
     let context = report::Context {
-        date,
-        time,
-        machine: bench::machine(root),
-        minutes: started.elapsed().as_secs_f64() / 60.0,
-        load: format!("{load_start} → {}", bench::load_average()),
+        provenance: bench::Provenance::ended(root, date, time, started, &load_start),
         options: format!("{options:?}"),
         quick: options.quick,
     };

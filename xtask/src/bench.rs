@@ -29,7 +29,7 @@ use crate::plot;
 use crate::toolchain::cargo;
 use matrix::Run;
 pub use matrix::{Cell, Metric};
-pub use report::{load_average, machine, now_utc, sig3};
+pub use report::{Provenance, load_average, now_utc, sig3};
 use results::Record;
 pub use results::{Stat, Summary, quoted};
 use runner::Runner;
@@ -115,15 +115,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let summaries = results::summarize(&cells, &records);
     let targets = targets::judge(&cells, &summaries);
     let context = report::Context {
-        date,
-        time,
-        machine: report::machine(root),
+        provenance: Provenance::ended(root, date, time, started, &load_start),
         quick: options.quick,
         repeats: options.repeats,
         jemalloc,
-        minutes: started.elapsed().as_secs_f64() / 60.0,
         time_limit_secs: options.time_limit_secs(),
-        load: format!("{load_start} → {}", report::load_average()),
     };
     let markdown = report::markdown(
         &context,

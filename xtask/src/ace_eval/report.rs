@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::grid::{AXES, Screening, Setting};
 use super::{Arm, Record, Stage, stat};
-use crate::bench::{Stat, quoted, sig3};
+use crate::bench::{Provenance, Stat, quoted, sig3};
 
 /// ACE within this share of the oracle.
 const NEAR_ORACLE: f64 = 0.95;
@@ -255,13 +255,9 @@ pub fn table(summaries: &[Summary]) -> String {
     out
 }
 
-/// Where and when the evaluation ran, and how.
+/// How the evaluation ran.
 pub struct Context {
-    pub date: String,
-    pub time: String,
-    pub machine: String,
-    pub minutes: f64,
-    pub load: String,
+    pub provenance: Provenance,
     pub options: String,
     pub quick: bool,
 }
@@ -274,18 +270,11 @@ pub fn markdown(ctx: &Context, summaries: &[Summary]) -> String {
     } else {
         "full run"
     };
-    let _ = writeln!(md, "# ACE against ACE off and the oracle: {}\n", ctx.date);
-    let _ = writeln!(
-        md,
-        "- {kind}, started {} {} UTC, {:.1} minutes, written by `cargo xtask ace-eval` \
-         (method: `docs/bench/ace-eval.md`)",
-        ctx.date, ctx.time, ctx.minutes
-    );
-    let _ = writeln!(md, "- machine: {}", ctx.machine);
-    let _ = writeln!(
-        md,
-        "- load average (1, 5, 15 min) at start and end: {}",
-        ctx.load
+    ctx.provenance.header(
+        &mut md,
+        "ACE against ACE off and the oracle",
+        kind,
+        "`cargo xtask ace-eval` (method: `docs/bench/ace-eval.md`)",
     );
     let _ = writeln!(md, "- options: `{}`", ctx.options);
     md.push_str(

@@ -4,24 +4,67 @@
 use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::matrix::{Cell, Metric, REFERENCE};
 use super::results::{Stat, Summary};
 use super::targets::Target;
 
-/// Where and when the run happened, and how.
-pub struct Context {
+/// When, where and under what load a task's runs happened: what every results file says first.
+pub struct Provenance {
     pub date: String,
-    /// When the run started, `HH:MM` UTC.
+    /// When the runs started, `HH:MM` UTC.
     pub time: String,
     pub machine: String,
+    pub minutes: f64,
+    /// The load average at the start and at the end.
+    pub load: String,
+}
+
+impl Provenance {
+    /// Runs that started on `date` at `time` (at `started`, under load `load_start`) and have
+    /// just ended.
+    pub fn ended(
+        root: &Path,
+        date: String,
+        time: String,
+        started: Instant,
+        load_start: &str,
+    ) -> Provenance {
+        Provenance {
+            date,
+            time,
+            machine: machine(root),
+            minutes: started.elapsed().as_secs_f64() / 60.0,
+            load: format!("{load_start} → {}", load_average()),
+        }
+    }
+
+    /// The file's title, then a line on the runs (`kind`, start, length, the task that wrote the
+    /// file: `by`), the machine and the load.
+    pub fn header(&self, md: &mut String, title: &str, kind: &str, by: &str) {
+        let _ = writeln!(md, "# {title}: {}\n", self.date);
+        let _ = writeln!(
+            md,
+            "- {kind}, started {} {} UTC, {:.1} minutes, written by {by}",
+            self.date, self.time, self.minutes
+        );
+        let _ = writeln!(md, "- machine: {}", self.machine);
+        let _ = writeln!(
+            md,
+            "- load average (1, 5, 15 min) at start and end: {}",
+            self.load
+        );
+    }
+}
+
+/// How the benchmark ran.
+pub struct Context {
+    pub provenance: Provenance,
     pub quick: bool,
     pub repeats: u32,
     pub jemalloc: bool,
-    pub minutes: f64,
     pub time_limit_secs: u64,
-    pub load: String,
 }
 
 /// `YYYY-MM-DD` and `HH:MM` (UTC) now.
@@ -226,17 +269,11 @@ pub fn markdown(
     } else {
         "full run"
     };
-    let _ = writeln!(md, "# acealloc benchmark results: {}\n", ctx.date);
-    let _ = writeln!(
-        md,
-        "- {kind}, started {} {} UTC, {:.1} minutes, written by `cargo xtask bench`",
-        ctx.date, ctx.time, ctx.minutes
-    );
-    let _ = writeln!(md, "- machine: {}", ctx.machine);
-    let _ = writeln!(
-        md,
-        "- load average (1, 5, 15 min) at start and end: {}",
-        ctx.load
+    ctx.provenance.header(
+        &mut md,
+        "acealloc benchmark results",
+        kind,
+        "`cargo xtask bench`",
     );
     let _ = writeln!(md, "- peers: {peers}");
     if !ctx.jemalloc {
