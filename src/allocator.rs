@@ -441,12 +441,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.give_to_depot(class, bundle);
     }
 
-    /// Blocks to move per bundle for `class`: never more than a cache holds.
+    /// Blocks to move per bundle for `class`: never more than a cache holds
+    /// (scaling is monotone, so capping the knob caps the scaled width).
     fn bundle_width(&self, class: Class) -> u32 {
-        let size = size_class::size_of(class);
-        let (cache_bytes, _) = self.class_ceilings();
-        let width = Knobs::scaled_within(self.knobs.bundle_width.load(Relaxed), size, cache_bytes);
-        width.min(self.cache_capacity(self.knobs.cache_capacity.load(Relaxed), class))
+        let knob = self.knobs.bundle_width.load(Relaxed);
+        self.cache_capacity(knob.min(self.knobs.cache_capacity.load(Relaxed)), class)
     }
 
     /// Byte ceilings of one class's cache on one CPU and of its depot: the
