@@ -939,7 +939,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 let Some(mut d) = depot.try_lock() else {
                     continue;
                 };
-                while d.empty_slabs > self.slab_reserve(class) {
+                let reserve = self.slab_reserve(class);
+                while d.empty_slabs > reserve {
                     if !in_time() {
                         break 'classes;
                     }
