@@ -640,10 +640,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.flush_cache(cache);
         }
         if !Pl::EXCLUSIVE_CPU {
-            let caches = self.caches.load(Acquire);
-            for cpu in 0..self.cpus.load(Relaxed) {
-                // SAFETY: `caches` holds `cpus` live caches (init).
-                let cache = unsafe { &*caches.add(cpu) };
+            for cache in self.cpu_caches() {
                 if cache.try_lock() {
                     self.flush_cache(cache);
                     cache.unlock();
