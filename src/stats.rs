@@ -276,12 +276,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             t.depot_spins += depot.spins.load(Relaxed);
             t.depot_backlog += depot.backlog_hint.load(Relaxed);
         }
-        t.slow_paths = self.direct_slow.count.load(Relaxed);
-        t.slow_path_time = self.direct_slow.time.load(Relaxed);
-        for cache in caches {
-            t.slow_paths += cache.slow.count.load(Relaxed);
-            t.slow_path_time = t.slow_path_time.wrapping_add(cache.slow.time.load(Relaxed));
-        }
+        (t.slow_paths, t.slow_path_time) = self.slow_path_totals();
         let c = &self.counters;
         t.provider_calls =
             c.alloc_calls.load(Relaxed) + c.free_calls.load(Relaxed) + c.resize_calls.load(Relaxed);
@@ -307,13 +302,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             contended += depot.contended.load(Relaxed);
             spins += depot.spins.load(Relaxed);
         }
-        let (mut slow_paths, mut slow_path_time) = (
-            self.direct_slow.count.load(Relaxed),
-            self.direct_slow.time.load(Relaxed),
-        );
         for cache in self.cpu_caches() {
-            slow_paths += cache.slow.count.load(Relaxed);
-            slow_path_time = slow_path_time.wrapping_add(cache.slow.time.load(Relaxed));
             for ((c, slot), cold) in classes.iter_mut().zip(&cache.classes).zip(&cache.misses) {
                 c.allocs += slot.allocs.load(Relaxed);
                 c.frees += slot.frees.load(Relaxed);
@@ -327,6 +316,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .iter()
             .map(|c| c.live_blocks() * c.size as u64)
             .sum();
+        let (slow_paths, slow_path_time) = self.slow_path_totals();
         let counters = &self.counters;
         Stats {
             committed_bytes: counters.committed.load(Relaxed),
@@ -356,5 +346,19 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             slow_paths,
             slow_path_time,
         }
+    }
+
+    /// Allocation slow paths run and the time they took, all CPUs and the
+    /// direct path together (see [`Stats::slow_paths`]).
+    fn slow_path_totals(&self) -> (u64, u64) {
+        let (mut count, mut time) = (
+            self.direct_slow.count.load(Relaxed),
+            self.direct_slow.time.load(Relaxed),
+        );
+        for cache in self.cpu_caches() {
+            count += cache.slow.count.load(Relaxed);
+            time = time.wrapping_add(cache.slow.time.load(Relaxed));
+        }
+        (count, time)
     }
 }
