@@ -15,7 +15,7 @@
 //! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
-//! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`] |
+//! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`](crate::Knobs::DEFAULT) |
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::CStr;
@@ -23,7 +23,7 @@ use core::fmt::Write;
 
 use crate::ace::AceReport;
 use crate::provider::{DecommitMode, MmapProvider};
-use crate::{Allocator, Config, Knobs, Misuse, Platform, Profile, Stats};
+use crate::{Allocator, Config, Misuse, Platform, Profile, Stats};
 
 /// Platform of a hosted Linux process: CPU index from restartable
 /// sequences (or `sched_getcpu`), no interrupt masking, so per-CPU caches
@@ -184,16 +184,18 @@ fn config_from_env() -> Config {
     if let Some(checks) = env_number("ACEALLOC_CHECKS") {
         config.checks = checks != 0;
     }
+    // Each knob keeps its default (`Config::DEFAULT`'s) unless set.
     let knobs = &mut config.knobs;
-    let defaults = Knobs::DEFAULT;
-    knobs.cache_capacity =
-        env_number("ACEALLOC_CACHE_CAPACITY").map_or(defaults.cache_capacity, |v| v as u32);
-    knobs.bundle_width =
-        env_number("ACEALLOC_BUNDLE_WIDTH").map_or(defaults.bundle_width, |v| v as u32);
-    knobs.drain_threshold =
-        env_number("ACEALLOC_DRAIN_THRESHOLD").map_or(defaults.drain_threshold, |v| v as u32);
-    knobs.release_pages =
-        env_number("ACEALLOC_RELEASE_PAGES").map_or(defaults.release_pages, |v| v as u32);
+    for (name, knob) in [
+        ("ACEALLOC_CACHE_CAPACITY", &mut knobs.cache_capacity),
+        ("ACEALLOC_BUNDLE_WIDTH", &mut knobs.bundle_width),
+        ("ACEALLOC_DRAIN_THRESHOLD", &mut knobs.drain_threshold),
+        ("ACEALLOC_RELEASE_PAGES", &mut knobs.release_pages),
+    ] {
+        if let Some(value) = env_number(name) {
+            *knob = value as u32;
+        }
+    }
     config.misuse_hook = Some(report_and_abort);
     config
 }
