@@ -921,17 +921,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// kernels the provider's decommit flushes the TLB, which must then be
     /// callable with interrupts masked.
     pub fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
-        if !self.is_initialized() {
-            return 0;
-        }
-        let irq = Pl::irq_save();
-        let mut done = 0;
         let in_time = || Pl::now() < deadline;
         // Page lock, then depot locks: the reverse of the usual order, which
         // is safe because both are only tried.
-        if let Some(mut guard) = self.pages.try_lock()
-            && let Some(pages) = guard.as_mut()
-        {
+        self.try_with_pages(|pages| {
             'classes: for (class, depot) in self.depots.iter().enumerate() {
                 let Some(mut d) = depot.try_lock() else {
                     continue;
@@ -947,10 +940,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                     self.release_slab_to(pages, empty);
                 }
             }
-            done = pages.scavenge(max_pages, in_time, &self.counters);
-        }
-        Pl::irq_restore(irq);
-        done
+            pages.scavenge(max_pages, in_time, &self.counters)
+        })
     }
 
     /// Returns the blocks cached by CPUs that did no allocator work since
@@ -967,33 +958,41 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// (its slabs that empty, each a decommit in LEAN) finishes after it. A
     /// cache left part-flushed stays idle and is finished at the next call.
     pub fn flush_idle_caches(&self, deadline: u64) -> u64 {
-        if !self.is_initialized() {
-            return 0;
-        }
-        let irq = Pl::irq_save();
-        let mut returned = 0;
-        if let Some(mut guard) = self.pages.try_lock()
-            && let Some(pages) = guard.as_mut()
-        {
+        self.try_with_pages(|pages| {
             let caches = self.cpu_caches();
             if Pl::EXCLUSIVE_CPU {
                 // Interrupts are masked: this CPU's section is ours.
                 let own = caches.get(Pl::current_cpu());
-                returned = own.map_or(0, |cache| self.flush_if_idle(cache, pages, deadline));
-            } else {
-                for cache in caches {
-                    if Pl::now() >= deadline {
-                        break;
-                    }
-                    if cache.try_lock() {
-                        returned += self.flush_if_idle(cache, pages, deadline);
-                        cache.unlock();
-                    }
+                return own.map_or(0, |cache| self.flush_if_idle(cache, pages, deadline));
+            }
+            let mut returned = 0;
+            for cache in caches {
+                if Pl::now() >= deadline {
+                    break;
+                }
+                if cache.try_lock() {
+                    returned += self.flush_if_idle(cache, pages, deadline);
+                    cache.unlock();
                 }
             }
+            returned
+        })
+    }
+
+    /// Runs `f` with the page layer, interrupts masked, if the allocator is
+    /// initialised and the page lock is free; otherwise nothing (zero). For
+    /// the tick's calls, which must never wait.
+    fn try_with_pages<R: Default>(&self, f: impl FnOnce(&mut Pages<P>) -> R) -> R {
+        if !self.is_initialized() {
+            return R::default();
         }
+        let irq = Pl::irq_save();
+        let result = match self.pages.try_lock() {
+            Some(mut guard) => guard.as_mut().map_or_else(R::default, f),
+            None => R::default(),
+        };
         Pl::irq_restore(irq);
-        returned
+        result
     }
 
     /// Flushes `cache` (whose section the caller is in) to the slabs if it
