@@ -116,7 +116,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
                 release_pages: AtomicU32::new(Knobs::DEFAULT.release_pages),
             },
-            profile: AtomicU8::new(1),
+            profile: AtomicU8::new(Profile::Balanced.index()),
             flush_requests: AtomicU32::new(0),
             prewarm_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),

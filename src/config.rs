@@ -59,7 +59,7 @@ impl Profile {
     }
 
     /// The profile as a small integer (for an atomic), and back.
-    pub(crate) fn index(self) -> u8 {
+    pub(crate) const fn index(self) -> u8 {
         self as u8
     }
 
