@@ -288,7 +288,7 @@ mod tests {
     }
 
     #[test]
-    fn env_values_are_read_without_allocating() {
+    fn env_values_are_read_and_parsed_as_numbers() {
         // SAFETY: single-threaded test; nothing else reads the environment now.
         unsafe { libc::setenv(c"ACEALLOC_TEST_VALUE".as_ptr(), c" 42 ".as_ptr(), 1) };
         assert_eq!(env("ACEALLOC_TEST_VALUE"), Some(&b" 42 "[..]));
