@@ -5,8 +5,8 @@
 //!
 //! `cargo run --release --features std --example demo [seconds] [threads]`
 //!
-//! With `ACEALLOC_ACE=1` the adaptive control engine runs from a ticker
-//! thread (`ACEALLOC_ACE_FAST_MS`, `ACEALLOC_ACE_SLOW_S`; `ACEALLOC_ACE_LOG=1`
+//! With `ACEALLOC_ACE=1` the adaptive control engine runs from the
+//! background thread the global allocator starts itself (`ACEALLOC_ACE_FAST_MS`, `ACEALLOC_ACE_SLOW_S`; `ACEALLOC_ACE_LOG=1`
 //! prints decisions as they happen): the knob columns show its moves, and its
 //! status and decision trace, read through the statistics API
 //! (`HostedAlloc::ace_stats`), are printed at the end.
@@ -14,15 +14,12 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use acealloc::ace::{Ace, ticker};
 use acealloc::hosted::HostedAlloc;
 
 #[global_allocator]
 static A: HostedAlloc = HostedAlloc::new();
 
 static STOP: AtomicBool = AtomicBool::new(false);
-
-static ACE: Ace = Ace::new();
 
 /// xorshift64: a fast reproducible random source.
 struct Rng(u64);
@@ -67,8 +64,6 @@ fn main() {
         .map(|a| a.parse::<u64>().expect("numbers"));
     let seconds = args.next().unwrap_or(5);
     let threads = args.next().unwrap_or(4);
-    // Attaches ACE to the allocator too: `A.ace_stats()` reports it.
-    let _ace = ticker::spawn_from_env(&ACE, A.allocator());
     let workers: Vec<_> = (0..threads)
         .map(|t| std::thread::spawn(move || mixed_ws400(0x9E37_79B9_7F4A_7C15 * (t + 1))))
         .collect();

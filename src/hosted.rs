@@ -16,12 +16,14 @@
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
 //! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`](crate::Knobs::DEFAULT) |
+//! | `ACEALLOC_ACE` | `1`: ACE runs from a background thread ([`ace::background`](crate::ace::background); its settings: [`ace::ticker`](crate::ace::ticker)) | off |
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::CStr;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::ace::AceReport;
+use crate::ace::{AceReport, background};
 use crate::provider::{DecommitMode, MmapProvider};
 use crate::{Allocator, Config, Misuse, Platform, Profile, Stats};
 
@@ -111,6 +113,10 @@ pub type HostedAllocator = Allocator<MmapProvider, HostedPlatform>;
 pub struct HostedAlloc {
     inner: HostedAllocator,
     setup: spin::Once<()>,
+    /// Initialised, and ACE's background thread started if asked for:
+    /// the one flag the allocation path reads (cleared in the child of a
+    /// fork, whose thread must start again).
+    ready: AtomicBool,
 }
 
 impl Default for HostedAlloc {
@@ -125,6 +131,7 @@ impl HostedAlloc {
         HostedAlloc {
             inner: Allocator::new(),
             setup: spin::Once::new(),
+            ready: AtomicBool::new(false),
         }
     }
 
@@ -140,19 +147,50 @@ impl HostedAlloc {
     }
 
     /// ACE's status and decision trace, when an engine is attached (as
-    /// `ace::ticker::spawn_from_env` does).
+    /// the background thread does with `ACEALLOC_ACE=1`).
     pub fn ace_stats(&self) -> Option<AceReport> {
         self.allocator().ace_stats()
     }
 
+    /// With `ACEALLOC_ACE=1`, starts ACE's background thread (once; see
+    /// [`ace::background`](crate::ace::background)); returns whether it
+    /// runs. The global allocator does this itself at the end of its first
+    /// allocation; a library whose first allocation may come before it is
+    /// ready to start threads (a C library under `LD_PRELOAD`, called from
+    /// the dynamic loader) calls it once its own set-up is done.
+    pub fn start_ace(&'static self) -> bool {
+        self.ensure_init();
+        self.inner.is_initialized() && ace_asked() && background::start(&self.inner, &self.ready)
+    }
+
     #[inline(always)]
     fn ensure_init(&self) {
-        if !self.inner.is_initialized() {
-            self.init_from_env();
+        if !self.ready.load(Ordering::Acquire) {
+            self.start_up();
         }
     }
 
+    /// Initialises the allocator (once), then, with `ACEALLOC_ACE=1` and
+    /// `self` in static storage (a `#[global_allocator]`: the background
+    /// thread keeps a reference for the life of the process), starts ACE's
+    /// background thread: after `init`, outside its `Once`, with no lock
+    /// held, so the allocations the thread's creation makes find the
+    /// allocator ready.
     #[cold]
+    fn start_up(&self) {
+        self.init_from_env();
+        if !self.inner.is_initialized() {
+            return;
+        }
+        self.ready.store(true, Ordering::Release);
+        if ace_asked() && in_static_storage(self) {
+            // SAFETY: `self` lies in a loaded object's data (`dladdr` found
+            // it there): static storage, which lives as long as the process.
+            let this: &'static HostedAlloc = unsafe { &*core::ptr::from_ref(self) };
+            background::start(&this.inner, &this.ready);
+        }
+    }
+
     fn init_from_env(&self) {
         self.setup.call_once(|| {
             let config = config_from_env();
@@ -162,6 +200,22 @@ impl HostedAlloc {
                 let _ = self.inner.init(provider, config);
             }
         });
+    }
+}
+
+/// Whether `ACEALLOC_ACE=1` (read without allocating).
+fn ace_asked() -> bool {
+    env_number("ACEALLOC_ACE") == Some(1)
+}
+
+/// Whether `value` lies in a loaded object's segments (its static data):
+/// `dladdr` finds no object for the stack or the heap.
+fn in_static_storage<T>(value: &T) -> bool {
+    // SAFETY: `dladdr` only reads the loader's tables and writes `info`, a
+    // local; it allocates nothing.
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        libc::dladdr(core::ptr::from_ref(value).cast(), &mut info) != 0
     }
 }
 

@@ -44,6 +44,8 @@ mod trace;
 mod ucb;
 
 #[cfg(feature = "std")]
+pub mod background;
+#[cfg(feature = "std")]
 pub mod perf;
 #[cfg(feature = "std")]
 pub mod ticker;

@@ -8,7 +8,8 @@
 //! (`pid` = the process id, `cpu` = -1: on whichever CPU it runs) and,
 //! through `inherit`, every thread it starts after the open (the kernel
 //! adds the inherited counts on each read). Open them before the worker
-//! threads start: `ticker::spawn_from_env` early in `main` does.
+//! threads start: `ticker::run` does when it starts, and the background
+//! thread when the first allocation starts it.
 //!
 //! What the kernel must offer: a PMU it exposes (virtual machines often
 //! have none: the open fails with `ENOENT`, `ENODEV` or `EOPNOTSUPP`), and

@@ -1,5 +1,7 @@
 //! The hosted ticker: a std program has no timer interrupt, so a
-//! background thread calls [`Ace::tick`] every fast interval, with the
+//! thread calls [`Ace::tick`] every fast interval (the program's own, with
+//! [`run`]; or, with `ACEALLOC_ACE=1` and `HostedAlloc` as the global
+//! allocator, the [`background`](super::background) thread it starts), with the
 //! process's hardware counts since the previous tick where the kernel
 //! offers them through `perf_event_open` ([`perf`](super::perf): LLC
 //! misses, cycles, instructions). Where it does not (this project's build
@@ -14,7 +16,7 @@
 //! | `ACEALLOC_ACE_LOG` | `1` prints every decision to stderr | off |
 
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use super::perf::{PerfCounters, Unavailable};
@@ -85,7 +87,7 @@ fn tick_until<T: Tunable>(
 }
 
 /// Prints the decisions after `seen` to stderr; returns the last `seq`.
-fn print_after(ace: &Ace, mut seen: u64) -> u64 {
+pub(super) fn print_after(ace: &Ace, mut seen: u64) -> u64 {
     let mut batch = [Decision::EMPTY; 16];
     loop {
         let n = ace.decisions(seen, &mut batch);
@@ -97,25 +99,4 @@ fn print_after(ace: &Ace, mut seen: u64) -> u64 {
             return seen;
         }
     }
-}
-
-/// With `ACEALLOC_ACE=1`: switches `ace` on for `target` with the
-/// environment's settings, attaches it to `target` (whose statistics then
-/// report it), opens the hardware counters (before this returns, so every
-/// thread the main thread starts afterwards counts) and starts a ticker
-/// thread (it ends when ACE is switched off). `None` when the environment
-/// leaves ACE off.
-pub fn spawn_from_env<T: Tunable + Sync>(
-    ace: &'static Ace,
-    target: &'static T,
-) -> Option<JoinHandle<()>> {
-    let config = config_from_env()?;
-    let log = log_from_env();
-    ace.enable(target, config, HOSTED_CLOCK_HZ);
-    target.attach(ace);
-    let hw = PerfCounters::open();
-    static NEVER: AtomicBool = AtomicBool::new(false);
-    Some(thread::spawn(move || {
-        tick_until(ace, target, config.fast_ms, &NEVER, log, hw)
-    }))
 }

@@ -1,0 +1,157 @@
+//! ACE's background thread: what jemalloc's `background_thread` is to its
+//! decay, for the hosted build. With `ACEALLOC_ACE=1` the hosted global
+//! allocator starts it itself ([`HostedAlloc`](crate::hosted::HostedAlloc)
+//! calls [`start`] at the end of its first allocation, after its own
+//! initialisation); a C library calls it once its own set-up is done.
+//!
+//! Where a thread can be started from inside an allocator:
+//! - not during initialisation: the thread is created after `init` has
+//!   returned, outside the `Once`, holding none of the allocator's locks
+//!   (a re-entrant allocation from `pthread_create`, as glibc makes for a
+//!   thread's TLS under `LD_PRELOAD`, finds the allocator ready);
+//! - not through `std::thread::spawn`: it allocates its handle through the
+//!   allocator being entered and panics when the thread cannot be made
+//!   (no panic may leave `alloc`). A raw `pthread_create` reports failure
+//!   as a code: ACE then stays off and the allocation goes on;
+//! - with every signal blocked in the new thread, so no handler of the
+//!   program ever runs on it;
+//! - across `fork`: a `pthread_atfork` handler waits (before the fork) for
+//!   a tick in progress to finish, so the child inherits no lock the ticker
+//!   held; in the child, where the thread does not exist, the next
+//!   allocation starts a new one. A process that exits just stops it.
+//!
+//! The thread itself then reads the settings (`ticker::config_from_env`,
+//! which allocates: it may, being an ordinary thread), switches the engine
+//! on, attaches it to the allocator and ticks until ACE is switched off.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering::SeqCst};
+use std::time::Duration;
+
+use super::perf::PerfCounters;
+use super::ticker::{self, HOSTED_CLOCK_HZ};
+use super::{Ace, Tunable};
+
+/// The engine the background thread runs (one per process).
+static ENGINE: Ace = Ace::new();
+
+/// Where the background thread is: not started, being started, running,
+/// or finished (ACE switched itself off: it is not started again).
+const IDLE: u8 = 0;
+const STARTING: u8 = 1;
+const RUNNING: u8 = 2;
+const FINISHED: u8 = 3;
+static STATE: AtomicU8 = AtomicU8::new(IDLE);
+/// Set around a fork: the thread skips its ticks meanwhile.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+/// Set while the thread is inside a tick.
+static TICKING: AtomicBool = AtomicBool::new(false);
+/// The flag of the allocator's fast path that the child of a fork clears,
+/// so that its next allocation comes back to [`start`].
+static RESTART: AtomicPtr<AtomicBool> = AtomicPtr::new(core::ptr::null_mut());
+static ATFORK: spin::Once<()> = spin::Once::new();
+
+/// The engine the background thread runs, for tests and statistics.
+pub fn engine() -> &'static Ace {
+    &ENGINE
+}
+
+/// Starts the background thread for `target`, unless it runs already (or
+/// ran and ACE switched itself off). `ready` is the flag whose clearing
+/// sends the target's allocations back to its slow start-up path: the
+/// child of a fork clears it so the thread starts again there. Returns
+/// whether the thread is running. Call it holding none of the target's
+/// locks; it allocates nothing itself (glibc's `pthread_create` may).
+pub fn start<T: Tunable + Sync + 'static>(target: &'static T, ready: &'static AtomicBool) -> bool {
+    if STATE
+        .compare_exchange(IDLE, STARTING, SeqCst, SeqCst)
+        .is_err()
+    {
+        return STATE.load(SeqCst) == RUNNING;
+    }
+    RESTART.store(core::ptr::from_ref(ready).cast_mut(), SeqCst);
+    ATFORK.call_once(|| {
+        // SAFETY: the handlers are `extern "C"` functions that only touch
+        // atomics (and `RESTART`'s flag, a `&'static AtomicBool`).
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(in_child)) };
+    });
+    let running = spawn(target);
+    STATE.store(if running { RUNNING } else { IDLE }, SeqCst);
+    running
+}
+
+/// Creates the thread with every signal blocked; whether it was created.
+fn spawn<T: Tunable + Sync + 'static>(target: &'static T) -> bool {
+    // SAFETY: plain libc calls on locals: the signal sets are initialised
+    // by `sigfillset`/`pthread_sigmask` before use, the thread id is
+    // written by `pthread_create`, and `run::<T>` receives `target`, which
+    // is `'static`, as its argument.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut thread: libc::pthread_t = core::mem::zeroed();
+        let arg = core::ptr::from_ref(target).cast_mut().cast::<c_void>();
+        let made = libc::pthread_create(&mut thread, core::ptr::null(), run::<T>, arg) == 0;
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        if made {
+            libc::pthread_detach(thread);
+        }
+        made
+    }
+}
+
+/// The thread: switches ACE on (unless it is on already, as in the child
+/// of a fork), then ticks every fast interval until ACE is switched off.
+extern "C" fn run<T: Tunable + Sync + 'static>(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `spawn` passes a `&'static T`.
+    let target: &'static T = unsafe { &*arg.cast::<T>() };
+    let config = ticker::config_from_env().unwrap_or_default();
+    if !ENGINE.is_enabled() {
+        ENGINE.enable(target, config, HOSTED_CLOCK_HZ);
+        target.attach(&ENGINE);
+    }
+    let log = ticker::log_from_env();
+    let mut hw = PerfCounters::open().ok();
+    let mut seen = 0;
+    while ENGINE.is_enabled() {
+        std::thread::sleep(Duration::from_millis(config.fast_ms.max(1)));
+        TICKING.store(true, SeqCst);
+        if !PAUSED.load(SeqCst) {
+            ENGINE.tick(target, hw.as_mut().map(PerfCounters::sample));
+        }
+        TICKING.store(false, SeqCst);
+        if log {
+            seen = ticker::print_after(&ENGINE, seen);
+        }
+    }
+    STATE.store(FINISHED, SeqCst);
+    core::ptr::null_mut()
+}
+
+/// Before a fork: no tick starts, and the one in progress ends, so the
+/// child inherits no lock the thread held.
+extern "C" fn before_fork() {
+    PAUSED.store(true, SeqCst);
+    while TICKING.load(SeqCst) {
+        core::hint::spin_loop();
+    }
+}
+
+extern "C" fn after_fork() {
+    PAUSED.store(false, SeqCst);
+}
+
+/// In the child: the thread was not copied; the next allocation starts it.
+extern "C" fn in_child() {
+    PAUSED.store(false, SeqCst);
+    TICKING.store(false, SeqCst);
+    if STATE.load(SeqCst) == RUNNING {
+        STATE.store(IDLE, SeqCst);
+        // SAFETY: `start` stored a `&'static AtomicBool` here.
+        if let Some(ready) = unsafe { RESTART.load(SeqCst).as_ref() } {
+            ready.store(false, SeqCst);
+        }
+    }
+}
