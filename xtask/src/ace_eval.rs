@@ -1,6 +1,10 @@
-//! `cargo xtask ace-eval`: ACE's A/B/oracle evidence (issue 6). For each of five workloads it
-//! sets ACE (acealloc BALANCED with the adaptive control engine) against BALANCED with its
-//! default knobs (ACE off) and against the best static knobs a grid search finds (the oracle).
+//! `cargo xtask ace-eval`: ACE's A/B/oracle evidence (issues 6 and 13). For each of five steady
+//! workloads it sets ACE (acealloc BALANCED with the adaptive control engine) against BALANCED
+//! with its default knobs (ACE off) and against the best static knobs a grid search finds (the
+//! oracle). For each phased workload (busy and quiet spells, or changing size mixes: where no
+//! static setting is right) the final also runs the static profiles FAST and LEAN, and every run
+//! reports its throughput over busy time and its time-averaged resident set (sampled from
+//! `/proc/PID/statm` every 10 ms while it runs): the target is FAST's speed at LEAN's memory.
 //!
 //! Two stages per workload (`docs/bench/ace-eval.md` says why):
 //! 1. screening (`grid.rs`): short runs of static knob settings, by coordinate descent from the
@@ -34,6 +38,12 @@ const WORKLOADS: [(&str, u32); 5] = [
     ("mixed-ws400", 1),
     ("producer-consumer", 2),
 ];
+
+/// The phased workloads (`bench/src/workloads/spells.rs`), in report order.
+const PHASED: [(&str, u32); 3] = [("phased-mix", 1), ("pipeline", 2), ("netbuf", 2)];
+
+/// The static profiles every phased workload's final also runs.
+const PROFILES: [&str; 2] = ["acealloc-fast", "acealloc-lean"];
 
 /// BALANCED: ACE off with the knobs given (the defaults unless `--knobs`), and ACE on.
 const OFF: &str = "acealloc-balanced";
@@ -74,8 +84,8 @@ impl Options {
             Options {
                 quick,
                 workloads: Vec::new(),
-                repeats: 5,
-                secs: 6.0,
+                repeats: 7,
+                secs: 5.0,
                 screen_secs: 1.5,
                 screen_repeats: 2,
                 finalists: 2,
@@ -118,7 +128,7 @@ impl Options {
             }
         }
         for name in &o.workloads {
-            if !WORKLOADS.iter().any(|(w, _)| w == name) {
+            if !WORKLOADS.iter().chain(&PHASED).any(|(w, _)| w == name) {
                 return Err(format!("unknown ace-eval workload {name}"));
             }
         }
@@ -128,28 +138,33 @@ impl Options {
         Ok(o)
     }
 
-    /// The workloads to run, in report order.
-    fn workloads(&self) -> Vec<(&'static str, u32)> {
-        WORKLOADS
-            .into_iter()
-            .filter(|(w, _)| self.workloads.is_empty() || self.workloads.iter().any(|n| n == w))
+    /// The workloads to run, in report order, and whether each is phased.
+    fn workloads(&self) -> Vec<(&'static str, u32, bool)> {
+        let steady = WORKLOADS.into_iter().map(|(w, t)| (w, t, false));
+        let phased = PHASED.into_iter().map(|(w, t)| (w, t, true));
+        steady
+            .chain(phased)
+            .filter(|(w, ..)| self.workloads.is_empty() || self.workloads.iter().any(|n| n == w))
             .collect()
     }
 }
 
-/// What one run measures: ACE off with given knobs, or ACE on (from the defaults).
+/// What one run measures: BALANCED with ACE off and given knobs, ACE on (from the defaults),
+/// or another static profile (the bench's allocator name) with its defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arm {
     Static(Setting),
     Ace,
+    Profile(&'static str),
 }
 
 impl Arm {
-    /// `64,32,256,1` or `ACE`.
+    /// `64,32,256,1`, `ACE`, or `FAST`.
     pub fn label(self) -> String {
         match self {
             Arm::Static(s) => s.label(),
             Arm::Ace => "ACE".into(),
+            Arm::Profile(name) => name.trim_start_matches("acealloc-").to_uppercase(),
         }
     }
 }
@@ -173,6 +188,8 @@ pub struct Record {
     pub result: Result<Outcome, String>,
     /// The `ACE …` line's fields (ACE runs only).
     pub ace: Vec<(String, String)>,
+    /// The run's resident set, KiB, averaged over its 10 ms samples.
+    pub rss_avg_kib: Option<f64>,
 }
 
 impl Record {
@@ -208,6 +225,7 @@ impl Session<'_> {
         match arm {
             Arm::Static(s) => command.args([OFF, "--knobs", &s.label()]),
             Arm::Ace => command.arg(ON),
+            Arm::Profile(name) => command.arg(name),
         };
         command.args(["--threads", &self.threads.to_string()]);
         command.args(["--secs", &secs.to_string()]);
@@ -216,7 +234,8 @@ impl Session<'_> {
             command.arg("--quick");
         }
         let started = Instant::now();
-        let stdout = bench::run_to_end(&mut command, Duration::from_secs_f64(secs + 120.0));
+        let (stdout, rss_avg_kib) =
+            bench::run_sampled(&mut command, Duration::from_secs_f64(secs + 120.0));
         let result = stdout
             .as_deref()
             .map_err(Clone::clone)
@@ -251,6 +270,7 @@ impl Session<'_> {
             secs,
             result,
             ace,
+            rss_avg_kib,
         });
         self.records.last().expect("just pushed")
     }
@@ -267,12 +287,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let workloads = options.workloads();
     let ladders = grid::Ladders::new(options.quick, options.full_grid);
     let screening_runs = ladders.screening_runs_at_most() * options.screen_repeats as usize;
-    let per_workload = screening_runs + (options.finalists + 2) * options.repeats as usize;
-    let bar = bench::progress_bar((per_workload * workloads.len()) as u64);
+    let runs: usize = workloads
+        .iter()
+        .map(|&(.., is_phased)| {
+            let arms = options.finalists + 2 + if is_phased { PROFILES.len() } else { 0 };
+            screening_runs + arms * options.repeats as usize
+        })
+        .sum();
+    let bar = bench::progress_bar(runs as u64);
 
     let mut records = Vec::new();
     let mut summaries = Vec::new();
-    for (workload, threads) in workloads {
+    let mut phased = Vec::new();
+    for (workload, threads, is_phased) in workloads {
         let mut session = Session {
             bench: &bench,
             quick: options.quick,
@@ -285,18 +312,29 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         let finalists = grid::finalists(&screened, options.finalists);
         let mut arms = vec![Arm::Static(Setting::DEFAULT), Arm::Ace];
         arms.extend(finalists.iter().map(|&s| Arm::Static(s)));
+        if is_phased {
+            arms.extend(PROFILES.map(Arm::Profile));
+        }
         // The descent may stop early: drop the screening runs it did not need from the bar.
         let skipped = screening_runs.saturating_sub(session.records.len());
         bar.set_length(bar.length().unwrap_or(0).saturating_sub(skipped as u64));
         for (round, arm) in grid::interleave(&arms, options.repeats) {
             session.run(Stage::Final, arm, round, options.secs);
         }
-        summaries.push(report::summarize(
-            workload,
-            threads,
-            &session.records,
-            &screened,
-        ));
+        if is_phased {
+            phased.push(report::summarize_phased(
+                workload,
+                threads,
+                &session.records,
+            ));
+        } else {
+            summaries.push(report::summarize(
+                workload,
+                threads,
+                &session.records,
+                &screened,
+            ));
+        }
         records.append(&mut session.records);
     }
     bar.finish_and_clear();
@@ -307,8 +345,17 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         quick: options.quick,
     };
     bench::write(&dir, "results.csv", &report::csv(&records))?;
-    bench::write(&dir, "results.md", &report::markdown(&context, &summaries))?;
-    println!("\n{}", report::table(&summaries));
+    bench::write(
+        &dir,
+        "results.md",
+        &report::markdown(&context, &summaries, &phased),
+    )?;
+    if !summaries.is_empty() {
+        println!("\n{}", report::table(&summaries));
+    }
+    if !phased.is_empty() {
+        println!("\n{}", report::phased_table(&phased));
+    }
     println!("wrote {}/results.csv and results.md", dir.display());
 
     let failures: Vec<String> = records
@@ -353,8 +400,9 @@ mod tests {
         );
         let q = Options::parse(&args("--quick")).unwrap();
         assert!(q.quick && q.secs < 1.0 && q.repeats == 1);
-        assert_eq!(q.workloads().len(), 5);
-        assert_eq!(q.workloads()[4], ("producer-consumer", 2));
+        assert_eq!(q.workloads().len(), 8);
+        assert_eq!(q.workloads()[4], ("producer-consumer", 2, false));
+        assert_eq!(q.workloads()[6], ("pipeline", 2, true));
         for bad in [
             "--repeats 0",
             "--secs",

@@ -33,7 +33,7 @@ pub use report::{Provenance, load_average, now_utc, sig3};
 use results::Record;
 pub use results::{Stat, Summary, quoted};
 use runner::Runner;
-pub use runner::{Outcome, field, parse_fields, parse_result, run_to_end};
+pub use runner::{Outcome, field, parse_fields, parse_result, run_sampled};
 
 /// Options of `cargo xtask bench`.
 struct Options {

@@ -6,9 +6,13 @@ mod heap_efficiency;
 mod large_ws;
 mod larson;
 mod mixed;
+mod netbuf;
+mod phased_mix;
+mod pipeline;
 mod producer_consumer;
 mod random_actions;
 mod realloc;
+mod spells;
 
 use std::alloc::GlobalAlloc;
 use std::time::{Duration, Instant};
@@ -28,6 +32,9 @@ pub enum Workload {
     HeapEfficiency,
     ProducerConsumer,
     Larson,
+    PhasedMix,
+    Pipeline,
+    Netbuf,
 }
 
 /// What a workload's figure is.
@@ -51,7 +58,7 @@ impl Metric {
     }
 }
 
-const ALL: [Workload; 9] = [
+const ALL: [Workload; 12] = [
     Workload::FastPath,
     Workload::MixedWs400,
     Workload::Fragmentation,
@@ -61,6 +68,9 @@ const ALL: [Workload; 9] = [
     Workload::HeapEfficiency,
     Workload::ProducerConsumer,
     Workload::Larson,
+    Workload::PhasedMix,
+    Workload::Pipeline,
+    Workload::Netbuf,
 ];
 
 impl Workload {
@@ -75,6 +85,9 @@ impl Workload {
             Workload::HeapEfficiency => "heap-efficiency",
             Workload::ProducerConsumer => "producer-consumer",
             Workload::Larson => "larson",
+            Workload::PhasedMix => "phased-mix",
+            Workload::Pipeline => "pipeline",
+            Workload::Netbuf => "netbuf",
         }
     }
 
@@ -94,7 +107,10 @@ impl Workload {
     fn threads(self) -> (std::ops::RangeInclusive<usize>, &'static [usize]) {
         match self {
             Workload::RandomActions => (1..=64, &[1, 2]),
-            Workload::ProducerConsumer | Workload::Larson => (2..=64, &[2]),
+            Workload::ProducerConsumer
+            | Workload::Larson
+            | Workload::Pipeline
+            | Workload::Netbuf => (2..=64, &[2]),
             _ => (1..=1, &[1]),
         }
     }
@@ -110,13 +126,24 @@ impl Workload {
                 | Workload::LargeWs
                 | Workload::Realloc
                 | Workload::ProducerConsumer
+                | Workload::PhasedMix
+                | Workload::Pipeline
+                | Workload::Netbuf
+        )
+    }
+
+    /// Whether the threads work in pairs (one allocates, the other frees).
+    fn in_pairs(self) -> bool {
+        matches!(
+            self,
+            Workload::ProducerConsumer | Workload::Pipeline | Workload::Netbuf
         )
     }
 
     /// Whether `alloc` can run this workload with `threads` threads.
     pub fn accepts(self, alloc: Alloc, threads: usize) -> bool {
-        let threads_ok = self.threads().0.contains(&threads)
-            && (self != Workload::ProducerConsumer || threads.is_multiple_of(2));
+        let threads_ok =
+            self.threads().0.contains(&threads) && (!self.in_pairs() || threads.is_multiple_of(2));
         let alloc_ok = match self {
             Workload::FastPath => true,
             Workload::HeapEfficiency => alloc.has_region_form() && alloc != Alloc::AceallocOneCpu,
@@ -269,6 +296,9 @@ impl Visit for Run<'_> {
             Workload::RandomActions => random_actions::run(alloc, p),
             Workload::ProducerConsumer => producer_consumer::run(alloc, p),
             Workload::Larson => larson::run(alloc, p),
+            Workload::PhasedMix => phased_mix::run(alloc, p),
+            Workload::Pipeline => pipeline::run(alloc, p),
+            Workload::Netbuf => netbuf::run(alloc, p),
             Workload::HeapEfficiency => unreachable!("heap-efficiency makes its own regions"),
         }
     }

@@ -13,6 +13,10 @@ const NEAR_ORACLE: f64 = 0.95;
 const DEFAULT_WRONG: f64 = 1.3;
 /// ACE never further below ACE off than this.
 const NO_WORSE: f64 = 0.98;
+/// On a phased workload: ACE at least this share of the fastest static setting's busy-time
+/// throughput, with at most this multiple of LEAN's time-averaged resident set.
+const PHASED_SPEED: f64 = 0.97;
+const PHASED_MEMORY: f64 = 1.1;
 
 /// One workload's figures.
 pub struct Summary {
@@ -167,6 +171,149 @@ pub fn summarize(
     }
 }
 
+/// One phased workload's figures: per arm, busy-time throughput and time-averaged RSS; per
+/// round, ACE against the fastest static arm of that round and against LEAN's memory.
+pub struct PhasedSummary {
+    pub workload: &'static str,
+    pub threads: u32,
+    /// Per arm, in run order: its label, median M ops/s over busy time, median MiB.
+    pub arms: Vec<(String, Option<Stat>, Option<Stat>)>,
+    /// Per round: ACE's throughput over the fastest static arm's (FAST, BALANCED, the grid's).
+    pub speed: Option<Stat>,
+    /// The static arm fastest in most rounds.
+    pub fastest: String,
+    /// Per round: ACE's time-averaged RSS over LEAN's.
+    pub memory: Option<Stat>,
+    pub ace_runs: Vec<String>,
+}
+
+impl PhasedSummary {
+    /// FAST's speed (≥ 0.97×) and LEAN's memory (≤ 1.1×).
+    pub fn verdicts(&self) -> [Verdict; 2] {
+        let memory = match self.memory {
+            Some(m) if m.median <= PHASED_MEMORY => Verdict::Met,
+            Some(_) => Verdict::NotMet,
+            None => Verdict::NotMeasured,
+        };
+        [Verdict::at_least(self.speed, PHASED_SPEED), memory]
+    }
+}
+
+/// A phased workload's summary from its final's records.
+pub fn summarize_phased(workload: &'static str, threads: u32, records: &[Record]) -> PhasedSummary {
+    let finals: Vec<&Record> = records.iter().filter(|r| r.stage == Stage::Final).collect();
+    let mut order: Vec<Arm> = Vec::new();
+    for r in &finals {
+        if !order.contains(&r.arm) {
+            order.push(r.arm);
+        }
+    }
+    let of = |arm: Arm| finals.iter().copied().filter(move |r| r.arm == arm);
+    let arms = order
+        .iter()
+        .map(|&arm| {
+            let speed = stat(of(arm).filter_map(Record::value));
+            let rss = stat(of(arm).filter_map(|r| r.rss_avg_kib));
+            let label = match arm {
+                Arm::Static(Setting::DEFAULT) => "BALANCED".into(),
+                _ => arm.label(),
+            };
+            (label, speed, rss)
+        })
+        .collect();
+    let lean = Arm::Profile("acealloc-lean");
+    let in_round = |arm: Arm, round: u32| finals.iter().find(|r| r.arm == arm && r.round == round);
+    let mut wins: Vec<(Arm, usize)> = Vec::new();
+    let mut speed = Vec::new();
+    let mut memory = Vec::new();
+    for ace in of(Arm::Ace) {
+        let round = ace.round;
+        let fastest = order
+            .iter()
+            .filter(|&&arm| arm != Arm::Ace && arm != lean)
+            .filter_map(|&arm| Some((arm, in_round(arm, round)?.value()?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some(v), Some((arm, best))) = (ace.value(), fastest) {
+            let arm = match arm {
+                Arm::Static(Setting::DEFAULT) => Arm::Profile("acealloc-balanced"),
+                other => other,
+            };
+            speed.push(v / best);
+            match wins.iter_mut().find(|w| w.0 == arm) {
+                Some(w) => w.1 += 1,
+                None => wins.push((arm, 1)),
+            }
+        }
+        if let (Some(a), Some(l)) = (
+            ace.rss_avg_kib,
+            in_round(lean, round).and_then(|r| r.rss_avg_kib),
+        ) {
+            memory.push(a / l);
+        }
+    }
+    let fastest = wins
+        .iter()
+        .max_by_key(|w| w.1)
+        .map_or("–".into(), |w| w.0.label());
+    let ace_runs = of(Arm::Ace)
+        .map(|r| {
+            let field = |k| r.ace_field(k).unwrap_or("?");
+            format!(
+                "round {}: {} decisions, knobs left {}, changes {}, off: {}",
+                r.round + 1,
+                field("decisions"),
+                field("knobs"),
+                field("changes"),
+                field("off_reason"),
+            )
+        })
+        .collect();
+    PhasedSummary {
+        workload,
+        threads,
+        arms,
+        speed: stat(speed),
+        fastest,
+        memory: stat(memory),
+        ace_runs,
+    }
+}
+
+/// The phased workloads' table: every arm's busy-time M ops/s and time-averaged MiB, then ACE
+/// against the fastest static arm and against LEAN's memory, and the verdicts.
+pub fn phased_table(summaries: &[PhasedSummary]) -> String {
+    let mut out = String::from(
+        "| workload | M ops/s (busy) / avg RSS MiB, per arm | ACE / fastest static | fastest | \
+         ACE RSS / LEAN RSS | ACE ≥ 0.97× fastest | ACE ≤ 1.1× LEAN memory |\n\
+         |---|---|---:|---|---:|---|---|\n",
+    );
+    for s in summaries {
+        let label = if s.threads == 1 {
+            s.workload.to_string()
+        } else {
+            format!("{} ×{}", s.workload, s.threads)
+        };
+        let arms: Vec<String> = s
+            .arms
+            .iter()
+            .map(|(name, speed, rss)| {
+                let speed = speed.map_or("–".into(), |v| sig3(v.median / 1e6));
+                format!("{name} {speed} / {}", mib(*rss))
+            })
+            .collect();
+        let [fast, lean] = s.verdicts().map(Verdict::text);
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} | {fast} | {lean} |",
+            arms.join(" · "),
+            ratio(s.speed),
+            s.fastest,
+            ratio(s.memory),
+        );
+    }
+    out
+}
+
 /// One line per sweep: the knob varied, every setting's median throughput.
 fn screening_lines(screening: &Screening) -> Vec<String> {
     let mut lines = Vec::new();
@@ -263,7 +410,7 @@ pub struct Context {
 }
 
 /// The whole of `results.md`.
-pub fn markdown(ctx: &Context, summaries: &[Summary]) -> String {
+pub fn markdown(ctx: &Context, summaries: &[Summary], phased: &[PhasedSummary]) -> String {
     let mut md = String::new();
     let kind = if ctx.quick {
         "quick run (a smoke test: figures not meaningful)"
@@ -283,6 +430,20 @@ pub fn markdown(ctx: &Context, summaries: &[Summary]) -> String {
          bundle, drain, release pages); knobs are CAP,BUNDLE,DRAIN,RELEASE\n\n",
     );
     md.push_str(&table(summaries));
+    if !phased.is_empty() {
+        md.push_str(
+            "\n## Phased workloads\n\nThroughput over busy time (M ops/s) and time-averaged \
+             resident set (MiB, 10 ms samples) per arm (medians); ACE against the fastest static \
+             arm (FAST, BALANCED or the grid's settings) and against LEAN's memory, per round.\n\n",
+        );
+        md.push_str(&phased_table(phased));
+        for s in phased {
+            let _ = writeln!(md, "\n- {}:", s.workload);
+            for line in &s.ace_runs {
+                let _ = writeln!(md, "  - {line}");
+            }
+        }
+    }
     md.push_str(
         "\n## The finalists\n\nEach static setting of the final over the defaults, per round.\n\n",
     );
@@ -320,8 +481,8 @@ pub fn markdown(ctx: &Context, summaries: &[Summary]) -> String {
 /// Every run as a CSV row.
 pub fn csv(records: &[Record]) -> String {
     let mut out = String::from(
-        "workload,threads,stage,arm,knobs,round,secs,calls_per_sec,rss_peak_kib,complete,\
-         checks_ok,ace_decisions,ace_knobs,ace_changes,ace_off_reason,error\n",
+        "workload,threads,stage,arm,knobs,round,secs,calls_per_sec,rss_peak_kib,rss_avg_kib,\
+         complete,checks_ok,ace_decisions,ace_knobs,ace_changes,ace_off_reason,error\n",
     );
     for r in records {
         let stage = match r.stage {
@@ -331,6 +492,7 @@ pub fn csv(records: &[Record]) -> String {
         let (arm, knobs) = match r.arm {
             Arm::Static(s) => ("static", s.label()),
             Arm::Ace => ("ace", Setting::DEFAULT.label()),
+            Arm::Profile(name) => (name, Setting::DEFAULT.label()),
         };
         let _ = write!(
             out,
@@ -345,14 +507,15 @@ pub fn csv(records: &[Record]) -> String {
             Ok(o) => {
                 let _ = write!(
                     out,
-                    ",{},{},{},{}",
+                    ",{},{},{},{},{}",
                     o.value,
                     o.rss_peak_kib,
+                    r.rss_avg_kib.map_or(String::new(), |v| format!("{v:.0}")),
                     u8::from(o.complete),
                     u8::from(o.ok)
                 );
             }
-            Err(_) => out.push_str(",,,0,0"),
+            Err(_) => out.push_str(",,,,0,0"),
         }
         for key in ["decisions", "knobs", "changes", "off_reason"] {
             let _ = write!(out, ",{}", quoted(r.ace_field(key).unwrap_or("")));
@@ -395,6 +558,7 @@ mod tests {
             } else {
                 Vec::new()
             },
+            rss_avg_kib: Some(1024.0),
         }
     }
 
@@ -476,12 +640,38 @@ mod tests {
         assert_eq!(s.ace.unwrap().n, 2);
         let csv = csv(&records);
         assert_eq!(csv.lines().count(), 10);
-        assert!(csv.contains("w,1,final,static,\"16,64,128,1\",0,1,15000000,2048,1,1,,,,,"));
+        assert!(csv.contains("w,1,final,static,\"16,64,128,1\",0,1,15000000,2048,1024,1,1,,,,,"));
         assert!(
             csv.lines()
                 .nth(3)
                 .unwrap()
                 .ends_with(",7,\"32,32,256,1\",capacity:3,-,killed")
         );
+    }
+
+    #[test]
+    fn phased_ratios_take_the_fastest_static_arm_of_each_round_and_leans_memory() {
+        let fast = Arm::Profile("acealloc-fast");
+        let lean = Arm::Profile("acealloc-lean");
+        let mut records = Vec::new();
+        // Round 0: FAST is fastest; round 1: the grid's setting is.
+        for (round, f, grid) in [(0, 12.0, 11.0), (1, 10.0, 15.0)] {
+            records.push(record(D, round, 10.0));
+            records.push(record(fast, round, f));
+            records.push(record(F, round, grid));
+            let mut l = record(lean, round, 5.0);
+            l.rss_avg_kib = Some(1000.0);
+            records.push(l);
+            let mut a = record(Arm::Ace, round, 12.0);
+            a.rss_avg_kib = Some(1050.0);
+            records.push(a);
+        }
+        let s = summarize_phased("w", 1, &records);
+        let speed = s.speed.unwrap();
+        assert!((speed.min - 0.8).abs() < 1e-9 && (speed.max - 1.0).abs() < 1e-9);
+        assert!((s.memory.unwrap().median - 1.05).abs() < 1e-9);
+        assert_eq!(s.verdicts(), [Verdict::NotMet, Verdict::Met]);
+        assert_eq!(s.arms[0].0, "BALANCED");
+        assert!(phased_table(&[s]).contains("| 0.90 (0.80–1.00) |"));
     }
 }

@@ -158,12 +158,27 @@ pub fn valgrind_available() -> bool {
 /// Runs `command` to its end (killed after `limit`); its standard output when it printed a
 /// result, else an error with the end of its standard error.
 pub fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, String> {
-    let mut child = command
+    run_sampled(command, limit).0
+}
+
+/// [`run_to_end`], sampling the process's resident set (`/proc/PID/statm`) every 10 ms while
+/// it runs; also the samples' mean, KiB (the time-averaged RSS of `cargo xtask ace-eval`).
+pub fn run_sampled(
+    command: &mut Command,
+    limit: Duration,
+) -> (Result<String, String>, Option<f64>) {
+    let mut child = match command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {:?}: {e}", command.get_program()))?;
+    {
+        Ok(child) => child,
+        Err(e) => {
+            let program = command.get_program();
+            return (Err(format!("cannot start {program:?}: {e}")), None);
+        }
+    };
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
             let mut text = String::new();
@@ -175,11 +190,23 @@ pub fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, Stri
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let statm = format!("/proc/{}/statm", child.id());
+    let (mut kib, mut samples) = (0u64, 0u64);
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < limit => thread::sleep(Duration::from_millis(20)),
+            Ok(None) if started.elapsed() < limit => {
+                // statm's second field: resident pages.
+                if let Some(pages) = std::fs::read_to_string(&statm)
+                    .ok()
+                    .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+                {
+                    kib += pages * 4;
+                    samples += 1;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -191,11 +218,12 @@ pub fn run_to_end(command: &mut Command, limit: Duration) -> Result<String, Stri
     let stderr = stderr.join().unwrap_or_default();
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
-    match status {
+    let result = match status {
         None => Err(format!("killed after {} s", limit.as_secs())),
         Some(_) if stdout.contains("RESULT ") => Ok(stdout),
         Some(status) => Err(format!("{status}: {tail}")),
-    }
+    };
+    (result, (samples > 0).then(|| kib as f64 / samples as f64))
 }
 
 /// The `RESULT key=value …` line of a run.
