@@ -133,18 +133,18 @@ fn ace_line(status: &AceStatus, trace: &[Decision]) -> String {
     let tick_ns = status.total_tick / status.deciding_ticks.max(1);
     format!(
         "ACE enabled={} off_reason={} decisions={} traced={} deciding_ticks={} tick_mean_ns={tick_ns} \
-         knobs={knobs} changes=capacity:{},diet:{},bundle:{},drain:{},release:{},scavenge:{}",
+         knobs={knobs} changes=diet:{},bundle:{},drain:{},release:{},scavenge:{},purge_delay:{}",
         u8::from(status.enabled),
         status.off_reason.map_or("-".into(), |r| format!("{r:?}")),
         status.decisions,
         trace.len(),
         status.deciding_ticks,
-        changes(Knob::CacheCapacity),
         changes(Knob::Diet),
         changes(Knob::BundleWidth),
         changes(Knob::DrainThreshold),
         changes(Knob::ReleasePages),
         changes(Knob::Scavenge),
+        changes(Knob::PurgeDelay),
     )
 }
 
@@ -434,13 +434,15 @@ mod tests {
             }),
             ..AceStatus::default()
         };
-        let bandit = Decision {
-            knob: Knob::CacheCapacity,
+        let purge = Decision {
+            knob: Knob::PurgeDelay,
             ..Decision::EMPTY
         };
-        let line = ace_line(&status, &[Decision::EMPTY, bandit, bandit]);
+        let line = ace_line(&status, &[Decision::EMPTY, purge, purge]);
         assert!(line.starts_with("ACE enabled=1 off_reason=- decisions=3 traced=3"));
         assert!(line.contains(" tick_mean_ns=1000 knobs=32,32,256,1 "));
-        assert!(line.ends_with(" changes=capacity:2,diet:0,bundle:0,drain:0,release:0,scavenge:0"));
+        assert!(
+            line.ends_with(" changes=diet:0,bundle:0,drain:0,release:0,scavenge:0,purge_delay:2")
+        );
     }
 }

@@ -15,6 +15,9 @@ pub struct AceConfig {
     pub tick_budget_us: u64,
     /// Committed bytes above which ACE switches off (0: no cap).
     pub committed_cap: u64,
+    /// Committed bytes ACE aims to stay under in quiet spells (0: none):
+    /// over it, the purge delay shortens (see `Ace`'s purge rule).
+    pub memory_target: u64,
     /// The allocation-latency guard, in percent of the baseline (0: no
     /// guard). The baseline is the mean time of an allocation slow path
     /// (refill or cache bypass, new slabs included) in the quietest fast
@@ -41,7 +44,7 @@ pub struct AceConfig {
 
 impl AceConfig {
     /// Fast 500 ms, slow 30 s, 2 s bandit epochs, a 200 µs tick budget,
-    /// no committed cap, slow paths at three times their baseline latency
+    /// no committed cap, no memory target, slow paths at three times their baseline latency
     /// for three intervals start a latency probe, 256 pages (1 MiB) per scavenge,
     /// restore after two stable slow intervals.
     pub const DEFAULT: AceConfig = AceConfig {
@@ -50,6 +53,7 @@ impl AceConfig {
         epoch_intervals: 4,
         tick_budget_us: 200,
         committed_cap: 0,
+        memory_target: 0,
         latency_limit_pct: 300,
         latency_intervals: 3,
         scavenge_pages: 256,

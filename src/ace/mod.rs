@@ -11,6 +11,9 @@
 //!          fast loop: backlog ↑ while committed ↑ → drain threshold ↓
 //!                     LLC misses ↑ → diet ↓ · contention ↑ → bundles wider
 //!                     bandit epoch (UCB1) → bundle width
+//!          quiet spell: idle memory, no work for the purge delay → purge
+//!                     (budgeted scavenge); recommitted within the delay
+//!                     → delay ↑; over the memory target → delay ↓
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
@@ -94,8 +97,15 @@ const DRAIN: [u32; 5] = [32, 64, 128, 256, 512];
 const DEPOT_BUNDLES: u32 = 2;
 /// Candidates of the empty-slab pages a class keeps.
 const RELEASE: [u32; 4] = [1, 2, 4, 8];
+/// Candidates of the purge delay, in quiet fast intervals in a row: a
+/// quiet spell that lasts this long has its idle memory purged (a
+/// budgeted scavenge each quiet interval from then on). The start is the
+/// second rung: one quiet interval is often a pause within a burst.
+const PURGE_DELAY: [u32; 6] = [1, 2, 4, 8, 16, 32];
+const PURGE_DELAY_START: usize = 1;
 
-/// Fewest operations in an interval for per-operation rates to count.
+/// Fewest operations in an interval for per-operation rates to count;
+/// an interval with fewer is quiet.
 const MIN_OPS: u64 = 1000;
 /// Floors of the "up" tests: depot blocks; contended acquisitions and LLC
 /// misses per million operations; fragmentation in 1/1024; committed bytes.
@@ -346,6 +356,15 @@ impl Trend {
     }
 }
 
+/// A quiet spell's purges: bytes purged in all, committed bytes after the
+/// last, fast intervals since.
+#[derive(Clone, Copy)]
+struct Purged {
+    bytes: u64,
+    floor: u64,
+    intervals: u32,
+}
+
 /// Whether a mean slow path of `mean` is over `limit_pct` percent of `base`.
 fn over_limit(mean: u64, base: u64, limit_pct: u32) -> bool {
     u128::from(mean) * 100 > u128::from(base) * u128::from(limit_pct)
@@ -417,8 +436,16 @@ struct Engine {
     fired: bool,
     /// Slow intervals in a row with stable signals.
     stable: u32,
-    /// A scavenge the last tick's budget had no room for.
+    /// A scavenge the last tick's budget had no room for, and why it is due.
     scavenge_due: bool,
+    scavenge_reason: Reason,
+    /// Quiet fast intervals in a row (fewer than [`MIN_OPS`] operations).
+    quiet: u32,
+    /// The purge delay: its rung on [`PURGE_DELAY`]. Learned from demand,
+    /// so not one of the knobs the slow loop restores.
+    purge_delay: usize,
+    /// The last quiet spell's purges, while their aftermath is watched.
+    purged: Option<Purged>,
     bandit: Ucb1,
     /// This epoch's operations and penalties (see `penalty`), summed over
     /// its intervals.
@@ -497,6 +524,10 @@ impl Engine {
             fired: false,
             stable: 0,
             scavenge_due: false,
+            scavenge_reason: Reason::Fragmentation,
+            quiet: 0,
+            purge_delay: PURGE_DELAY_START,
+            purged: None,
             bandit: Ucb1::new(BUNDLE.len()),
             epoch_ops: 0,
             epoch_penalty: 0,
@@ -632,15 +663,25 @@ impl Engine {
             let deadline = start.saturating_add(self.clocked.budget);
             let pages = target.scavenge(self.config.scavenge_pages, deadline) as u64;
             if pages > 0 {
-                let after = m.committed.saturating_sub(pages * crate::PAGE_SIZE as u64);
+                let bytes = pages * crate::PAGE_SIZE as u64;
+                let after = m.committed.saturating_sub(bytes);
+                let reason = self.scavenge_reason;
                 self.record(
                     start,
                     Knob::Scavenge,
                     m.committed / 1024,
                     after / 1024,
-                    Reason::Fragmentation,
+                    reason,
                     m,
                 );
+                if reason == Reason::Quiet {
+                    let before = self.purged.map_or(0, |p| p.bytes);
+                    self.purged = Some(Purged {
+                        bytes: before + bytes,
+                        floor: after,
+                        intervals: 0,
+                    });
+                }
             }
         }
 
@@ -744,7 +785,8 @@ impl Engine {
             Knob::BundleWidth => (&mut self.at.bundle, &BUNDLE),
             Knob::DrainThreshold => (&mut self.at.drain, &DRAIN),
             Knob::ReleasePages => (&mut self.at.release, &RELEASE),
-            Knob::CacheCapacity | Knob::Scavenge | Knob::Engine => return false,
+            Knob::PurgeDelay => (&mut self.purge_delay, &PURGE_DELAY),
+            Knob::Scavenge | Knob::Engine => return false,
         };
         let old = *pos;
         let new = if up {
@@ -761,8 +803,43 @@ impl Engine {
         true
     }
 
+    /// The purge rule, after TCMalloc's skip-subrelease: memory purged in
+    /// a quiet spell and committed again (by half of it) within the purge
+    /// delay was needed after all, so the purge was wasted: the delay
+    /// doubles. Idle memory (committed, not live) over [`COMMITTED_FLOOR`]
+    /// in a spell quiet for the delay is purged; if committed memory is
+    /// then over the memory target, the delay kept too much for too long:
+    /// it halves. Without a target, delays only lengthen, as demand says.
+    fn purge_rule(&mut self, m: &Metrics, at: u64) {
+        let delay = PURGE_DELAY[self.purge_delay];
+        if let Some(purged) = &mut self.purged {
+            purged.intervals += 1;
+            if m.committed >= purged.floor.saturating_add(purged.bytes / 2) {
+                self.purged = None;
+                self.fired |= self.step(Knob::PurgeDelay, true, Reason::WastedPurge, at, m);
+            } else if purged.intervals > delay {
+                self.purged = None;
+            }
+        }
+        if m.operations >= MIN_OPS {
+            self.quiet = 0;
+            return;
+        }
+        self.quiet = self.quiet.saturating_add(1);
+        if self.quiet < delay || m.committed.saturating_sub(m.live) < COMMITTED_FLOOR {
+            return;
+        }
+        self.scavenge_due = true;
+        self.scavenge_reason = Reason::Quiet;
+        let target = self.config.memory_target;
+        if self.quiet == delay && target != 0 && m.committed > target {
+            self.fired |= self.step(Knob::PurgeDelay, false, Reason::OverTarget, at, m);
+        }
+    }
+
     /// The fast loop: react to this interval, then the bandit's epoch.
     fn fast_loop(&mut self, m: &Metrics, at: u64) {
+        self.purge_rule(m, at);
         let busy = m.operations >= MIN_OPS;
         // A backlog costs memory, and only then is draining it sooner worth
         // the extra slab traffic: a backlog that rises while committed
@@ -865,7 +942,10 @@ impl Engine {
                 .provider
                 .rose(fixed::per_million(calls, ops), PROVIDER_FLOOR);
         let fired = core::mem::replace(&mut self.fired, false);
-        self.scavenge_due |= fragmented || grew || high;
+        if fragmented || grew || high {
+            self.scavenge_due = true;
+            self.scavenge_reason = Reason::Fragmentation;
+        }
         if fragmented {
             self.step(Knob::ReleasePages, false, Reason::Fragmentation, at, m);
         } else if calling {

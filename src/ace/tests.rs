@@ -72,6 +72,12 @@ impl Tunable for Fake {
         self.scavenge_calls.set(self.scavenge_calls.get() + 1);
         self.scavenge_deadline.set(deadline);
         self.scavenged.set(self.scavenged.get() + max_pages);
+        // What it decommits is no longer committed.
+        let mut t = self.totals.get();
+        t.committed = t
+            .committed
+            .saturating_sub((max_pages * crate::PAGE_SIZE) as u64);
+        self.totals.set(t);
         max_pages
     }
     fn flush_idle_caches(&self, deadline: u64) -> u64 {
@@ -877,5 +883,112 @@ fn ace_s_lean_totals_agree_with_the_stats_snapshot() {
     for (block, layout) in kept {
         // SAFETY: allocated above with `layout`, freed once.
         unsafe { heap.dealloc(block, layout) };
+    }
+}
+
+/// A busy interval with 8 MiB committed and 2 MiB live, then `quiet`
+/// quiet ones (no operations), ticking after each (each purge takes 1 MiB
+/// off committed memory); returns the scavenges the quiet intervals called.
+fn busy_then_quiet(ace: &Ace, fake: &Fake, quiet: usize) -> usize {
+    fake.interval(100_000, |t| {
+        t.committed = 8 << 20;
+        t.live = 2 << 20;
+    });
+    ace.tick(fake, None);
+    let before = fake.scavenge_calls.get();
+    for _ in 0..quiet {
+        fake.interval(0, |_| {});
+        ace.tick(fake, None);
+    }
+    fake.scavenge_calls.get() - before
+}
+
+fn purge_delays(ace: &Ace) -> Vec<(u64, u64, Reason)> {
+    trace(ace)
+        .iter()
+        .filter(|d| d.knob == Knob::PurgeDelay)
+        .map(|d| (d.old, d.new, d.reason))
+        .collect()
+}
+
+#[test]
+fn a_quiet_spell_as_long_as_the_purge_delay_purges_its_idle_memory() {
+    let (ace, fake) = started(config());
+    // Warm the trends: the first intervals only prime them.
+    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(
+        busy_then_quiet(&ace, &fake, 1),
+        0,
+        "one quiet interval is under the delay (2)"
+    );
+    assert_eq!(
+        busy_then_quiet(&ace, &fake, 3),
+        2,
+        "from the delay on, every quiet interval purges"
+    );
+    // (The slow loop's scavenges, on fragmentation, come in busy intervals.)
+    let quiet: Vec<_> = trace(&ace)
+        .into_iter()
+        .filter(|d| d.knob == Knob::Scavenge && d.metrics.operations == 0)
+        .collect();
+    assert_eq!(quiet.len(), 2);
+    assert!(quiet.iter().all(|d| d.reason == Reason::Quiet), "{quiet:?}");
+    // No idle memory (all committed memory live): nothing to purge.
+    fake.interval(100_000, |t| t.live = t.committed);
+    ace.tick(&fake, None);
+    let before = fake.scavenge_calls.get();
+    for _ in 0..4 {
+        fake.interval(0, |_| {});
+        ace.tick(&fake, None);
+    }
+    assert_eq!(fake.scavenge_calls.get(), before, "nothing idle to purge");
+}
+
+#[test]
+fn memory_committed_again_soon_after_a_purge_lengthens_the_delay() {
+    let (ace, fake) = started(config());
+    // A purge (1 MiB from the fake), then the next busy interval commits
+    // the 8 MiB again: wasted, the delay doubles.
+    busy_then_quiet(&ace, &fake, 2);
+    assert_eq!(purge_delays(&ace), [], "nothing to judge before the purge");
+    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(purge_delays(&ace), [(2, 4, Reason::WastedPurge)]);
+    // With a delay of 4, two quiet intervals no longer purge.
+    assert_eq!(busy_then_quiet(&ace, &fake, 2), 0);
+}
+
+#[test]
+fn a_purge_whose_memory_stays_free_keeps_the_delay() {
+    let (ace, fake) = started(config());
+    // Purged from the second quiet interval on, 1 MiB at a time down to
+    // the live 2 MiB; then a burst commits a little again (under half of
+    // the 6 MiB purged) and quiet intervals pass the delay.
+    assert_eq!(busy_then_quiet(&ace, &fake, 8), 6);
+    fake.interval(100_000, |t| t.committed += 1 << 20);
+    ace.tick(&fake, None);
+    for _ in 0..4 {
+        fake.interval(0, |_| {});
+        ace.tick(&fake, None);
+    }
+    assert_eq!(purge_delays(&ace), []);
+}
+
+#[test]
+fn committed_memory_over_the_target_shortens_the_purge_delay() {
+    let over = AceConfig {
+        memory_target: 4 << 20,
+        ..config()
+    };
+    let (ace, fake) = started(over);
+    busy_then_quiet(&ace, &fake, 3);
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::OverTarget)]);
+    // Under the target (or with none), the delay stays.
+    for target in [16 << 20, 0] {
+        let (ace, fake) = started(AceConfig {
+            memory_target: target,
+            ..config()
+        });
+        busy_then_quiet(&ace, &fake, 3);
+        assert_eq!(purge_delays(&ace), [], "target {target}");
     }
 }

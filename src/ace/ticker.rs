@@ -13,6 +13,7 @@
 //! | `ACEALLOC_ACE` | `1` switches ACE on | off |
 //! | `ACEALLOC_ACE_FAST_MS` | fast loop interval, ms | 500 |
 //! | `ACEALLOC_ACE_SLOW_S` | slow loop interval, s | 30 |
+//! | `ACEALLOC_ACE_TARGET_MB` | memory target ([`AceConfig::memory_target`]), MiB | none |
 //! | `ACEALLOC_ACE_LOG` | `1` prints every decision to stderr | off |
 
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -35,6 +36,8 @@ pub fn config_from_env() -> Option<AceConfig> {
     Some(AceConfig {
         fast_ms: number("ACEALLOC_ACE_FAST_MS").unwrap_or(defaults.fast_ms),
         slow_s: number("ACEALLOC_ACE_SLOW_S").unwrap_or(defaults.slow_s),
+        memory_target: number("ACEALLOC_ACE_TARGET_MB")
+            .map_or(defaults.memory_target, |mb| mb << 20),
         ..defaults
     })
 }

@@ -12,10 +12,6 @@ pub const TRACE_LEN: usize = 64;
 /// What a decision changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Knob {
-    /// Per-CPU cache capacity (blocks per class, before the diet). The
-    /// engine records none (the capacity moves only on a [`Diet`](Self::Diet));
-    /// kept for the consumers that count decisions by knob.
-    CacheCapacity,
     /// Diet factor on the cache capacity, in 1/256 (256 = none).
     Diet,
     /// Bundle width (blocks per depot exchange).
@@ -26,6 +22,8 @@ pub enum Knob {
     ReleasePages,
     /// A budgeted scavenge: old and new are committed KiB.
     Scavenge,
+    /// The purge delay, in quiet fast intervals.
+    PurgeDelay,
     /// ACE itself: 1 on, 0 off.
     Engine,
 }
@@ -43,6 +41,12 @@ pub enum Reason {
     Bandit,
     /// Fragmentation or committed memory rose.
     Fragmentation,
+    /// A quiet spell lasted the purge delay: its idle memory is purged.
+    Quiet,
+    /// Memory purged in a quiet spell was committed again within the delay.
+    WastedPurge,
+    /// Committed memory over the target when a quiet spell reached the delay.
+    OverTarget,
     /// Page provider calls per operation rose.
     ProviderCalls,
     /// Signals stable long enough: one step back toward the defaults.
