@@ -444,8 +444,12 @@ struct Engine {
     /// The purge delay: its rung on [`PURGE_DELAY`]. Learned from demand,
     /// so not one of the knobs the slow loop restores.
     purge_delay: usize,
-    /// The last quiet spell's purges, while their aftermath is watched.
+    /// The quiet spell's purges from its first, while their aftermath is
+    /// watched; whether this spell purged.
     purged: Option<Purged>,
+    spell_purged: bool,
+    /// Idle bytes (committed, not live) at the last quiet interval.
+    idle: u64,
     bandit: Ucb1,
     /// This epoch's operations and penalties (see `penalty`), summed over
     /// its intervals.
@@ -528,6 +532,8 @@ impl Engine {
             quiet: 0,
             purge_delay: PURGE_DELAY_START,
             purged: None,
+            spell_purged: false,
+            idle: 0,
             bandit: Ucb1::new(BUNDLE.len()),
             epoch_ops: 0,
             epoch_penalty: 0,
@@ -661,7 +667,13 @@ impl Engine {
             // decommit off, or nothing idle, they change nothing).
             // It stops where the tick's budget ends.
             let deadline = start.saturating_add(self.clocked.budget);
-            let pages = target.scavenge(self.config.scavenge_pages, deadline) as u64;
+            // A quiet spell's purge takes all the idle memory, within the
+            // tick's budget: nothing else runs to pay for the wait.
+            let most = match self.scavenge_reason {
+                Reason::Quiet => (self.idle as usize).div_ceil(crate::PAGE_SIZE),
+                _ => self.config.scavenge_pages,
+            };
+            let pages = target.scavenge(most, deadline) as u64;
             if pages > 0 {
                 let bytes = pages * crate::PAGE_SIZE as u64;
                 let after = m.committed.saturating_sub(bytes);
@@ -675,12 +687,20 @@ impl Engine {
                     m,
                 );
                 if reason == Reason::Quiet {
-                    let before = self.purged.map_or(0, |p| p.bytes);
-                    self.purged = Some(Purged {
-                        bytes: before + bytes,
-                        floor: after,
-                        intervals: 0,
-                    });
+                    // Judged from the spell's first purge: the memory it
+                    // took has been free the longest.
+                    match &mut self.purged {
+                        Some(p) => (p.bytes, p.floor) = (p.bytes + bytes, after),
+                        None if !self.spell_purged => {
+                            self.purged = Some(Purged {
+                                bytes,
+                                floor: after,
+                                intervals: 0,
+                            })
+                        }
+                        None => {}
+                    }
+                    self.spell_purged = true;
                 }
             }
         }
@@ -805,8 +825,8 @@ impl Engine {
 
     /// The purge rule, after TCMalloc's skip-subrelease: memory purged in
     /// a quiet spell and committed again (by half of it) within the purge
-    /// delay was needed after all, so the purge was wasted: the delay
-    /// doubles. Idle memory (committed, not live) over [`COMMITTED_FLOOR`]
+    /// delay of the spell's first purge was needed after all, so the purge
+    /// was wasted: the delay doubles. Idle memory (committed, not live) over [`COMMITTED_FLOOR`]
     /// in a spell quiet for the delay is purged; if committed memory is
     /// then over the memory target, the delay kept too much for too long:
     /// it halves. Without a target, delays only lengthen, as demand says.
@@ -814,19 +834,20 @@ impl Engine {
         let delay = PURGE_DELAY[self.purge_delay];
         if let Some(purged) = &mut self.purged {
             purged.intervals += 1;
-            if m.committed >= purged.floor.saturating_add(purged.bytes / 2) {
+            if purged.intervals > delay {
+                self.purged = None;
+            } else if m.committed >= purged.floor.saturating_add(purged.bytes / 2) {
                 self.purged = None;
                 self.fired |= self.step(Knob::PurgeDelay, true, Reason::WastedPurge, at, m);
-            } else if purged.intervals > delay {
-                self.purged = None;
             }
         }
         if m.operations >= MIN_OPS {
-            self.quiet = 0;
+            (self.quiet, self.spell_purged) = (0, false);
             return;
         }
         self.quiet = self.quiet.saturating_add(1);
-        if self.quiet < delay || m.committed.saturating_sub(m.live) < COMMITTED_FLOOR {
+        self.idle = m.committed.saturating_sub(m.live);
+        if self.quiet < delay || self.idle < COMMITTED_FLOOR {
             return;
         }
         self.scavenge_due = true;

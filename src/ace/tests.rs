@@ -923,16 +923,24 @@ fn a_quiet_spell_as_long_as_the_purge_delay_purges_its_idle_memory() {
     );
     assert_eq!(
         busy_then_quiet(&ace, &fake, 3),
-        2,
-        "from the delay on, every quiet interval purges"
+        1,
+        "at the delay the idle memory goes, all of it, at once"
     );
     // (The slow loop's scavenges, on fragmentation, come in busy intervals.)
     let quiet: Vec<_> = trace(&ace)
         .into_iter()
         .filter(|d| d.knob == Knob::Scavenge && d.metrics.operations == 0)
         .collect();
-    assert_eq!(quiet.len(), 2);
-    assert!(quiet.iter().all(|d| d.reason == Reason::Quiet), "{quiet:?}");
+    assert_eq!(quiet.len(), 1);
+    assert_eq!(
+        (quiet[0].new, quiet[0].reason),
+        (2048, Reason::Quiet),
+        "down to the 2 MiB live"
+    );
+    // More idle memory later in the spell is purged too.
+    fake.interval(0, |t| t.committed += 2 << 20);
+    ace.tick(&fake, None);
+    assert_eq!(last(&ace).reason, Reason::Quiet);
     // No idle memory (all committed memory live): nothing to purge.
     fake.interval(100_000, |t| t.live = t.committed);
     ace.tick(&fake, None);
@@ -947,8 +955,8 @@ fn a_quiet_spell_as_long_as_the_purge_delay_purges_its_idle_memory() {
 #[test]
 fn memory_committed_again_soon_after_a_purge_lengthens_the_delay() {
     let (ace, fake) = started(config());
-    // A purge (1 MiB from the fake), then the next busy interval commits
-    // the 8 MiB again: wasted, the delay doubles.
+    // A purge (6 MiB, all the idle memory), then the next busy interval
+    // commits the 8 MiB again: wasted, the delay doubles.
     busy_then_quiet(&ace, &fake, 2);
     assert_eq!(purge_delays(&ace), [], "nothing to judge before the purge");
     busy_then_quiet(&ace, &fake, 0);
@@ -958,12 +966,28 @@ fn memory_committed_again_soon_after_a_purge_lengthens_the_delay() {
 }
 
 #[test]
+fn a_purge_is_judged_from_the_spell_s_first() {
+    let (ace, fake) = started(config());
+    // The first purge at the second quiet interval; more idle memory
+    // purged at the third; the burst comes three intervals after the
+    // first (past the delay of 2), one after the second: not wasted.
+    busy_then_quiet(&ace, &fake, 2);
+    fake.interval(0, |t| t.committed += 2 << 20);
+    ace.tick(&fake, None);
+    fake.interval(0, |_| {});
+    ace.tick(&fake, None);
+    fake.interval(100_000, |t| t.committed = 8 << 20);
+    ace.tick(&fake, None);
+    assert_eq!(purge_delays(&ace), []);
+}
+
+#[test]
 fn a_purge_whose_memory_stays_free_keeps_the_delay() {
     let (ace, fake) = started(config());
-    // Purged from the second quiet interval on, 1 MiB at a time down to
-    // the live 2 MiB; then a burst commits a little again (under half of
-    // the 6 MiB purged) and quiet intervals pass the delay.
-    assert_eq!(busy_then_quiet(&ace, &fake, 8), 6);
+    // Purged at the second quiet interval down to the live 2 MiB; quiet
+    // intervals pass the delay; then a burst commits a little again
+    // (under half of the 6 MiB purged), and quiet comes back.
+    assert_eq!(busy_then_quiet(&ace, &fake, 8), 1);
     fake.interval(100_000, |t| t.committed += 1 << 20);
     ace.tick(&fake, None);
     for _ in 0..4 {
