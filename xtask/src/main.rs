@@ -4,9 +4,10 @@
 //!   `x86_64-unknown-none`, runs each in QEMU and reports one line per run (`qemu.rs` says how a
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
-//! - `demo` boots the demo kernel on 4 CPUs in QEMU, streaming its table to the terminal;
-//!   `demo --ace` with ACE tuning the knobs; `demo --hosted` runs the hosted demo
-//!   (`examples/demo.rs`) instead (`demo.rs`).
+//! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
+//!   table to the terminal, then the same with ACE off, and compares the two; `demo --no-ace`
+//!   only the run with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
+//!   instead (`demo.rs`).
 //! - `bench` sets acealloc against the other allocators, one process per run, and writes the
 //!   results and plots (`bench.rs`).
 //! - `soak` runs `mixed-ws400` for minutes in one process and reports RSS drift and the spread
@@ -40,11 +41,12 @@ usage: cargo xtask <task>
       target/qemu-logs/<run>.log.
   test
       Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
-  demo [--ace] [seconds]
-      The demo: a kernel on 4 CPUs in QEMU runs a mixed workload and prints a
-      table of the allocator's state each second (default 5 s of guest time).
-      --ace: ACE tunes the knobs, ticked by every CPU's timer; its decision
-      trace closes the run.
+  demo [--no-ace] [seconds]
+      The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
+      ticked by every CPU's timer, and prints a table of the allocator's state
+      each second and ACE's decisions (default 8 s of guest time); then the
+      same with ACE off, and a line comparing the two.
+      --no-ace: only the run with ACE off.
   demo --hosted [seconds] [threads]
       The hosted demo: acealloc as the global allocator of a threaded workload.
   bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]

@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -176,17 +176,22 @@ fn keep_static_relocation(command: &mut Command) {
     }
 }
 
+/// Where [`run`] writes the serial console of `run`.
+pub fn log_path(root: &Path, run: &Run) -> PathBuf {
+    root.join(LOG_DIR).join(format!("{}.log", run.name))
+}
+
 /// Runs `run` in QEMU, streaming its serial output to stdout and `target/qemu-logs/<run>.log`.
 pub fn run(root: &Path, run: &Run) -> Result<Verdict, String> {
     let log_dir = root.join(LOG_DIR);
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| format!("cannot create {}: {e}", log_dir.display()))?;
+    let log_path = log_path(root, run);
     let kernel = root
         .join(KERNEL_TARGET_DIR)
         .join(TARGET)
         .join("release")
         .join(&run.package);
-    let log_path = log_dir.join(format!("{}.log", run.name));
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let log = Arc::new(Mutex::new(log));
 

@@ -1,14 +1,17 @@
-//! The demo kernel, run by `cargo xtask demo`: acealloc as the heap of a kernel on 4 CPUs. Every
-//! CPU runs `mixed-ws400` (400 slots of 16–1040 bytes) with a 48 KiB block now and then, and
-//! once a second of guest time CPU 0 prints a row: each CPU's operations in that second, each
-//! CPU's cache hit rate, committed and live memory, and the knob values. Halfway through, the
-//! knobs change to small caches, to show what they do. Then a summary, and the run passes if
-//! every block came back intact.
+//! The demo kernel, run by `cargo xtask demo`: acealloc as the heap of a kernel on 4 CPUs, under
+//! a phased workload: busy spells, in which every CPU runs `mixed-ws400` (400 slots of 16–1040
+//! bytes) and holds 16 buffers of 48 KiB, alternate with quiet spells, in which every block is
+//! freed and the CPUs halt until the next timer tick. Once a second of guest time CPU 0 prints
+//! a row: the phase, each CPU's operations in that second, each CPU's cache hit rate, committed
+//! and live memory, and the knob values; and ACE's decisions as it takes them. The run closes
+//! with a `demo: result` line (operations per second of busy time, mean committed memory in the
+//! quiet spells) that `cargo xtask demo` sets against a run with ACE off. The run passes if
+//! every block came back intact (and, with ACE, if it decided something).
 //!
-//! With `ace=1` (`cargo xtask demo --ace`, and the `demo-ace` test run) ACE tunes the knobs
-//! instead: a 1 kHz timer on every CPU ticks it, the knob columns show its moves, and its
-//! decision trace closes the run. Its scavenge decommits idle runs from the timer handler, each
-//! with a TLB shootdown to every CPU, as in `timer-isr-ace`.
+//! ACE is on unless `ace=0` (`cargo xtask demo --no-ace`, and the `demo-no-ace` test run): a
+//! 1 kHz timer on every CPU ticks it (the timer runs with ACE off too: it wakes the halted CPUs).
+//! Its purges decommit idle runs from the timer handler, each with a TLB shootdown to every
+//! CPU, as in `timer-isr-ace`.
 #![no_std]
 #![no_main]
 
@@ -16,6 +19,7 @@ use core::alloc::Layout;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
+use acealloc::ace::Decision;
 use acealloc::ace::{Ace, AceConfig, Knob};
 use acealloc::{Allocator, CpuStats, Knobs};
 use acealloc_kernel_rt::{
@@ -36,19 +40,20 @@ static HEAP: FrameHeap = Allocator::new();
 /// Mixed steps between two looks at the clock (and between two large blocks).
 const BATCH: u64 = 1024;
 const LARGE: usize = 48 * 1024;
-/// The knobs of the second half: small caches and bundles.
-const SMALL_CACHES: Knobs = Knobs {
-    cache_capacity: 8,
-    bundle_width: 4,
-    drain_threshold: 32,
-    ..Knobs::DEFAULT
-};
+/// Large buffers each CPU holds through a busy spell.
+const HELD: usize = 16;
+/// Length of a busy spell and of a quiet spell, ms of guest time.
+const SPELL_MS: u64 = 2000;
+/// How often CPU 0 samples committed memory, ms.
+const SAMPLE_MS: u64 = 50;
 
 /// Operations (allocations plus frees) of each CPU so far.
 static OPERATIONS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static STOP: AtomicBool = AtomicBool::new(false);
 /// Most bytes committed at the end of any second.
 static PEAK_COMMITTED: AtomicUsize = AtomicUsize::new(0);
+/// Operations done in busy spells, and their guest time in ms (CPU 0's view).
+static BUSY_MS: AtomicU64 = AtomicU64::new(0);
 
 /// ACE, on with `ace=1`, ticked by every CPU's timer.
 static ACE: Ace = Ace::new();
@@ -59,9 +64,15 @@ fn tick_ace(_cpu: usize) {
     ACE.tick(&HEAP, None);
 }
 
+/// Whether the spell under way at `millis` is a busy one: the run starts with a short busy
+/// spell, so that the rows, printed on the second, fall within spells, not on their edges.
+fn busy_at(millis: u64) -> bool {
+    ((millis + SPELL_MS / 4) / SPELL_MS).is_multiple_of(2)
+}
+
 fn main(boot: &'static BootInfo) -> ! {
-    let seconds = args::number(boot, "seconds", 5);
-    let ace = args::number(boot, "ace", 0) != 0;
+    let seconds = args::number(boot, "seconds", 8);
+    let ace = args::number(boot, "ace", 1) != 0;
     clock::calibrate();
     if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG) {
         println!("demo: heap init failed: {error:?}");
@@ -72,8 +83,11 @@ fn main(boot: &'static BootInfo) -> ! {
         "demo: acealloc on {cpus} CPUs, heap of frames mapped on demand at {FRAME_HEAP_START:#x}"
     );
     println!(
-        "demo: every CPU runs mixed-ws400 (400 slots, 16-1040 B) plus a {} KiB block every {BATCH} steps",
-        LARGE / 1024
+        "demo: busy spells of {} s (every CPU runs mixed-ws400: 400 slots, 16-1040 B, holds {HELD} blocks of {} KiB \
+         and frees another every {BATCH} steps), then quiet spells of {} s (everything freed, CPUs halted)",
+        SPELL_MS / 1000,
+        LARGE / 1024,
+        SPELL_MS / 1000
     );
     if ace {
         // TCG runs a deciding tick about a hundred times slower than hardware: a 20 ms budget.
@@ -89,36 +103,54 @@ fn main(boot: &'static BootInfo) -> ! {
         );
         ACE.enable(&HEAP, config, clock::tsc_hz());
         HEAP.attach_ace(&ACE);
-        timer::set_handler(tick_ace);
     } else {
-        println!("demo: the knobs shrink after {} s", seconds / 2);
+        println!("demo: ACE off (BALANCED's static settings)");
     }
+    timer::set_handler(tick_ace);
     println!("{}", Header(cpus));
     let stopwatch = Stopwatch::start();
     run_on_all_cpus(&|cpu| {
         let mut workload = Mixed::new(&HEAP, cpu as u64, Coverage::Full);
         let large = Layout::from_size_align(LARGE, 8).expect("valid layout");
+        let mut held = [const { None }; HELD];
         let mut large_operations = 0;
-        let mut table = (cpu == 0).then(|| Table::new(cpus, seconds, !ace));
-        if ace {
-            timer::start(ACE_TIMER_HZ);
-            interrupts::enable();
-        }
+        let mut table = (cpu == 0).then(|| Table::new(cpus, seconds));
+        timer::start(ACE_TIMER_HZ);
+        interrupts::enable();
         while !STOP.load(Relaxed) {
-            let mixed_intact = workload.run(BATCH);
-            let large_intact = Patterned::alloc(&HEAP, large, cpu as u64, Coverage::Ends)
-                .is_some_and(|block| block.free(Coverage::Ends));
-            large_operations += 2;
+            let mut intact = true;
+            if busy_at(stopwatch.millis()) {
+                for slot in held.iter_mut().filter(|slot| slot.is_none()) {
+                    *slot = Patterned::alloc(&HEAP, large, cpu as u64, Coverage::Ends);
+                    intact &= check!(slot.is_some(), "no {LARGE}-byte block to hold");
+                    large_operations += 1;
+                }
+                intact &= workload.run(BATCH);
+                intact &= check!(
+                    Patterned::alloc(&HEAP, large, cpu as u64, Coverage::Ends)
+                        .is_some_and(|block| block.free(Coverage::Ends)),
+                    "no intact {LARGE}-byte block"
+                );
+                large_operations += 2;
+            } else {
+                // A quiet spell: give everything back once, then sleep to the next tick.
+                for block in held.iter_mut().filter_map(Option::take) {
+                    intact &= block.free(Coverage::Ends);
+                    large_operations += 1;
+                }
+                intact &= workload.release();
+                interrupts::enable_and_hlt();
+            }
             OPERATIONS[cpu].store(workload.operations() + large_operations, Relaxed);
-            let failed = !(mixed_intact && check!(large_intact, "no intact {LARGE}-byte block"));
             let done = table.as_mut().is_some_and(Table::tick);
-            if failed || done {
+            if !intact || done {
                 STOP.store(true, Relaxed);
             }
         }
-        if ace {
-            timer::stop();
-            interrupts::disable();
+        timer::stop();
+        interrupts::disable();
+        for block in held.iter_mut().filter_map(Option::take) {
+            block.free(Coverage::Ends);
         }
         workload.release();
     });
@@ -138,7 +170,7 @@ struct Header(usize);
 
 impl fmt::Display for Header {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "demo: sec")?;
+        write!(f, "demo: sec phase")?;
         for cpu in 0..self.0 {
             write!(f, "  cpu{cpu} ops/s")?;
         }
@@ -149,7 +181,8 @@ impl fmt::Display for Header {
     }
 }
 
-/// CPU 0's view of the run: prints a row each second.
+/// CPU 0's view of the run: prints a row each second, and ACE's new decisions; samples
+/// committed memory in the quiet spells.
 struct Table {
     cpus: usize,
     seconds: u64,
@@ -158,42 +191,98 @@ struct Table {
     reported: u64,
     operations: [u64; MAX_CPUS],
     cache: [CpuStats; MAX_CPUS],
-    /// Whether to shrink the knobs halfway (not while ACE tunes them).
-    shrink: bool,
+    /// The last decision printed.
+    seen: u64,
+    /// Committed bytes summed over the quiet spells' samples, and the samples.
+    quiet_committed: u64,
+    quiet_samples: u64,
+    sampled_at: u64,
+    /// Operations at the start of the spell under way, and the busy spells' total.
+    spell_start_ops: u64,
+    busy_ops: u64,
+    was_busy: bool,
+    busy_since: u64,
 }
 
 impl Table {
-    fn new(cpus: usize, seconds: u64, shrink: bool) -> Table {
+    fn new(cpus: usize, seconds: u64) -> Table {
         Table {
             cpus,
             seconds,
-            shrink,
             stopwatch: Stopwatch::start(),
             reported: 0,
             operations: [0; MAX_CPUS],
             cache: [CpuStats::default(); MAX_CPUS],
+            seen: 0,
+            quiet_committed: 0,
+            quiet_samples: 0,
+            sampled_at: 0,
+            spell_start_ops: 0,
+            busy_ops: 0,
+            was_busy: true,
+            busy_since: 0,
         }
     }
 
-    /// Prints a row if another second has passed (and changes the knobs halfway); true once
-    /// every second has been reported.
+    /// Every CPU's operations so far.
+    fn operations() -> u64 {
+        OPERATIONS.iter().map(|o| o.load(Relaxed)).sum()
+    }
+
+    /// Samples, prints a row if another second has passed; true once every second has been
+    /// reported.
     fn tick(&mut self) -> bool {
-        if self.stopwatch.millis() < (self.reported + 1) * 1000 {
+        let now = self.stopwatch.millis();
+        let busy = busy_at(now);
+        if busy != self.was_busy {
+            let ops = Table::operations();
+            if self.was_busy {
+                self.busy_ops += ops - self.spell_start_ops;
+                BUSY_MS.fetch_add(now - self.busy_since, Relaxed);
+            } else {
+                self.busy_since = now;
+            }
+            (self.spell_start_ops, self.was_busy) = (ops, busy);
+        }
+        if !busy && now >= self.sampled_at + SAMPLE_MS {
+            self.sampled_at = now;
+            self.quiet_committed += HEAP.stats().committed_bytes as u64;
+            self.quiet_samples += 1;
+        }
+        if now < (self.reported + 1) * 1000 {
             return false;
         }
         self.reported += 1;
-        let row = Row::take(self);
+        let row = Row::take(self, busy);
         println!("{row}");
-        if self.shrink && self.reported == self.seconds / 2 {
-            HEAP.set_knobs(SMALL_CACHES);
+        let mut new = [Decision::EMPTY; 8];
+        let n = ACE.decisions(self.seen, &mut new);
+        for decision in &new[..n] {
+            println!("demo:       ACE {decision}");
+            self.seen = decision.seq;
         }
-        self.reported >= self.seconds
+        let done = self.reported >= self.seconds;
+        if done && self.was_busy {
+            self.busy_ops += Table::operations() - self.spell_start_ops;
+            BUSY_MS.fetch_add(now - self.busy_since, Relaxed);
+        }
+        if done {
+            let busy_ms = BUSY_MS.load(Relaxed).max(1);
+            println!(
+                "demo: result busy_ops_per_s={} quiet_committed_kib={} ace={}",
+                self.busy_ops * 1000 / busy_ms,
+                self.quiet_committed / self.quiet_samples.max(1) / 1024,
+                u8::from(ACE.is_enabled())
+            );
+        }
+        done
     }
 }
 
 /// One second of the table.
 struct Row {
     second: u64,
+    busy: bool,
     cpus: usize,
     operations: [u64; MAX_CPUS],
     /// Cache hit rates in per mille.
@@ -205,9 +294,10 @@ struct Row {
 
 impl Row {
     /// The row for the second that just ended; moves the table's baselines on.
-    fn take(table: &mut Table) -> Row {
+    fn take(table: &mut Table, busy: bool) -> Row {
         let mut row = Row {
             second: table.reported,
+            busy,
             cpus: table.cpus,
             operations: [0; MAX_CPUS],
             hits: [0; MAX_CPUS],
@@ -238,7 +328,8 @@ impl Row {
 
 impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "demo: {:>3}", self.second)?;
+        let phase = if self.busy { "busy " } else { "quiet" };
+        write!(f, "demo: {:>3} {phase}", self.second)?;
         for operations in &self.operations[..self.cpus] {
             write!(f, " {operations:>11}")?;
         }
