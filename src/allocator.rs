@@ -23,7 +23,7 @@ use spin::mutex::SpinMutex;
 
 use crate::ace::Ace;
 use crate::block::{Block, BlockList};
-use crate::config::{Config, Knobs, Profile};
+use crate::config::{Config, Knobs, Profile, ms_to_ticks};
 use crate::cpu_cache::{PerCpuCache, SlowPaths, bump};
 use crate::depot::{Depot, DepotState};
 use crate::page_map::{Entry, PageMap};
@@ -70,6 +70,8 @@ pub struct Allocator<P, Pl> {
     pub(crate) knobs: KnobCells,
     /// The current profile ([`Profile::index`]).
     profile: AtomicU8,
+    /// The purge-delay knob in ms (in clock units: `counters.purge_delay`).
+    purge_ms: AtomicU32,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
     flush_requests: AtomicU32,
@@ -117,6 +119,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 release_pages: AtomicU32::new(Knobs::DEFAULT.release_pages),
             },
             profile: AtomicU8::new(Profile::Balanced.index()),
+            purge_ms: AtomicU32::new(0),
             flush_requests: AtomicU32::new(0),
             prewarm_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
@@ -595,7 +598,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             pages.new_descriptor(Slab::new(run.as_ptr() as usize, class), &self.counters)
         else {
             // SAFETY: the run was allocated just above and never used.
-            unsafe { pages.free(run, n, &self.counters) };
+            unsafe { pages.free(run, n, Pl::now(), &self.counters) };
             return None;
         };
         self.map()
@@ -620,7 +623,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // SAFETY: every block of the slab is back (it is empty), so neither
         // its pages nor its descriptor are referenced.
         unsafe {
-            pages.free(NonNull::new_unchecked(start as *mut u8), n, &self.counters);
+            pages.free(
+                NonNull::new_unchecked(start as *mut u8),
+                n,
+                Pl::now(),
+                &self.counters,
+            );
             pages.free_descriptor(NonNull::new_unchecked(slab));
         }
     }
@@ -628,7 +636,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Returns cached memory to the provider: this CPU's cache (`own`,
     /// whose section the caller is in), on hosted builds every other cache
     /// that is not busy (kernel CPUs are asked to flush their own), every
-    /// depot with its reserved empty slabs, and the retained runs. Returns
+    /// depot with its reserved empty slabs, and the free page runs. Returns
     /// whether any page went back to the provider.
     fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
         let before = self.counters.free_calls.load(Relaxed);
@@ -657,7 +665,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             }
         }
         if let Some(pages) = self.pages.lock().as_mut() {
-            pages.release_retained(&self.counters);
+            pages.release_free(&self.counters);
         }
         self.counters.free_calls.load(Relaxed) != before
     }
@@ -729,7 +737,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.large_live.fetch_sub(pages * PAGE_SIZE, Relaxed);
             self.counters.large_frees.fetch_add(1, Relaxed);
             // SAFETY: the caller hands back a live large block of `pages` pages.
-            unsafe { p.free(NonNull::new_unchecked(ptr), pages, &self.counters) };
+            unsafe {
+                p.free(
+                    NonNull::new_unchecked(ptr),
+                    pages,
+                    Pl::now(),
+                    &self.counters,
+                )
+            };
         }
         Pl::irq_restore(irq);
     }
@@ -756,6 +771,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 NonNull::new_unchecked(ptr),
                 old_pages,
                 new_pages,
+                Pl::now(),
                 &self.counters,
             )
         };
@@ -781,23 +797,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if guard.is_some() {
             return Err(InitError::AlreadyInitialized);
         }
-        let mut pages = Pages::new(provider, config.profile.retained_bytes(), config.decommit);
-        let span = pages.provider().span();
-        let cpus = Pl::cpu_count().max(1);
         let c = &self.counters;
-
-        let map_pages = PageMap::bytes_for(span).div_ceil(PAGE_SIZE);
-        let map_memory = pages
-            .alloc(map_pages, PAGE_SIZE, c)
-            .ok_or(InitError::OutOfMemory)?;
-        if P::ZEROED {
-            // Untouched map pages stay unbacked: count them as they get used.
-            c.committed.fetch_sub(map_pages * PAGE_SIZE, Relaxed);
-            c.lazy_page_map.store(map_pages * PAGE_SIZE, Relaxed);
-        } else {
-            // SAFETY: the run was just allocated for the map and is ours.
-            unsafe { ptr::write_bytes(map_memory.as_ptr(), 0, map_pages * PAGE_SIZE) };
-        }
+        let span = provider.span();
+        let cpus = Pl::cpu_count().max(1);
+        let (mut pages, map_memory) =
+            Pages::new(provider, config.decommit, PageMap::bytes_for(span), c)
+                .ok_or(InitError::OutOfMemory)?;
         // SAFETY: zeroed memory of the right size, kept for the map forever.
         let map = unsafe { PageMap::new(span, map_memory.as_ptr()) };
 
@@ -819,6 +824,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
         self.map.call_once(|| map);
         self.config.call_once(|| config);
+        self.set_purge_delay_ms(
+            config
+                .purge_delay_ms
+                .unwrap_or(config.profile.purge_delay_ms()),
+        );
         self.checks.store(config.checks, Relaxed);
         *guard = Some(pages);
         drop(guard);
@@ -884,8 +894,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// Switches the profile; safe while other CPUs allocate. The empty-slab
     /// reserve and the per-class budgets apply from each CPU's next slow
-    /// path (cache capacities at once); retained runs beyond the new budget
-    /// are decommitted now, under the page lock. Empty slabs beyond a
+    /// path (cache capacities at once), the profile's purge delay at once
+    /// (unless the `Config` fixed one). Empty slabs beyond a
     /// lowered reserve leave on the next [`scavenge`](Self::scavenge) or
     /// [`trim`](Self::trim). Switching to FAST asks every CPU to prewarm its
     /// cache on its next slow path ([`Profile::prewarm_size`]).
@@ -898,17 +908,38 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return;
         }
         self.set_knobs(self.knobs());
-        let irq = Pl::irq_save();
-        if let Some(pages) = self.pages.lock().as_mut() {
-            pages.set_retained_budget(profile.retained_bytes(), &self.counters);
+        if let Some(config) = self.config.get()
+            && config.purge_delay_ms.is_none()
+        {
+            self.set_purge_delay_ms(profile.purge_delay_ms());
         }
-        Pl::irq_restore(irq);
+    }
+
+    /// How long (ms) a free page run stays committed before it is purged.
+    pub fn purge_delay_ms(&self) -> u32 {
+        self.purge_ms.load(Relaxed)
+    }
+
+    /// Sets the purge delay (ms): free runs that stayed unused this long are
+    /// decommitted, by [`maintain`](Self::maintain) and on the page layer's
+    /// slow paths. A plain knob, safe at any time (ACE drives it); runs
+    /// already free are judged by the new delay from now on. Converted to
+    /// clock units with [`Config::clock_hz`].
+    pub fn set_purge_delay_ms(&self, ms: u32) {
+        let hz = self
+            .config
+            .get()
+            .map_or(Config::DEFAULT.clock_hz, |c| c.clock_hz);
+        self.purge_ms.store(ms, Relaxed);
+        self.counters
+            .purge_delay
+            .store(ms_to_ticks(ms, hz), Relaxed);
     }
 
     /// Decommits idle memory, a bounded amount at a time: first the empty
     /// slabs that classes keep beyond the profile's reserve (after it was
-    /// lowered), then up to `max_pages` pages of retained runs that stayed
-    /// unused since the previous call. Stops early once [`Platform::now`]
+    /// lowered), then up to `max_pages` pages of free runs that stayed
+    /// unused since the previous call, whatever the purge delay. Stops early once [`Platform::now`]
     /// reaches `deadline` (`u64::MAX`: no deadline), checked before each
     /// unit of work (one slab released, one run decommitted), so at most
     /// the unit under way when the deadline passes finishes after it.
@@ -922,26 +953,58 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// callable with interrupts masked.
     pub fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
         let in_time = || Pl::now() < deadline;
-        // Page lock, then depot locks: the reverse of the usual order, which
-        // is safe because both are only tried.
         self.try_with_pages(|pages| {
-            'classes: for (class, depot) in self.depots.iter().enumerate() {
-                let Some(mut d) = depot.try_lock() else {
-                    continue;
-                };
-                let reserve = self.slab_reserve(class);
-                while d.empty_slabs > reserve {
-                    if !in_time() {
-                        break 'classes;
-                    }
-                    let Some(empty) = d.pop_empty_slab() else {
-                        break;
-                    };
-                    self.release_slab_to(pages, empty);
-                }
-            }
-            pages.scavenge(max_pages, in_time, &self.counters)
+            self.release_excess_empty_slabs(pages, &in_time);
+            pages.purge_idle(max_pages, Pl::now(), in_time, &self.counters)
         })
+    }
+
+    /// Housekeeping, bounded by `deadline` ([`Platform::now`] units;
+    /// `u64::MAX`: none): returns what idle CPU caches hold
+    /// ([`flush_idle_caches`](Self::flush_idle_caches)), releases empty
+    /// slabs beyond the classes' reserves, and purges the free page runs
+    /// that stayed unused for the purge delay
+    /// ([`set_purge_delay_ms`](Self::set_purge_delay_ms)), oldest first, in
+    /// steps of at most 16 MiB. Returns the pages purged.
+    ///
+    /// Call it from a timer tick (every CPU's, on kernels: each CPU flushes
+    /// its own cache), with or without ACE. Fit for interrupt context: it
+    /// allocates nothing, only *tries* locks (a busy page lock or depot is
+    /// skipped until the next call), and checks the deadline before each
+    /// unit of work (one class flushed, one slab released, one purge step),
+    /// so at most the unit under way finishes after it. On kernels the
+    /// provider's decommit flushes the TLB, which must then be callable
+    /// with interrupts masked. Hosted programs that never call it still
+    /// return memory: the page layer's slow paths purge due runs on the way.
+    pub fn maintain(&self, deadline: u64) -> usize {
+        let in_time = || Pl::now() < deadline;
+        self.flush_idle_caches(deadline);
+        self.try_with_pages(|pages| {
+            self.release_excess_empty_slabs(pages, &in_time);
+            pages.purge(Pl::now(), usize::MAX, in_time, &self.counters)
+        })
+    }
+
+    /// Releases the empty slabs that classes keep beyond their reserve
+    /// (after it was lowered), while `in_time`. Page lock (held), then depot
+    /// locks: the reverse of the usual order, which is safe because the
+    /// depots are only tried.
+    fn release_excess_empty_slabs(&self, pages: &mut Pages<P>, in_time: &impl Fn() -> bool) {
+        for (class, depot) in self.depots.iter().enumerate() {
+            let Some(mut d) = depot.try_lock() else {
+                continue;
+            };
+            let reserve = self.slab_reserve(class);
+            while d.empty_slabs > reserve {
+                if !in_time() {
+                    return;
+                }
+                let Some(empty) = d.pop_empty_slab() else {
+                    break;
+                };
+                self.release_slab_to(pages, empty);
+            }
+        }
     }
 
     /// Returns the blocks cached by CPUs that did no allocator work since

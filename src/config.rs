@@ -26,15 +26,17 @@ impl Profile {
         }
     }
 
-    /// Bytes of freed page runs kept committed for reuse (each reuse saves
-    /// a provider round trip: a system call or page-table work, and faults).
-    /// Freed runs beyond it are decommitted (LEAN: at once), unless the
-    /// decommit mode is [`DecommitMode::Off`].
-    pub fn retained_bytes(self) -> usize {
+    /// How long (ms) a freed page run stays committed and unused before
+    /// it is purged (decommitted): reuse within the delay costs nothing,
+    /// memory idle for longer goes back. FAST waits longest (jemalloc's
+    /// default decay is 10 s), LEAN briefly but not at once (mimalloc's
+    /// purge delay is 10 ms): decommitting at once turns every
+    /// free-then-reuse of a run into two system calls and page faults.
+    pub fn purge_delay_ms(self) -> u32 {
         match self {
-            Profile::Fast => 64 << 20,
-            Profile::Balanced => 8 << 20,
-            Profile::Lean => 0,
+            Profile::Fast => 10_000,
+            Profile::Balanced => 1_000,
+            Profile::Lean => 50,
         }
     }
 
@@ -72,8 +74,8 @@ impl Profile {
     }
 }
 
-/// What happens to the physical memory of idle page runs beyond what the
-/// profile keeps committed.
+/// What happens to the physical memory of page runs that stayed free for
+/// the purge delay ([`Config::purge_delay_ms`]).
 ///
 /// The allocator decides *when* to decommit (whether at all: `Off`); the
 /// provider decides *how*. The hosted `MmapProvider` is built with the same
@@ -86,7 +88,8 @@ pub enum DecommitMode {
     Free,
     /// At once (`MADV_DONTNEED`): resident memory falls immediately.
     DontNeed,
-    /// Never decommit: idle runs beyond the budget go back to the provider.
+    /// Never decommit: free runs stay committed for reuse (and go back to
+    /// the provider only when memory runs out).
     Off,
 }
 
@@ -161,6 +164,14 @@ pub struct Config {
     pub lean_target: usize,
     /// Initial knob values.
     pub knobs: Knobs,
+    /// The purge delay in ms (see [`Profile::purge_delay_ms`]); `None`:
+    /// the profile's. A runtime knob too
+    /// ([`Allocator::set_purge_delay_ms`](crate::Allocator::set_purge_delay_ms)).
+    pub purge_delay_ms: Option<u32>,
+    /// Rate of [`Platform::now`](crate::Platform::now) in ticks per second,
+    /// to turn the purge delay into clock units: 10^9 for the hosted clock
+    /// (ns); a kernel passes its TSC frequency.
+    pub clock_hz: u64,
     /// Checked mode: detect double free, invalid free and layout mismatch.
     /// Decided at `init` because it tracks every block from then on.
     pub checks: bool,
@@ -170,15 +181,24 @@ pub struct Config {
 
 impl Config {
     /// Balanced profile, `MADV_FREE`-style decommit, an 8 MiB LEAN target,
-    /// default knobs, checks on in debug builds.
+    /// default knobs, the profile's purge delay on a nanosecond clock,
+    /// checks on in debug builds.
     pub const DEFAULT: Config = Config {
         profile: Profile::Balanced,
         decommit: DecommitMode::Free,
         lean_target: 8 << 20,
         knobs: Knobs::DEFAULT,
+        purge_delay_ms: None,
+        clock_hz: 1_000_000_000,
         checks: cfg!(debug_assertions),
         misuse_hook: None,
     };
+}
+
+/// `ms` milliseconds in ticks of a clock running at `hz` (saturating).
+pub(crate) fn ms_to_ticks(ms: u32, hz: u64) -> u64 {
+    let ticks = u128::from(ms) * u128::from(hz) / 1000;
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 impl Default for Config {
@@ -190,6 +210,15 @@ impl Default for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purge_delays_turn_into_clock_ticks_at_the_clock_rate() {
+        assert_eq!(ms_to_ticks(1_000, 1_000_000_000), 1_000_000_000);
+        assert_eq!(ms_to_ticks(50, 3_000_000_000), 150_000_000, "a 3 GHz TSC");
+        assert_eq!(ms_to_ticks(7, 1_000), 7, "a 1 kHz tick");
+        assert_eq!(ms_to_ticks(u32::MAX, u64::MAX), u64::MAX, "saturates");
+        assert_eq!(ms_to_ticks(0, 1_000_000_000), 0);
+    }
 
     #[test]
     fn release_pages_become_whole_empty_slabs_scaled_by_the_profile() {

@@ -14,6 +14,7 @@
 //! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
 //! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
+//! | `ACEALLOC_PURGE_MS` | how long free page runs stay committed ([`Config::purge_delay_ms`]) | the profile's |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
 //! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`](crate::Knobs::DEFAULT) |
 //! | `ACEALLOC_ACE` | `1`: ACE runs from a background thread ([`ace::background`](crate::ace::background); its settings: [`ace::ticker`](crate::ace::ticker)) | off |
@@ -234,6 +235,9 @@ fn config_from_env() -> Config {
     };
     if let Some(mb) = env_number("ACEALLOC_LEAN_TARGET_MB") {
         config.lean_target = mb << 20;
+    }
+    if let Some(ms) = env_number("ACEALLOC_PURGE_MS") {
+        config.purge_delay_ms = Some(ms.min(u32::MAX as usize) as u32);
     }
     if let Some(checks) = env_number("ACEALLOC_CHECKS") {
         config.checks = checks != 0;

@@ -1,33 +1,37 @@
-//! The page layer: the provider, slab descriptors, and the accounting of
-//! committed memory. Everything here runs under the allocator's page lock,
-//! on cold paths only (new and released slabs, large blocks, scavenging).
+//! The page layer: the provider, the page heap, slab descriptors, and the
+//! accounting of committed memory. Everything here runs under the
+//! allocator's page lock, on cold paths only (new and released slabs,
+//! large blocks, purges).
 //!
-//! Freed runs go to the retained pool ([`RetainedRuns`]). Within the
-//! profile's budget they stay committed; beyond it the least recently
-//! freed are decommitted there (unless the decommit mode is off or the
-//! provider cannot, when they go back to the provider instead). Only freed
-//! runs are ever decommitted, so no page holding a live block is; and a
-//! decommitted run is recommitted before it is handed out again.
+//! Runs freed by the allocator go to the [`PageHeap`] as dirty runs,
+//! stamped with the time. They are reused first, and decommitted (purged)
+//! only once they have stayed unused for the purge delay, oldest first, in
+//! bounded steps: on the slow paths that reach this layer anyway, and from
+//! [`purge`](Pages::purge) (the allocator's `maintain`). The provider is
+//! asked for fresh pages only when no free run fits, and gets runs back
+//! only when memory ran out ([`release_free`](Pages::release_free)). Only
+//! free runs are ever decommitted, so no page holding a live block is; and
+//! a decommitted run is recommitted before it is handed out again.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::PAGE_SIZE;
 use crate::config::DecommitMode;
+use crate::page_heap::{PageEntry, PageHeap, RunState};
 use crate::provider::PageProvider;
-use crate::retained::{RetainedRuns, Run};
 use crate::slab::Slab;
 
 /// Counters the page layer keeps; readable without its lock.
 #[derive(Default)]
 pub(crate) struct PageCounters {
     pub committed: AtomicUsize,
-    /// Page map bytes not counted in `committed`: address space whose
-    /// pages are backed only where entries are used.
+    /// Metadata bytes not counted in `committed` (page map, page heap
+    /// table): address space whose pages are backed only where used.
     pub lazy_page_map: AtomicUsize,
-    /// Committed bytes in freed runs kept for reuse.
+    /// Committed bytes in dirty free runs kept for reuse.
     pub retained: AtomicUsize,
-    /// Bytes of freed runs kept decommitted (not in `committed`).
+    /// Bytes of free runs kept decommitted (not in `committed`).
     pub decommitted: AtomicUsize,
     /// Bytes of slab-descriptor pool pages (never returned).
     pub descriptors: AtomicUsize,
@@ -44,6 +48,9 @@ pub(crate) struct PageCounters {
     /// Large blocks allocated and freed (small ones are counted per CPU).
     pub large_allocs: AtomicU64,
     pub large_frees: AtomicU64,
+    /// How long a dirty run stays unused before it is purged, in
+    /// `Platform::now` units (the allocator's purge-delay knob).
+    pub purge_delay: AtomicU64,
 }
 
 impl PageCounters {
@@ -64,70 +71,132 @@ impl PageCounters {
             slabs_retired: AtomicU64::new(0),
             large_allocs: AtomicU64::new(0),
             large_frees: AtomicU64::new(0),
+            purge_delay: AtomicU64::new(0),
         }
     }
 }
+
+/// Most pages one purge step decommits: a long run is purged in steps of
+/// this (16 MiB), so that one step's time stays bounded (a `madvise`, or
+/// unmapping with a TLB shootdown) while one call still covers a long run.
+const PURGE_STEP_PAGES: usize = 4096;
+
+/// Purge steps a slow path of this layer takes on its way (hosted programs
+/// that never call `maintain` still return memory this way).
+const OPPORTUNISTIC_STEPS: usize = 2;
 
 /// A spare descriptor slot, linked through its first word.
 struct Spare {
     next: *mut Spare,
 }
 
-/// The provider, the freed runs kept for reuse, and a pool of slab
+/// The provider, the page heap of free runs, and a pool of slab
 /// descriptors carved from provider pages.
 pub(crate) struct Pages<P> {
     provider: P,
-    retained: RetainedRuns,
+    heap: PageHeap,
     spare: *mut Spare,
-    /// Whether idle runs are decommitted: the mode is not `Off` and the
+    /// Whether free runs are purged: the mode is not `Off` and the
     /// provider has not refused.
     decommit: bool,
-    /// Runs freed before this stamp count as idle for [`scavenge`](Self::scavenge).
-    idle_before: u64,
+    /// Runs freed at or before this stamp count as idle for
+    /// [`purge_idle`](Self::purge_idle) (`None`: before its first call,
+    /// nothing does).
+    idle_before: Option<u64>,
 }
 
-// SAFETY: the pool only points into provider memory owned by this value.
+// SAFETY: the pool and the heap's table only point into provider memory
+// owned by this value.
 unsafe impl<P: Send> Send for Pages<P> {}
 
 impl<P: PageProvider> Pages<P> {
-    /// Pages over `provider`, keeping up to `retain_bytes` of freed runs
-    /// committed and decommitting the rest unless `mode` is off.
-    pub fn new(provider: P, retain_bytes: usize, mode: DecommitMode) -> Self {
-        Pages {
+    /// Pages over `provider`, purging free runs unless `mode` is off, and
+    /// `front` bytes of zeroed metadata for the caller (the page map). Both
+    /// and the page heap's side table share one run from the provider (a
+    /// small region loses one page to them, not two); `None` if the
+    /// provider cannot supply it.
+    pub fn new(
+        mut provider: P,
+        mode: DecommitMode,
+        front: usize,
+        counters: &PageCounters,
+    ) -> Option<(Self, NonNull<u8>)> {
+        let span = provider.span();
+        let table_at = front.next_multiple_of(align_of::<PageEntry>());
+        let bytes = table_at + PageHeap::table_bytes(span.pages());
+        let pages = bytes.div_ceil(PAGE_SIZE);
+        counters.alloc_calls.fetch_add(1, Relaxed);
+        let run = provider.alloc_pages(pages, PAGE_SIZE)?;
+        if P::ZEROED {
+            // Untouched metadata pages stay unbacked: not counted committed.
+            counters.lazy_page_map.fetch_add(pages * PAGE_SIZE, Relaxed);
+        } else {
+            // SAFETY: the run was just allocated for metadata and is ours.
+            unsafe { ptr::write_bytes(run.as_ptr(), 0, pages * PAGE_SIZE) };
+            counters.committed.fetch_add(pages * PAGE_SIZE, Relaxed);
+        }
+        // SAFETY: the table lies inside the zeroed run (`bytes` long), at an
+        // offset aligned for `PageEntry` in a page-aligned run, ours for good;
+        // `PageHeap::new` checks the span's page count.
+        let heap = unsafe {
+            PageHeap::new(
+                run.as_ptr().add(table_at).cast::<PageEntry>(),
+                span.pages(),
+                span.base / PAGE_SIZE,
+            )
+        };
+        let pages = Pages {
             provider,
-            retained: RetainedRuns::new(retain_bytes),
+            heap,
             spare: ptr::null_mut(),
             decommit: mode != DecommitMode::Off,
-            idle_before: 0,
-        }
+            idle_before: None,
+        };
+        Some((pages, run))
     }
 
     pub fn provider(&self) -> &P {
         &self.provider
     }
 
-    /// Publishes the pool's sizes to the counters.
-    fn count_pool(&self, counters: &PageCounters) {
-        counters.retained.store(self.retained.bytes(), Relaxed);
-        counters
-            .decommitted
-            .store(self.retained.decommitted_bytes(), Relaxed);
+    fn page_of(&self, ptr: NonNull<u8>) -> usize {
+        (ptr.as_ptr() as usize - self.provider.span().base) / PAGE_SIZE
     }
 
-    /// Allocates a run, reusing (and if need be recommitting) a retained
-    /// one if it can, and accounts for it.
+    fn addr_of(&self, page: usize) -> NonNull<u8> {
+        let addr = self.provider.span().base + page * PAGE_SIZE;
+        // SAFETY: span addresses are non-null (a span never starts at 0
+        // with pages in it: page 0 of the address space is never mapped).
+        unsafe { NonNull::new_unchecked(addr as *mut u8) }
+    }
+
+    /// Publishes the heap's page counts to the counters.
+    fn count_heap(&self, counters: &PageCounters) {
+        counters
+            .retained
+            .store(self.heap.pages_in(RunState::Dirty) * PAGE_SIZE, Relaxed);
+        counters.decommitted.store(
+            self.heap.pages_in(RunState::Decommitted) * PAGE_SIZE,
+            Relaxed,
+        );
+    }
+
+    /// Allocates a run: a free one from the heap if one fits (recommitting
+    /// it if it was purged), else fresh pages from the provider.
     pub fn alloc(
         &mut self,
         pages: usize,
         align: usize,
         counters: &PageCounters,
     ) -> Option<NonNull<u8>> {
-        if let Some((run, committed)) = self.retained.take(pages, align) {
-            if committed || self.recommit(run, counters) {
-                self.count_pool(counters);
-                return Some(run.start);
+        let align_pages = align.max(PAGE_SIZE) / PAGE_SIZE;
+        if let Some((page, state)) = self.heap.take(pages, align_pages) {
+            let run = self.addr_of(page);
+            if self.make_usable(run, pages, state, counters) {
+                self.count_heap(counters);
+                return Some(run);
             }
-            self.keep(run, false, counters);
+            self.heap.insert(page, pages, state, 0);
         }
         counters.alloc_calls.fetch_add(1, Relaxed);
         let run = self.provider.alloc_pages(pages, align);
@@ -138,134 +207,173 @@ impl<P: PageProvider> Pages<P> {
         run
     }
 
-    /// Makes a decommitted run usable again.
-    fn recommit(&mut self, run: Run, counters: &PageCounters) -> bool {
-        counters.recommit_calls.fetch_add(1, Relaxed);
-        // SAFETY: the run is a freed run of this provider, held by the pool.
-        let done = unsafe { self.provider.recommit(run.start, run.pages) };
-        if done {
-            counters.committed.fetch_add(run.pages * PAGE_SIZE, Relaxed);
-        } else {
-            counters.failed_calls.fetch_add(1, Relaxed);
+    /// Makes pages just taken from the heap in `state` usable: recommits
+    /// decommitted ones, and counts them as committed unless they were dirty.
+    fn make_usable(
+        &mut self,
+        run: NonNull<u8>,
+        pages: usize,
+        state: RunState,
+        counters: &PageCounters,
+    ) -> bool {
+        match state {
+            RunState::Dirty => true,
+            RunState::Clean => {
+                counters.committed.fetch_add(pages * PAGE_SIZE, Relaxed);
+                true
+            }
+            RunState::Decommitted => {
+                counters.recommit_calls.fetch_add(1, Relaxed);
+                // SAFETY: the pages are a free run of this provider, ours.
+                let done = unsafe { self.provider.recommit(run, pages) };
+                if done {
+                    counters.committed.fetch_add(pages * PAGE_SIZE, Relaxed);
+                } else {
+                    counters.failed_calls.fetch_add(1, Relaxed);
+                }
+                done
+            }
         }
-        done
     }
 
-    /// Frees a run: keeps it for reuse (committed within the budget, else
-    /// decommitted), or gives it back to the provider.
+    /// Frees a run: it joins the heap as a dirty run stamped `now`, and the
+    /// oldest dirty runs that are due are purged on the way.
     ///
     /// # Safety
     /// The run came from [`alloc`](Self::alloc) and is no longer used.
-    pub unsafe fn free(&mut self, start: NonNull<u8>, pages: usize, counters: &PageCounters) {
-        let run = Run { start, pages };
-        if !self.decommit && !self.retained.can_hold(pages) {
-            // SAFETY: forwarded caller contract.
-            unsafe { self.release(run, true, counters) };
-            return;
-        }
-        self.keep(run, true, counters);
-        self.enforce_budget(counters);
-        self.count_pool(counters);
+    pub unsafe fn free(
+        &mut self,
+        start: NonNull<u8>,
+        pages: usize,
+        now: u64,
+        counters: &PageCounters,
+    ) {
+        let page = self.page_of(start);
+        self.heap.insert(page, pages, RunState::Dirty, now);
+        self.purge(now, OPPORTUNISTIC_STEPS, || true, counters);
+        self.count_heap(counters);
     }
 
-    /// Puts an unused run into the pool, first giving the oldest run back
-    /// to the provider if every slot is taken.
-    fn keep(&mut self, run: Run, committed: bool, counters: &PageCounters) {
-        if self.retained.is_full() {
-            let (old, old_committed) = self.retained.pop_oldest().expect("a full pool holds runs");
-            // SAFETY: retained runs are unused runs of this provider.
-            unsafe { self.release(old, old_committed, counters) };
-        }
-        self.retained.push(run, committed);
+    /// Decommits dirty runs that stayed unused for the purge delay, oldest
+    /// first, at most `steps` steps of at most [`PURGE_STEP_PAGES`] pages,
+    /// while `in_time` says there is time left (checked before each step).
+    /// Returns the pages decommitted.
+    pub fn purge(
+        &mut self,
+        now: u64,
+        steps: usize,
+        in_time: impl Fn() -> bool,
+        counters: &PageCounters,
+    ) -> usize {
+        let delay = counters.purge_delay.load(Relaxed);
+        self.purge_while(steps, in_time, counters, |stamp| {
+            now.wrapping_sub(stamp) >= delay
+        })
     }
 
-    /// Decommits (or, failing that, frees) the least recently freed
-    /// committed runs until the pool is within its budget. Bounded: each
-    /// step turns one slot's committed run into a decommitted one, and the
-    /// pool has a fixed number of slots.
-    fn enforce_budget(&mut self, counters: &PageCounters) {
-        while self.retained.over_budget() {
-            let run = self
-                .retained
-                .oldest_committed(usize::MAX, u64::MAX)
-                .expect("committed bytes are in committed runs");
-            self.decommit_or_release(run, counters);
-        }
-    }
-
-    /// Decommits an unused committed run taken from the pool and keeps it,
-    /// or gives it back to the provider when decommitting is off or fails.
-    fn decommit_or_release(&mut self, run: Run, counters: &PageCounters) {
-        // SAFETY: the run was taken from the pool: unused, of this provider.
-        if self.decommit && unsafe { self.provider.decommit(run.start, run.pages) } {
-            let bytes = run.pages * PAGE_SIZE;
-            counters.decommit_calls.fetch_add(1, Relaxed);
-            counters.decommitted_total.fetch_add(bytes as u64, Relaxed);
-            counters.committed.fetch_sub(bytes, Relaxed);
-            self.keep(run, false, counters);
-            return;
-        }
-        // A provider that cannot decommit (a fixed region) will not later.
-        self.decommit = false;
-        // SAFETY: as above.
-        unsafe { self.release(run, true, counters) };
-    }
-
-    /// Decommits up to `max_pages` pages of retained runs that have stayed
-    /// unused since the previous call, one run at a time while `in_time`
-    /// says there is time left; returns how many it decommitted.
-    pub fn scavenge(
+    /// Decommits up to `max_pages` pages of dirty runs freed at or before
+    /// the previous call (whatever the delay), oldest first, while `in_time`;
+    /// returns how many. For a controller that saw memory idle for a whole
+    /// interval (ACE's scavenge).
+    pub fn purge_idle(
         &mut self,
         max_pages: usize,
+        now: u64,
         in_time: impl Fn() -> bool,
         counters: &PageCounters,
     ) -> usize {
         let mut done = 0;
-        while done < max_pages && self.decommit && in_time() {
-            let Some(run) = self
-                .retained
-                .oldest_committed(max_pages - done, self.idle_before)
-            else {
+        while let Some(before) = self.idle_before
+            && done < max_pages
+        {
+            let step = (max_pages - done).min(PURGE_STEP_PAGES);
+            let pages = self.purge_steps_of(step, 1, &in_time, counters, |stamp| stamp <= before);
+            if pages == 0 {
                 break;
-            };
-            done += run.pages;
-            self.decommit_or_release(run, counters);
+            }
+            done += pages;
         }
-        self.idle_before = self.retained.now();
-        self.count_pool(counters);
+        self.idle_before = Some(now);
+        self.count_heap(counters);
         done
     }
 
-    /// Sets the committed budget of the pool, decommitting what is beyond it.
-    pub fn set_retained_budget(&mut self, bytes: usize, counters: &PageCounters) {
-        self.retained.set_budget(bytes);
-        self.enforce_budget(counters);
-        self.count_pool(counters);
+    fn purge_while(
+        &mut self,
+        steps: usize,
+        in_time: impl Fn() -> bool,
+        counters: &PageCounters,
+        due: impl Fn(u64) -> bool,
+    ) -> usize {
+        let done = self.purge_steps_of(PURGE_STEP_PAGES, steps, &in_time, counters, due);
+        self.count_heap(counters);
+        done
     }
 
-    /// Gives every retained run back to the provider.
-    pub fn release_retained(&mut self, counters: &PageCounters) {
-        while let Some((run, committed)) = self.retained.pop_oldest() {
-            // SAFETY: retained runs are unused runs of this provider.
-            unsafe { self.release(run, committed, counters) };
+    /// Up to `steps` purge steps of up to `step_pages` pages each, while
+    /// the oldest dirty run is `due` and `in_time` holds.
+    fn purge_steps_of(
+        &mut self,
+        step_pages: usize,
+        steps: usize,
+        in_time: &impl Fn() -> bool,
+        counters: &PageCounters,
+        due: impl Fn(u64) -> bool,
+    ) -> usize {
+        let mut done = 0;
+        for _ in 0..steps {
+            if !self.decommit {
+                break;
+            }
+            let stamp = match self.heap.oldest_dirty() {
+                Some((_, _, stamp)) if due(stamp) && in_time() => stamp,
+                _ => break,
+            };
+            let (page, pages) = self
+                .heap
+                .take_oldest_dirty(step_pages)
+                .expect("the oldest dirty run is there");
+            let run = self.addr_of(page);
+            // SAFETY: the run was a free run of the heap: unused, of this provider.
+            if unsafe { self.provider.decommit(run, pages) } {
+                let bytes = pages * PAGE_SIZE;
+                counters.decommit_calls.fetch_add(1, Relaxed);
+                counters.decommitted_total.fetch_add(bytes as u64, Relaxed);
+                counters.committed.fetch_sub(bytes, Relaxed);
+                self.heap.insert(page, pages, RunState::Decommitted, 0);
+                done += pages;
+            } else {
+                // A provider that cannot decommit (a fixed region) will not
+                // later: its free runs stay dirty, ready for reuse.
+                self.decommit = false;
+                self.heap.insert(page, pages, RunState::Dirty, stamp);
+            }
         }
-        self.count_pool(counters);
+        done
     }
 
-    /// Gives a run back to the provider.
-    ///
-    /// # Safety
-    /// The run came from the provider and is no longer used.
-    unsafe fn release(&mut self, run: Run, committed: bool, counters: &PageCounters) {
-        counters.free_calls.fetch_add(1, Relaxed);
-        if committed {
-            counters.committed.fetch_sub(run.pages * PAGE_SIZE, Relaxed);
+    /// Decommits every dirty run, whatever its age, then gives every free
+    /// run back to the provider (for a trim, or when memory ran out: the
+    /// provider can then join them with its own free space). Decommitting
+    /// first is what returns a frame provider's frames, whose `free_pages`
+    /// keeps them mapped.
+    pub fn release_free(&mut self, counters: &PageCounters) {
+        self.purge_steps_of(PURGE_STEP_PAGES, usize::MAX, &|| true, counters, |_| true);
+        while let Some((page, pages, state)) = self.heap.pop() {
+            counters.free_calls.fetch_add(1, Relaxed);
+            if state == RunState::Dirty {
+                counters.committed.fetch_sub(pages * PAGE_SIZE, Relaxed);
+            }
+            let run = self.addr_of(page);
+            // SAFETY: free runs of the heap are unused runs of this provider.
+            unsafe { self.provider.free_pages(run, pages) }
         }
-        // SAFETY: forwarded caller contract.
-        unsafe { self.provider.free_pages(run.start, run.pages) }
+        self.count_heap(counters);
     }
 
-    /// Resizes a run in place if the provider can.
+    /// Resizes a live run in place: shrinking frees the tail into the heap;
+    /// growing takes the free run that starts where it ends, or asks the
+    /// provider.
     ///
     /// # Safety
     /// The run is live and came from [`alloc`](Self::alloc).
@@ -274,52 +382,35 @@ impl<P: PageProvider> Pages<P> {
         run: NonNull<u8>,
         old: usize,
         new: usize,
+        now: u64,
         counters: &PageCounters,
     ) -> bool {
-        if new > old && self.grow_into_retained(run, old, new - old, counters) {
-            return true;
-        }
         if new < old {
-            // The tail is freed like any run: kept for reuse within the
-            // budget instead of going straight back to the OS.
             // SAFETY: the tail is whole pages of the live run, no longer used.
             unsafe {
                 let tail = NonNull::new_unchecked(run.as_ptr().add(new * PAGE_SIZE));
-                self.free(tail, old - new, counters);
+                self.free(tail, old - new, now, counters);
             }
             return true;
+        }
+        let end = self.page_of(run) + old;
+        if let Some(state) = self.heap.take_at(end, new - old) {
+            if self.make_usable(self.addr_of(end), new - old, state, counters) {
+                self.count_heap(counters);
+                return true;
+            }
+            self.heap.insert(end, new - old, state, 0);
+            return false;
         }
         counters.resize_calls.fetch_add(1, Relaxed);
         // SAFETY: forwarded caller contract.
         let done = unsafe { self.provider.resize_in_place(run, old, new) };
         if done {
-            counters.committed.fetch_add(new * PAGE_SIZE, Relaxed);
-            counters.committed.fetch_sub(old * PAGE_SIZE, Relaxed);
+            counters
+                .committed
+                .fetch_add((new - old) * PAGE_SIZE, Relaxed);
         }
         done
-    }
-
-    /// Grows a live run by `extra` pages taken from a retained run that
-    /// starts where it ends (the provider frees adjacent parts at once, so
-    /// the two become one run). Without this, a run carved from the front
-    /// of a retained one could never grow in place.
-    fn grow_into_retained(
-        &mut self,
-        run: NonNull<u8>,
-        pages: usize,
-        extra: usize,
-        counters: &PageCounters,
-    ) -> bool {
-        let end = run.as_ptr() as usize + pages * PAGE_SIZE;
-        let Some((next, committed)) = self.retained.take_at(end, extra) else {
-            return false;
-        };
-        if committed || self.recommit(next, counters) {
-            self.count_pool(counters);
-            return true;
-        }
-        self.keep(next, false, counters);
-        false
     }
 
     /// Refills the descriptor pool with one page of slots.

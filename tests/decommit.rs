@@ -170,11 +170,13 @@ fn check_and_free<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>, bl
     }
 }
 
-/// LEAN decommits every freed run at once; the next rounds reuse those
-/// runs, so every page they touch was recommitted first (or it would fault).
+/// With a zero purge delay every freed run is decommitted at once; the next
+/// rounds reuse those runs, so every page they touch was recommitted first
+/// (or it would fault).
 #[test]
 fn decommitted_runs_are_recommitted_before_reuse() {
     let a = allocator(Profile::Lean);
+    a.set_purge_delay_ms(0);
     for round in 0..6 {
         let blocks = alloc_blocks(&a, 400, round * 1000);
         check_and_free(&a, blocks);
@@ -182,7 +184,7 @@ fn decommitted_runs_are_recommitted_before_reuse() {
     let s = a.stats();
     assert!(s.provider.decommit_calls > 0, "{s}");
     assert!(s.provider.recommit_calls > 0, "{s}");
-    assert_eq!(s.retained_bytes, 0, "LEAN keeps nothing committed: {s}");
+    assert_eq!(s.retained_bytes, 0, "a zero delay keeps nothing dirty: {s}");
     assert!(s.decommitted_bytes > 0, "{s}");
     // Reusing decommitted runs spares the provider fresh runs: the later
     // rounds allocated (almost) nothing new.
@@ -193,10 +195,12 @@ fn decommitted_runs_are_recommitted_before_reuse() {
     );
 }
 
-/// A provider that cannot decommit (a fixed region) gets idle runs back
-/// instead, and scavenging does nothing there.
+/// A provider that cannot decommit (a fixed region) never sees a decommit
+/// and scavenging does nothing there: free runs stay in the page heap and
+/// are reused (the later rounds ask the provider for nothing), until a trim
+/// gives them back.
 #[test]
-fn without_decommit_idle_runs_go_back_to_the_provider() {
+fn without_decommit_free_runs_are_reused_then_given_back() {
     let region = Region::new(16 << 20, PAGE_SIZE);
     let a: Box<Allocator<RegionProvider, SingleCpu>> = Box::new(Allocator::new());
     let config = Config {
@@ -207,10 +211,14 @@ fn without_decommit_idle_runs_go_back_to_the_provider() {
     // SAFETY: the region outlives the allocator (declared first) and has no
     // other provider.
     a.init(unsafe { region.provider() }, config).unwrap();
+    a.set_purge_delay_ms(0);
+    let mut fresh = Vec::new();
     for round in 0..3 {
         let blocks = alloc_blocks(&a, 40, round);
         check_and_free(&a, blocks);
         assert_eq!(a.scavenge(usize::MAX, u64::MAX), 0);
+        assert_eq!(a.maintain(u64::MAX), 0);
+        fresh.push(a.stats().provider.alloc_calls);
     }
     let s = a.stats();
     assert_eq!(
@@ -218,7 +226,13 @@ fn without_decommit_idle_runs_go_back_to_the_provider() {
         (0, 0),
         "{s}"
     );
+    assert_eq!(s.provider.free_calls, 0, "{s}");
+    assert!(s.retained_bytes > 0, "{s}");
+    assert_eq!(fresh[1], fresh[2], "round 3 reused round 2's runs: {s}");
+    a.trim();
+    let s = a.stats();
     assert!(s.provider.free_calls > 0, "{s}");
+    assert_eq!(s.retained_bytes, 0, "{s}");
     let free = a.with_provider(|p| p.free_bytes()).unwrap();
     assert!(free + s.committed_bytes >= 16 << 20, "{s}");
 }
@@ -322,8 +336,8 @@ fn scavenge_stops_at_its_deadline() {
 }
 
 /// The same for empty slabs that a lowered reserve lets go: each release
-/// is one unit of work. FAST keeps two empty slabs per class; in LEAN each
-/// released slab is decommitted at once (one clock unit).
+/// is one unit of work. FAST keeps two empty slabs per class; with a zero
+/// purge delay each released slab is decommitted at once (one clock unit).
 #[test]
 fn releasing_reserved_slabs_stops_at_the_deadline() {
     let a = allocator_on::<Clocked>(Profile::Fast);
@@ -336,7 +350,12 @@ fn releasing_reserved_slabs_stops_at_the_deadline() {
             unsafe { a.dealloc(ptr, layout) };
         }
     }
+    // Purge what FAST's frees left dirty, so that from here on each
+    // released slab is the one run decommitted.
+    a.set_purge_delay_ms(0);
+    a.maintain(u64::MAX);
     a.set_profile(Profile::Lean);
+    a.set_purge_delay_ms(0);
     let retired = a.stats().slabs_retired;
     a.scavenge(0, Clocked::now() + 2);
     assert_eq!(a.stats().slabs_retired - retired, 2, "{}", a.stats());
@@ -351,7 +370,8 @@ fn releasing_reserved_slabs_stops_at_the_deadline() {
 
 /// Runs a phased workload: each phase holds about 1 MiB of blocks of its own
 /// size, then frees them. Returns the most committed bytes seen, and the
-/// most seen at the end of a phase (nothing live).
+/// most seen at the end of a phase (nothing live) once the purge delay has
+/// passed and `maintain` ran.
 fn phased(profile: Profile, target: usize) -> (usize, usize) {
     let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
     let config = Config {
@@ -385,15 +405,20 @@ fn phased(profile: Profile, target: usize) -> (usize, usize) {
             }
             peak = peak.max(a.stats().committed_bytes);
         }
+        std::thread::sleep(std::time::Duration::from_millis(
+            a.purge_delay_ms().min(100).into(),
+        ));
+        a.maintain(u64::MAX);
         settled = settled.max(a.stats().committed_bytes);
     }
     (peak, settled)
 }
 
 /// LEAN's committed memory stays within its target (2 MiB for 1 MiB live,
-/// phase after phase) and between phases falls back to what the classes'
-/// budgets let caches and depots hold (64 KiB for each of 12 classes, at
-/// most); FAST keeps the freed memory committed.
+/// phase after phase) and between phases, once its purge delay passed,
+/// falls back to what the classes' budgets let caches and depots hold
+/// (64 KiB for each of 12 classes, at most); FAST (whose delay is far
+/// longer than the 100 ms waited) keeps the freed memory committed.
 #[test]
 fn lean_keeps_committed_memory_within_its_target() {
     const TARGET: usize = 2 << 20;

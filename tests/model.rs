@@ -123,11 +123,16 @@ fn config(checks: bool) -> impl Strategy<Value = Config> {
         })
     });
     let knobs = prop_oneof![1 => Just(Knobs::DEFAULT), 3 => custom];
-    (profile(), decommit, knobs).prop_map(move |(profile, decommit, knobs)| Config {
+    // A zero purge delay decommits every freed run at once; the profile's
+    // keeps them dirty for reuse.
+    let purge = prop_oneof![Just(None), Just(Some(0))];
+    (profile(), decommit, knobs, purge).prop_map(move |(profile, decommit, knobs, purge)| Config {
         profile,
         decommit,
         lean_target: 1 << 20,
         knobs,
+        purge_delay_ms: purge,
+        clock_hz: Config::DEFAULT.clock_hz,
         checks,
         misuse_hook: None,
     })

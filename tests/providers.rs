@@ -357,11 +357,11 @@ fn allocator_refuses_impossible_requests() {
     assert!(s.provider.failed_calls >= 4, "{s}");
 }
 
-/// The allocator over an mmap provider: LEAN keeps no freed run committed,
-/// so a freed large block's pages leave memory at once (decommitted with
-/// `MADV_DONTNEED`, or freed when decommit is off; `MADV_FREE` leaves them
-/// to the kernel's reclaim, so there they are only counted as decommitted),
-/// and large blocks grow and shrink in place.
+/// The allocator over an mmap provider with a zero purge delay: a freed
+/// large block's pages leave memory at once (decommitted with
+/// `MADV_DONTNEED`; `MADV_FREE` leaves them to the kernel's reclaim, so
+/// there they are only counted as decommitted; with decommit off they stay
+/// committed in the page heap), and large blocks grow and shrink in place.
 #[test]
 fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
     for mode in [
@@ -376,6 +376,7 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
             ..Config::DEFAULT
         };
         a.init(provider(1 << 30, mode), lean).unwrap();
+        a.set_purge_delay_ms(0);
         // Fresh mmap pages read as zero: the page map (a word per page of
         // the span) is left unbacked and reported apart from committed memory.
         let s = a.stats();
@@ -390,10 +391,15 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
         // SAFETY: live with `l`.
         unsafe { a.dealloc(big.as_ptr(), l) };
         let s = a.stats();
-        assert_eq!(s.retained_bytes, 0, "{mode:?}: {s}");
+        if mode == DecommitMode::Off {
+            assert_eq!(s.retained_bytes, 1 << 20, "{s}");
+            assert_eq!(resident(big, 256), 256, "Off never decommits");
+        } else {
+            assert_eq!(s.retained_bytes, 0, "{mode:?}: {s}");
+        }
         if mode == DecommitMode::Free {
             assert_eq!(s.decommitted_bytes, 1 << 20, "{s}");
-        } else {
+        } else if mode == DecommitMode::DontNeed {
             assert_eq!(
                 resident(big, 256),
                 0,
@@ -410,11 +416,9 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
         // SAFETY: live with `l`; what follows it is free or retained.
         let grown = unsafe { a.realloc(p, l, 400 << 10) };
         assert_eq!(grown, p, "grown in place");
-        if mode != DecommitMode::Off {
-            // The freed 1 MiB run is kept decommitted: the block was carved
-            // from its front and grew into the rest, without the provider.
-            assert_eq!(a.stats().provider.resize_calls, resizes);
-        }
+        // The freed 1 MiB run is in the page heap: the block was carved
+        // from its front and grew into the rest, without the provider.
+        assert_eq!(a.stats().provider.resize_calls, resizes);
         let l = Layout::from_size_align(400 << 10, 8).unwrap();
         // SAFETY: live with `l`.
         let shrunk = unsafe { a.realloc(grown, l, 40 << 10) };
@@ -424,7 +428,7 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
         // The tail is freed like any run: LEAN decommits it in the chosen
         // mode, and MADV_FREE lets the kernel take the pages back lazily.
         let tail = NonNull::new(p.wrapping_add(40 << 10)).unwrap();
-        if mode != DecommitMode::Free {
+        if mode == DecommitMode::DontNeed {
             assert_eq!(
                 resident(tail, 60),
                 0,
@@ -440,8 +444,8 @@ fn allocator_returns_large_blocks_to_the_os_and_resizes_in_place() {
     }
 }
 
-/// BALANCED keeps a freed large block committed for reuse (within its
-/// budget), hands the same pages out again, and `trim` gives them back.
+/// BALANCED keeps a freed large block committed for reuse (for its purge
+/// delay), hands the same pages out again, and `trim` gives them back.
 #[test]
 fn balanced_retains_freed_runs_until_trim() {
     let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
@@ -467,4 +471,42 @@ fn balanced_retains_freed_runs_until_trim() {
     a.trim();
     assert_eq!(a.stats().retained_bytes, 0);
     assert_eq!(resident(big, 256), 0, "trim gave it back");
+}
+
+/// A freed run stays committed for the purge delay and is purged once it is
+/// due: by `maintain`, or, in a program that never calls it, on the way
+/// through a later free. Before the delay neither purges it.
+#[test]
+fn freed_runs_are_purged_once_the_delay_has_passed() {
+    let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
+    a.init(provider(1 << 30, DecommitMode::DontNeed), Config::DEFAULT)
+        .unwrap();
+    a.set_purge_delay_ms(200);
+    assert_eq!(a.purge_delay_ms(), 200);
+    let l = Layout::from_size_align(1 << 20, PAGE_SIZE).unwrap();
+    let small = Layout::from_size_align(64 << 10, PAGE_SIZE).unwrap();
+    for opportunistic in [false, true] {
+        let big = NonNull::new(a.alloc(l)).unwrap();
+        let other = a.alloc(small);
+        // SAFETY: a fresh block of 1 MiB.
+        unsafe { bytes(big, 256) }.fill(0x3c);
+        // SAFETY: live with `l`.
+        unsafe { a.dealloc(big.as_ptr(), l) };
+        assert_eq!(a.maintain(u64::MAX), 0, "not due yet");
+        assert_eq!(resident(big, 256), 256, "kept committed within the delay");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        if opportunistic {
+            // SAFETY: live with `small`.
+            unsafe { a.dealloc(other, small) };
+        } else {
+            assert!(a.maintain(u64::MAX) >= 256);
+            // SAFETY: live with `small`.
+            unsafe { a.dealloc(other, small) };
+        }
+        assert_eq!(resident(big, 256), 0, "purged once due ({opportunistic})");
+        // The new free stays dirty, unless it joined the old run, whose
+        // pages' mean age is past the delay too: then both went.
+        assert!(a.stats().retained_bytes <= 64 << 10, "{}", a.stats());
+        a.trim();
+    }
 }

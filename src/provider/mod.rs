@@ -72,7 +72,7 @@ pub unsafe trait PageProvider {
     /// Releases the physical memory behind part of a live run while keeping
     /// the range. Returns `false` where the provider cannot (the default).
     /// The allocator only decommits runs it has freed (it keeps them in its
-    /// retained pool) and recommits them before reuse.
+    /// page heap) and recommits them before reuse.
     ///
     /// # Safety
     /// The range lies in a live run and holds nothing that is still needed.

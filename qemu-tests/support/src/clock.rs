@@ -44,6 +44,11 @@ pub fn calibrate() {
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
 }
 
+/// TSC ticks per second if [`calibrate`] has run.
+pub fn calibrated_hz() -> Option<u64> {
+    Some(TSC_HZ.load(Ordering::Relaxed)).filter(|&hz| hz != 0)
+}
+
 /// TSC ticks per second ([`calibrate`] first).
 pub fn tsc_hz() -> u64 {
     let hz = TSC_HZ.load(Ordering::Relaxed);

@@ -8,6 +8,7 @@ use acealloc_kernel_rt::tlb;
 use x86_64::VirtAddr;
 use x86_64::structures::paging::OffsetPageTable;
 
+use crate::clock;
 use crate::frames::PhysicalFrames;
 use crate::paging::kernel_page_table;
 use crate::platform::KernelPlatform;
@@ -54,7 +55,7 @@ pub fn init_region_heap(
 ) -> Result<(), InitError> {
     // SAFETY: `memory` is a `&'static mut`, so nothing else uses it, ever.
     let region = unsafe { RegionProvider::new(memory.as_mut_ptr(), memory.len()) };
-    heap.init(region, config)
+    heap.init(region, with_clock(config))
 }
 
 /// Gives `heap` the paging heap: [`FRAME_HEAP_SIZE`] bytes of address space from
@@ -84,5 +85,14 @@ pub fn init_frame_heap(
             tlb::shootdown,
         )
     };
-    heap.init(provider, config)
+    heap.init(provider, with_clock(config))
+}
+
+/// `config` with the TSC's rate as the clock rate (`Platform::now` is the TSC here), once
+/// [`clock::calibrate`] has measured it; the purge delay is converted with it.
+fn with_clock(config: Config) -> Config {
+    Config {
+        clock_hz: clock::calibrated_hz().unwrap_or(config.clock_hz),
+        ..config
+    }
 }

@@ -6,8 +6,8 @@
 //! With the command line word `failed-run` (run `heap-frames-failed-run`) it checks instead that
 //! a run the provider fails to back leaves the frames of earlier runs mapped.
 //!
-//! With `lean` (run `heap-frames-lean`, on 4 CPUs) the heap runs in the LEAN profile, which
-//! decommits every freed run at once: the kernel checks that a burst of allocations, once freed,
+//! With `lean` (run `heap-frames-lean`, on 4 CPUs) the heap runs in the LEAN profile with a zero
+//! purge delay, which decommits every freed run at once: the kernel checks that a burst of allocations, once freed,
 //! gives its frames back to the frame allocator, then has all CPUs allocate, pass each other and
 //! free blocks at the same time, so that several CPUs decommit (unmap pages, free frames, shoot
 //! the TLB down) concurrently while the others use pages of the same range. A shootdown that
@@ -60,8 +60,11 @@ fn main(boot: &'static BootInfo) -> ! {
     let mut suite = Suite::start("heap-frames");
     let lean = boot.cmdline_flag("lean");
     let config = if lean {
+        // A zero purge delay: every freed run is decommitted at once, the most
+        // unmapping and shootdown traffic (the `maintain` kernel shows the delay).
         Config {
             profile: Profile::Lean,
+            purge_delay_ms: Some(0),
             ..CONFIG
         }
     } else {
