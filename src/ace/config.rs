@@ -4,12 +4,10 @@
 /// ACE's runtime configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AceConfig {
-    /// Fast loop interval (drain threshold, diet, bundle width, bandit), ms.
+    /// Fast loop interval (quiet-spell purges, drain threshold, diet, bundle width), ms.
     pub fast_ms: u64,
     /// Slow loop interval (scavenging, restoring knobs), s.
     pub slow_s: u64,
-    /// Fast intervals per bandit epoch (each epoch plays one candidate).
-    pub epoch_intervals: u32,
     /// Longest a deciding tick may take, µs. Three ticks in a row over it
     /// switch ACE off (a guard); work that would exceed it is deferred.
     pub tick_budget_us: u64,
@@ -43,14 +41,13 @@ pub struct AceConfig {
 }
 
 impl AceConfig {
-    /// Fast 500 ms, slow 30 s, 2 s bandit epochs, a 200 µs tick budget,
+    /// Fast 500 ms, slow 30 s, a 200 µs tick budget,
     /// no committed cap, no memory target, slow paths at three times their baseline latency
     /// for three intervals start a latency probe, 256 pages (1 MiB) per scavenge,
     /// restore after two stable slow intervals.
     pub const DEFAULT: AceConfig = AceConfig {
         fast_ms: 500,
         slow_s: 30,
-        epoch_intervals: 4,
         tick_budget_us: 200,
         committed_cap: 0,
         memory_target: 0,

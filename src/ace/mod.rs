@@ -10,14 +10,12 @@
 //!          metrics:   lean totals (atomics only) − previous → the interval
 //!          fast loop: backlog ↑ while committed ↑ → drain threshold ↓
 //!                     LLC misses ↑ → diet ↓ · contention ↑ → bundles wider
-//!                     bandit epoch (UCB1) → bundle width
 //!          quiet spell: idle memory, no work for the purge delay → purge
 //!                     (budgeted scavenge); recommitted within the delay
 //!                     → delay ↑; over the memory target → delay ↓
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
-//!                     (not the bundle width: the bandit's)
 //!          guards:    tick over budget ×3, committed over cap,
 //!                     slow-path latency over its baseline ×3 → starting
 //!                     knobs for one interval: fast again in two probes
@@ -44,7 +42,6 @@ mod metrics;
 mod report;
 mod target;
 mod trace;
-mod ucb;
 
 #[cfg(feature = "std")]
 pub mod background;
@@ -68,9 +65,7 @@ pub use trace::{Decision, Knob, Reason, TRACE_LEN};
 
 use crate::config::Knobs;
 use config::Clocked;
-use fixed::share_q;
 use trace::Trace;
-use ucb::Ucb1;
 
 /// CPUs whose hardware counts ACE keeps (higher indices' are dropped).
 pub const MAX_CPUS: usize = 64;
@@ -80,11 +75,11 @@ pub const MAX_CPUS: usize = 64;
 const CAPACITY: [u32; 5] = [4, 8, 16, 32, 64];
 /// Candidates of the diet factor on the capacity, in 1/256 (0.5 to 1.0).
 const DIET: [u32; 5] = [128, 160, 192, 224, 256];
-/// Candidates of the bundle width, in blocks: the bandit's arms. The width
-/// sets how often a CPU goes to its depot, and the best one depends on the
-/// workload (cross-CPU frees want wide bundles); the capacity that serves
-/// best was the largest in every workload measured (`cargo xtask ace-eval`),
-/// so it only moves on a diet.
+/// Candidates of the bundle width, in blocks: contention widens it. (A UCB1
+/// bandit over these once chose the width; its moves were found worse
+/// than the defaults in the A/B evidence, `cargo xtask ace-eval`, on every
+/// workload, and it went.) The capacity that serves best was the largest
+/// in every workload measured, so it only moves on a diet.
 const BUNDLE: [u32; 4] = [16, 32, 64, 128];
 /// Candidates of the drain threshold, in blocks.
 const DRAIN: [u32; 5] = [32, 64, 128, 256, 512];
@@ -132,10 +127,6 @@ const MIN_SLOW_PATHS: u64 = 32;
 /// otherwise add its whole time away, and a handful of those per interval
 /// swamp the mean of thousands of sub-microsecond refills.
 const SLOW_PATH_CLIP: u64 = 16;
-/// A contended depot acquisition weighs as much as this many missed
-/// operations in the reward (a lock round trip across CPUs versus a
-/// cache hit: tens of times the cost).
-const LOCK_WAIT_WEIGHT: u64 = 32;
 
 /// One CPU's hardware counts that the rules read (cycles are not kept:
 /// none reads them), added by its own ticks, and when it last checked for
@@ -450,21 +441,6 @@ struct Engine {
     spell_purged: bool,
     /// Idle bytes (committed, not live) at the last quiet interval.
     idle: u64,
-    bandit: Ucb1,
-    /// This epoch's operations and penalties (see `penalty`), summed over
-    /// its intervals.
-    epoch_ops: u64,
-    epoch_penalty: u64,
-    epoch_intervals: u32,
-    /// The fewest and most operations of an interval in this epoch: an
-    /// epoch whose rate moved by more than a quarter within it (a warm-up,
-    /// a phase change) says little about its arm and is not credited.
-    epoch_min: u64,
-    epoch_max: u64,
-    /// Per bandit arm, the sums over its epochs of the mean operations and
-    /// the mean penalty per interval (see `rescore`).
-    arm_ops: [u64; BUNDLE.len()],
-    arm_penalty: [u64; BUNDLE.len()],
     over_budget: u32,
     /// Mean slow path with the starting knobs, in clock units (0: not
     /// measured yet): the latency guard's baseline.
@@ -534,14 +510,6 @@ impl Engine {
             purged: None,
             spell_purged: false,
             idle: 0,
-            bandit: Ucb1::new(BUNDLE.len()),
-            epoch_ops: 0,
-            epoch_penalty: 0,
-            epoch_intervals: 0,
-            epoch_min: u64::MAX,
-            epoch_max: 0,
-            arm_ops: [0; BUNDLE.len()],
-            arm_penalty: [0; BUNDLE.len()],
             over_budget: 0,
             latency_base: 0,
             latency_over: 0,
@@ -586,7 +554,7 @@ impl Engine {
     }
 
     /// The knobs for the current positions. The drain threshold is never
-    /// under [`DEPOT_BUNDLES`] bundles, whatever the bandit did to the width.
+    /// under [`DEPOT_BUNDLES`] bundles, whatever the width.
     fn knobs(&self) -> Knobs {
         let capacity = self.capacity * DIET[self.at.diet] / 256;
         let bundle = BUNDLE[self.at.bundle];
@@ -858,7 +826,7 @@ impl Engine {
         }
     }
 
-    /// The fast loop: react to this interval, then the bandit's epoch.
+    /// The fast loop: react to this interval.
     fn fast_loop(&mut self, m: &Metrics, at: u64) {
         self.purge_rule(m, at);
         let busy = m.operations >= MIN_OPS;
@@ -881,65 +849,6 @@ impl Engine {
                 .rose(m.contention_per_mop(), CONTENTION_FLOOR)
         {
             self.fired |= self.step(Knob::BundleWidth, true, Reason::Contention, at, m);
-        }
-
-        self.epoch_ops += m.operations;
-        self.epoch_penalty += penalty(m);
-        self.epoch_intervals += 1;
-        self.epoch_min = self.epoch_min.min(m.operations);
-        self.epoch_max = self.epoch_max.max(m.operations);
-        if self.epoch_intervals >= self.config.epoch_intervals.max(1) {
-            let arm = self.at.bundle;
-            let n = u64::from(self.epoch_intervals);
-            let (ops, penalty) = (self.epoch_ops / n, self.epoch_penalty / n);
-            let moved = self.epoch_max > self.epoch_min.saturating_add(self.epoch_min / 4);
-            (self.epoch_ops, self.epoch_penalty, self.epoch_intervals) = (0, 0, 0);
-            (self.epoch_min, self.epoch_max) = (u64::MAX, 0);
-            if moved {
-                return;
-            }
-            self.arm_ops[arm] += ops;
-            self.arm_penalty[arm] += penalty;
-            self.bandit.play(arm);
-            self.rescore();
-            let next = self.bandit.choose(self.defaults.bundle);
-            if next != arm {
-                self.record(
-                    at,
-                    Knob::BundleWidth,
-                    u64::from(BUNDLE[arm]),
-                    u64::from(BUNDLE[next]),
-                    Reason::Bandit,
-                    *m,
-                );
-                self.at.bundle = next;
-            }
-        }
-    }
-
-    /// Gives every arm the bandit has played its mean reward, in [`Q`](fixed::Q)
-    /// units (0 to 1), all on one scale:
-    ///
-    /// `throughput − mean penalty`, where throughput is the arm's mean
-    /// operations per interval over the best arm's (1 for the best), and
-    /// the penalty is that of [`penalty`]. The scale is set afresh at every
-    /// epoch from the arms' means: against the most operations seen so far,
-    /// as before, the first epochs (played while the rate still climbed)
-    /// kept rewards the later ones could not match, and the default arm
-    /// stayed the leader on an inflated score.
-    fn rescore(&mut self) {
-        let mut plays = [0; BUNDLE.len()];
-        plays.copy_from_slice(self.bandit.plays());
-        let mean = |sum: u64, arm: usize| sum / plays[arm].max(1);
-        let best = (0..BUNDLE.len())
-            .filter(|&arm| plays[arm] > 0)
-            .map(|arm| mean(self.arm_ops[arm], arm))
-            .max()
-            .unwrap_or(0);
-        for arm in (0..BUNDLE.len()).filter(|&arm| plays[arm] > 0) {
-            let throughput = share_q(mean(self.arm_ops[arm], arm), best);
-            let score = throughput.saturating_sub(mean(self.arm_penalty[arm], arm));
-            self.bandit.set_mean(arm, score);
         }
     }
 
@@ -981,10 +890,9 @@ impl Engine {
             return;
         }
         self.stable = 0;
-        // The bundle width is the bandit's: it returns to the best arm
-        // found, not to the default.
         let (at_now, home) = (self.at, self.defaults);
         for (knob, pos, default) in [
+            (Knob::BundleWidth, at_now.bundle, home.bundle),
             (Knob::DrainThreshold, at_now.drain, home.drain),
             (Knob::Diet, at_now.diet, home.diet),
             (Knob::ReleasePages, at_now.release, home.release),
@@ -1011,20 +919,4 @@ impl Engine {
         self.off_reason = Some(reason);
         self.record(at, Knob::Engine, 1, 0, reason, m);
     }
-}
-
-/// An interval's penalty, in [`Q`](fixed::Q) units (0 to 1):
-/// `(cache misses + 2·lock waits + idle memory) / 4`, where cache misses is
-/// the share of operations that missed their CPU cache, lock waits the
-/// contended depot acquisitions per operation times [`LOCK_WAIT_WEIGHT`]
-/// (capped at 1), and idle memory the share of committed bytes not live.
-/// Each is a share in 0..1, so the penalty is at most 1.
-fn penalty(m: &Metrics) -> u64 {
-    let misses = m.cache_miss_share_q();
-    let waits = share_q(
-        m.depot_contended.saturating_mul(LOCK_WAIT_WEIGHT),
-        m.operations,
-    );
-    let idle = share_q(m.committed.saturating_sub(m.live), m.committed);
-    (misses + 2 * waits + idle) / 4
 }

@@ -37,8 +37,6 @@ pub enum Reason {
     LlcMisses,
     /// Depot lock contention per operation rose.
     Contention,
-    /// The bandit's next candidate (UCB1).
-    Bandit,
     /// Fragmentation or committed memory rose.
     Fragmentation,
     /// A quiet spell lasted the purge delay: its idle memory is purged.
