@@ -349,7 +349,8 @@ mod tests {
         let alloc = Alloc::from_name("acealloc-balanced").unwrap();
         for workload in ALL.into_iter().filter(|w| w.runs_for_duration()) {
             let threads = workload.threads().1[0];
-            let secs = 0.3;
+            // Long enough for large-ws to fill its 16 MiB in a debug build on a loaded machine.
+            let secs = 1.5;
             let params = Params {
                 quick: true,
                 threads,
