@@ -1103,6 +1103,58 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
     }
 
+    /// Takes every lock the allocator has, in lock order (each CPU's cache
+    /// on hosted builds, the depots, the page lock) and keeps them until
+    /// [`unlock_all`](Self::unlock_all), waiting for each. For `fork`
+    /// (`pthread_atfork`'s prepare handler): the child then starts with no
+    /// lock held by a thread it does not have. No-op before `init`.
+    pub fn lock_all(&self) {
+        if !self.is_initialized() {
+            return;
+        }
+        if !Pl::EXCLUSIVE_CPU {
+            for cache in self.cpu_caches() {
+                while !cache.try_lock() {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+        for depot in &self.depots {
+            core::mem::forget(depot.lock());
+        }
+        core::mem::forget(self.pages.lock());
+    }
+
+    /// Releases what [`lock_all`](Self::lock_all) took (`pthread_atfork`'s
+    /// parent and child handlers).
+    ///
+    /// # Safety
+    /// The calling thread (or, in a forked child, its parent thread)
+    /// called `lock_all` and has not yet called `unlock_all` since.
+    pub unsafe fn unlock_all(&self) {
+        if !self.is_initialized() {
+            return;
+        }
+        // SAFETY: `lock_all` took these locks and forgot their guards; the
+        // caller's contract says they are still held for us.
+        unsafe {
+            self.pages.force_unlock();
+            for depot in &self.depots {
+                depot.force_unlock();
+            }
+        }
+        if !Pl::EXCLUSIVE_CPU {
+            for cache in self.cpu_caches() {
+                cache.unlock();
+            }
+        }
+    }
+
+    /// Whether checked mode is on.
+    pub(crate) fn checks_on(&self) -> bool {
+        self.checks.load(Relaxed)
+    }
+
     /// Runs `f` with the provider, under the page lock (for statistics that
     /// only the provider knows, such as a region's free bytes).
     pub fn with_provider<R>(&self, f: impl FnOnce(&P) -> R) -> Option<R> {

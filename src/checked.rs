@@ -27,45 +27,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Verifies that `ptr` is a live block allocated with `layout`; when
     /// `release`, also marks it free. Reports misuse and returns `false`.
     pub(crate) fn verify(&self, ptr: *mut u8, layout: Layout, release: bool) -> bool {
-        let addr = ptr as usize;
-        let class = size_class::for_layout(layout);
-        let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));
-        let page_start = addr.is_multiple_of(PAGE_SIZE);
-        let problem = match (entry, class) {
-            (Entry::Slab(slab), Some(class)) => {
-                // SAFETY: descriptors named by the page map stay readable for
-                // the allocator's life (the pool never returns its pages).
-                let slab = unsafe { &*slab };
-                match slab.block_index(addr) {
-                    _ if slab.class != class => Some(MisuseKind::LayoutMismatch),
-                    None => Some(MisuseKind::InvalidFree),
-                    Some(index) if !slab.live[index] => Some(MisuseKind::DoubleFree),
-                    Some(index) => {
-                        if release {
-                            slab.live.set_aliased(index, false);
-                        }
-                        None
-                    }
-                }
-            }
-            (Entry::Large { pages }, None) if page_start => {
-                let wrong = large_pages(layout) != pages || !addr.is_multiple_of(layout.align());
-                wrong.then_some(MisuseKind::LayoutMismatch)
-            }
-            (Entry::Slab(_), None) | (Entry::Large { .. }, Some(_))
-                if page_start || class.is_none() =>
-            {
-                Some(MisuseKind::LayoutMismatch)
-            }
-            (Entry::FreedLarge, _) if page_start => Some(MisuseKind::DoubleFree),
-            _ => Some(MisuseKind::InvalidFree),
-        };
-        match problem {
+        match self.misuse_at(ptr, layout, release) {
             None => true,
             Some(kind) => {
                 self.report(Misuse {
                     kind,
-                    addr,
+                    addr: ptr as usize,
                     size: layout.size(),
                     align: layout.align(),
                 });
@@ -74,10 +41,62 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
     }
 
-    fn report(&self, misuse: Misuse) {
+    /// [`verify`](Self::verify) without the report: the misuse, if any.
+    pub(crate) fn misuse_at(
+        &self,
+        ptr: *mut u8,
+        layout: Layout,
+        release: bool,
+    ) -> Option<MisuseKind> {
+        let addr = ptr as usize;
+        let class = size_class::for_layout(layout);
+        let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));
+        let page_start = addr.is_multiple_of(PAGE_SIZE);
+        // First whether a block starts at `addr` (anything else is an
+        // invalid free, whatever layout came with it), then whether it is
+        // live, and only then whether `layout` is the one it was given.
+        match entry {
+            Entry::Slab(slab) => {
+                // SAFETY: descriptors named by the page map stay readable for
+                // the allocator's life (the pool never returns its pages).
+                let slab = unsafe { &*slab };
+                match slab.block_index(addr) {
+                    None => Some(MisuseKind::InvalidFree),
+                    Some(index) if !slab.live[index] => Some(freed(release)),
+                    Some(_) if class != Some(slab.class) => Some(MisuseKind::LayoutMismatch),
+                    Some(index) => {
+                        if release {
+                            slab.live.set_aliased(index, false);
+                        }
+                        None
+                    }
+                }
+            }
+            Entry::Large { pages } if page_start => {
+                let wrong = class.is_some()
+                    || large_pages(layout) != pages
+                    || !addr.is_multiple_of(layout.align());
+                wrong.then_some(MisuseKind::LayoutMismatch)
+            }
+            Entry::FreedLarge if page_start => Some(freed(release)),
+            _ => Some(MisuseKind::InvalidFree),
+        }
+    }
+
+    pub(crate) fn report(&self, misuse: Misuse) {
         match self.config().and_then(|c| c.misuse_hook) {
             Some(hook) => hook(&misuse),
             None => panic!("{misuse}"),
         }
+    }
+}
+
+/// The misuse of a block that is no longer live: freeing it again, or
+/// using it (`realloc`, a usable-size query).
+fn freed(release: bool) -> MisuseKind {
+    if release {
+        MisuseKind::DoubleFree
+    } else {
+        MisuseKind::UseAfterFree
     }
 }

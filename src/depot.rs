@@ -126,6 +126,17 @@ impl Depot {
         }
     }
 
+    /// Releases a lock whose guard was forgotten ([`Allocator::lock_all`]).
+    ///
+    /// # Safety
+    /// The lock is held, and its holder gave it up for this call.
+    ///
+    /// [`Allocator::lock_all`]: crate::Allocator::lock_all
+    pub unsafe fn force_unlock(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.state.force_unlock() }
+    }
+
     /// Takes the lock only if it is free (for interrupt context).
     pub fn try_lock(&self) -> Option<DepotGuard<'_>> {
         self.state.try_lock().map(|state| self.guard(state))

@@ -9,6 +9,7 @@ extern crate std;
 pub mod ace;
 mod allocator;
 mod block;
+mod by_address;
 mod checked;
 mod config;
 mod cpu_cache;

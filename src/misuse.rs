@@ -9,16 +9,20 @@ pub enum MisuseKind {
     DoubleFree,
     /// The pointer is not the start of a block this allocator handed out.
     InvalidFree,
+    /// The block was already free when `realloc` or a size query used it.
+    UseAfterFree,
     /// The layout passed to `dealloc`/`realloc` is not the one allocated with.
     LayoutMismatch,
 }
 
 impl MisuseKind {
-    /// The report's wording: "double free", "invalid free", "layout mismatch".
+    /// The report's wording: "double free", "invalid free", "use after
+    /// free", "layout mismatch".
     pub fn as_str(self) -> &'static str {
         match self {
             MisuseKind::DoubleFree => "double free",
             MisuseKind::InvalidFree => "invalid free",
+            MisuseKind::UseAfterFree => "use after free",
             MisuseKind::LayoutMismatch => "layout mismatch",
         }
     }
@@ -31,7 +35,8 @@ pub struct Misuse {
     pub kind: MisuseKind,
     /// The pointer passed in.
     pub addr: usize,
-    /// Size of the layout passed in.
+    /// Size of the layout passed in (0 with `align` 0: none was, as in C's
+    /// `free`).
     pub size: usize,
     /// Alignment of the layout passed in.
     pub align: usize,
@@ -39,13 +44,10 @@ pub struct Misuse {
 
 impl fmt::Display for Misuse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "acealloc: {} of {:#x} (size {}, align {})",
-            self.kind.as_str(),
-            self.addr,
-            self.size,
-            self.align
-        )
+        write!(f, "acealloc: {} of {:#x}", self.kind.as_str(), self.addr)?;
+        if self.align != 0 {
+            write!(f, " (size {}, align {})", self.size, self.align)?;
+        }
+        Ok(())
     }
 }

@@ -121,6 +121,8 @@ on_both!(
     realloc_of_a_large_block_with_a_wrong_layout,
     realloc_of_a_freed_block,
     no_report_for_valid_edge_layouts,
+    sizeless_free_and_usable_size,
+    sizeless_misuse,
 );
 
 /// Blocks allocated before a misuse and checked after it.
@@ -427,7 +429,7 @@ fn realloc_of_a_freed_block<P: PageProvider + Send, Pl: Platform>(a: &Allocator<
         assert_eq!(
             reports,
             [Misuse {
-                kind: MisuseKind::DoubleFree,
+                kind: MisuseKind::UseAfterFree,
                 addr: p as usize,
                 size: 100,
                 align: 8,
@@ -542,4 +544,118 @@ fn hosted_aborts_on_misuse() {
         );
         assert!(!stderr.contains("child survived"));
     }
+}
+
+/// Asserts one report since the last call: `kind` at `addr`, from a call
+/// that passed no layout (C's `free`, `realloc`, `malloc_usable_size`).
+fn expect_unsized_report(kind: MisuseKind, addr: usize) {
+    let reports = take_reports();
+    let expected = Misuse {
+        kind,
+        addr,
+        size: 0,
+        align: 0,
+    };
+    assert_eq!(reports, [expected], "expected exactly one report");
+}
+
+/// C's entry points: the page map gives each block's usable size and
+/// layout (over-aligned large runs of a few pages included), `free` and
+/// `realloc_unsized` need no layout, and nothing is reported for valid use.
+fn sizeless_free_and_usable_size<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let layouts = [
+        layout(0),
+        layout(1),
+        layout(100),
+        layout(4096),
+        layout(32 * 1024),
+        layout(32 * 1024 + 1),
+        layout(300_000),
+        Layout::from_size_align(100, 64).unwrap(),
+        Layout::from_size_align(64, 2 * PAGE_SIZE).unwrap(),
+        Layout::from_size_align(3 * PAGE_SIZE, 4 * PAGE_SIZE).unwrap(),
+    ];
+    for (i, l) in layouts.into_iter().enumerate() {
+        let p = a.alloc(l);
+        assert!(!p.is_null(), "{l:?}");
+        let usable = a.usable_size(p).expect("a live block has a usable size");
+        assert!(usable >= l.size(), "{l:?}: usable {usable}");
+        let found = a.layout_of(p).unwrap();
+        assert_eq!(found.size(), usable, "{l:?}");
+        // SAFETY: every usable byte is the block's.
+        unsafe { fill(p, usable, i as u64) };
+        // SAFETY: a live block, resized without its layout.
+        let q = unsafe { a.realloc_unsized(p, usable + 1) };
+        assert!(!q.is_null());
+        // SAFETY: `q` holds the first `usable` bytes of the old block.
+        unsafe { check(q, usable, i as u64, "contents after realloc_unsized") };
+        // SAFETY: a live block, freed once without its layout.
+        unsafe { a.free(q) };
+        expect_no_report();
+    }
+    still_works(a, w, layout(100));
+}
+
+/// Misuse through the layout-less entry points: reported with its kind and
+/// address, dropped, and the allocator goes on working.
+fn sizeless_misuse<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>) {
+    let w = Witnesses::new(a);
+    let small = a.alloc(layout(64));
+    let large = a.alloc(layout(100_000));
+    // SAFETY: misuses, each reported and dropped.
+    unsafe {
+        for p in [small.wrapping_add(16), small.wrapping_add(1)] {
+            a.free(p);
+            expect_unsized_report(MisuseKind::InvalidFree, p as usize);
+        }
+        for p in [large.wrapping_add(64), large.wrapping_add(2 * PAGE_SIZE)] {
+            a.free(p);
+            expect_unsized_report(MisuseKind::InvalidFree, p as usize);
+            assert_eq!(a.usable_size(p), None);
+            expect_unsized_report(MisuseKind::InvalidFree, p as usize);
+        }
+        for p in [small, large] {
+            a.free(p);
+            expect_no_report();
+            a.free(p);
+            expect_unsized_report(MisuseKind::DoubleFree, p as usize);
+            assert_eq!(a.usable_size(p), None);
+            expect_unsized_report(MisuseKind::UseAfterFree, p as usize);
+            assert!(a.realloc_unsized(p, 10).is_null());
+            expect_unsized_report(MisuseKind::UseAfterFree, p as usize);
+        }
+    }
+    still_works(a, w, layout(64));
+}
+
+/// `lock_all` (before `fork`) holds every allocation back until
+/// `unlock_all`: a thread that allocates meanwhile waits, then proceeds.
+#[test]
+fn lock_all_holds_allocations_until_unlock_all() {
+    let a: Box<Allocator<MmapProvider, HostedPlatform>> = Box::new(Allocator::new());
+    let provider = MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap();
+    a.init(provider, Config::DEFAULT).unwrap();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    a.lock_all();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for l in [layout(48), layout(100_000)] {
+                let p = a.alloc(l);
+                assert!(!p.is_null());
+                // SAFETY: allocated just above with `l`.
+                unsafe { a.dealloc(p, l) };
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "an allocation went through while every lock was held"
+        );
+        // SAFETY: this thread called `lock_all` above.
+        unsafe { a.unlock_all() };
+    });
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
