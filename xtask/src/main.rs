@@ -4,6 +4,8 @@
 //!   `x86_64-unknown-none`, runs each in QEMU and reports one line per run (`qemu.rs` says how a
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
+//! - `preload -- CMD...` runs any program on `libacealloc.so`; `misuse` runs the C misuse
+//!   suite (`capi.rs`).
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
 //!   table to the terminal, then the same with ACE off, and compares the two; `demo --no-ace`
 //!   only the run with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
@@ -19,6 +21,7 @@
 
 mod ace_eval;
 mod bench;
+mod capi;
 mod check;
 mod demo;
 mod kernels;
@@ -41,6 +44,14 @@ usage: cargo xtask <task>
       target/qemu-logs/<run>.log.
   test
       Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
+  preload -- CMD...
+      Build libacealloc.so (capi/) and run CMD with it preloaded (LD_PRELOAD):
+      every malloc of the program goes to acealloc, set by the ACEALLOC_*
+      variables (ACEALLOC_CHECKS=1: checked mode).
+  misuse
+      The C misuse suite (capi/tests/misuse/): each program compiled against
+      libacealloc; misuse must be reported with its kind and address and abort,
+      edge cases must behave as POSIX and glibc say (capi.rs).
   demo [--no-ace] [seconds]
       The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
       ticked by every CPU's timer, and prints a table of the allocator's state
@@ -96,6 +107,8 @@ fn main() -> ExitCode {
             .and_then(|options| run_qemu(&root, &options))
             .map(|verdicts| report(&verdicts)),
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
+        "preload" => capi::preload(&root, rest),
+        "misuse" if rest.is_empty() => capi::misuse(&root).map(|verdicts| report(&verdicts)),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "ace-eval" => ace_eval::run(&root, rest),

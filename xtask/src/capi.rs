@@ -1,0 +1,245 @@
+//! The C library (`capi/`): building `libacealloc.so`, running any program on it
+//! (`cargo xtask preload -- CMD...`) and the misuse suite (`cargo xtask misuse`).
+//!
+//! The misuse suite compiles each program of `capi/tests/misuse/` against the library and runs
+//! it. A program's first line names what must happen (`suite.h` says how): `expect: ok` (exit
+//! status 0, run with checks on and off), or a misuse kind that the allocator must report for
+//! the address the program announced (`target 0x...` on stderr), with the process aborted
+//! (`ACEALLOC_CHECKS=1`).
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::Verdict;
+use crate::toolchain::cargo;
+
+const MISUSE_DIR: &str = "capi/tests/misuse";
+/// Where the suite's programs are built, under the repository root.
+const BUILD_DIR: &str = "target/capi-tests";
+/// Longest a program of the suite may run.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// The signal `abort` raises (Linux).
+const SIGABRT: i32 = 6;
+
+/// Builds `libacealloc.so` (release) and returns its path.
+pub fn library(root: &Path) -> Result<PathBuf, String> {
+    let status = cargo(root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "acealloc-capi",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building libacealloc failed ({status})"));
+    }
+    Ok(root.join("target/release/libacealloc.so"))
+}
+
+/// `cargo xtask preload -- CMD...`: runs CMD with libacealloc preloaded; true if it succeeds.
+pub fn preload(root: &Path, args: &[String]) -> Result<bool, String> {
+    let args = match args.split_first() {
+        Some((dashes, rest)) if dashes == "--" => rest,
+        _ => args,
+    };
+    let (program, args) = args
+        .split_first()
+        .ok_or("preload needs a command: cargo xtask preload -- CMD...")?;
+    let library = library(root)?;
+    let status = Command::new(program)
+        .args(args)
+        .env("LD_PRELOAD", &library)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    Ok(status.success())
+}
+
+/// What a misuse-suite program must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Expect {
+    Ok,
+    /// Report this kind ("double free", ...) for the announced address, then abort.
+    Misuse(String),
+}
+
+const KINDS: [&str; 4] = [
+    "double free",
+    "invalid free",
+    "use after free",
+    "layout mismatch",
+];
+
+fn expectation(source: &str) -> Result<Expect, String> {
+    let first = source.lines().next().unwrap_or_default();
+    let what = first
+        .strip_prefix("// expect: ")
+        .ok_or("the first line is not `// expect: ...`")?
+        .trim();
+    match what {
+        "ok" => Ok(Expect::Ok),
+        kind if KINDS.contains(&kind) => Ok(Expect::Misuse(kind.to_string())),
+        other => Err(format!("unknown expectation `{other}`")),
+    }
+}
+
+/// `cargo xtask misuse`: every program of the suite; prints one verdict per run.
+pub fn misuse(root: &Path) -> Result<Vec<Verdict>, String> {
+    let library = library(root)?;
+    let lib_dir = library.parent().expect("the library is in a directory");
+    let build = root.join(BUILD_DIR);
+    fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
+    let mut sources: Vec<PathBuf> = fs::read_dir(root.join(MISUSE_DIR))
+        .map_err(|e| format!("{MISUSE_DIR}: {e}"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
+        .collect();
+    sources.sort();
+    let mut verdicts = Vec::new();
+    for source in &sources {
+        let name = source.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        let expect = expectation(&text).map_err(|e| format!("{}: {e}", source.display()))?;
+        let binary = build.join(&name);
+        if let Err(why) = compile(source, &binary, lib_dir) {
+            let verdict = Verdict {
+                passed: false,
+                line: format!("FAIL misuse {name}: {why}"),
+            };
+            println!("{}", verdict.line);
+            verdicts.push(verdict);
+            continue;
+        }
+        let modes: &[&str] = match expect {
+            Expect::Ok => &["1", "0"],
+            Expect::Misuse(_) => &["1"],
+        };
+        for checks in modes {
+            let label = format!("misuse {name} (checks {checks})");
+            let mut command = Command::new(&binary);
+            command.env("ACEALLOC_CHECKS", checks);
+            let judged = run_with_timeout(&mut command, TIMEOUT).and_then(|output| {
+                judge(&expect, &output).inspect_err(|_| {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    eprintln!("--- {label} stderr:\n{stderr}");
+                })
+            });
+            let verdict = match judged {
+                Ok(()) => Verdict {
+                    passed: true,
+                    line: format!("PASS {label}"),
+                },
+                Err(why) => Verdict {
+                    passed: false,
+                    line: format!("FAIL {label}: {why}"),
+                },
+            };
+            println!("{}", verdict.line);
+            verdicts.push(verdict);
+        }
+    }
+    Ok(verdicts)
+}
+
+/// Compiles `source` against the library in `lib_dir`, found there at run time too.
+fn compile(source: &Path, binary: &Path, lib_dir: &Path) -> Result<(), String> {
+    let include = source.parent().expect("sources are in a directory");
+    let status = Command::new("gcc")
+        // No builtin malloc: the compiler may not fold or drop the calls under test.
+        .args(["-O1", "-g", "-Wall", "-Werror", "-fno-builtin", "-pthread"])
+        // The suite passes impossible sizes on purpose.
+        .args(["-Wno-alloc-size-larger-than"])
+        .arg("-I")
+        .arg(include)
+        .arg(source)
+        .arg("-o")
+        .arg(binary)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-lacealloc")
+        .status()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("gcc failed on {} ({status})", source.display()))
+    }
+}
+
+/// Whether a run did what its program's first line says.
+fn judge(expect: &Expect, output: &Output) -> Result<(), String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let status = output.status;
+    match expect {
+        Expect::Ok => {
+            if status.success() && !stderr.contains("acealloc:") {
+                Ok(())
+            } else {
+                Err(format!("{status}, stderr: {}", stderr.trim()))
+            }
+        }
+        Expect::Misuse(kind) => {
+            let target = stderr
+                .lines()
+                .find_map(|line| line.strip_prefix("target "))
+                .ok_or("the program announced no target address")?;
+            let report = format!("acealloc: {kind} of {target}");
+            if !stderr.lines().any(|line| line.starts_with(&report)) {
+                return Err(format!("no `{report}` on stderr: {}", stderr.trim()));
+            }
+            if status.signal() != Some(SIGABRT) {
+                return Err(format!(
+                    "reported, but the process was not aborted ({status})"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs `command` to completion, its output read as it comes; killed after `timeout`.
+pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Output, String> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("piped")));
+    let stderr = reader(Box::new(child.stderr.take().expect("piped")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| format!("waiting for {command:?}: {e}"))?
+        {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {} s", timeout.as_secs()));
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
