@@ -1,0 +1,11 @@
+// expect: double free
+#include "suite.h"
+void free_sized(void *, size_t);
+int main(void) {
+    char *p = malloc(64);
+    CHECK(p);
+    free_sized(p, 64);
+    target(p);
+    free_sized(p, 64);
+    return survived();
+}
