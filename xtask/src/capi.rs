@@ -6,6 +6,11 @@
 //! status 0, run with checks on and off), or a misuse kind that the allocator must report for
 //! the address the program announced (`target 0x...` on stderr), with the process aborted
 //! (`ACEALLOC_CHECKS=1`).
+//!
+//! `cargo xtask programs` runs real programs (`capi/tests/programs/*.sh`: python3's own tests,
+//! sqlite3, git, gcc, a threaded C program) three times: on the C library's malloc, then under
+//! `LD_PRELOAD=libacealloc.so` with checks on and with checks off; each run must succeed and print
+//! exactly what the first one printed. A missing program fails its script, never skips it.
 
 use std::fs;
 use std::io::Read;
@@ -19,6 +24,11 @@ use crate::Verdict;
 use crate::toolchain::cargo;
 
 const MISUSE_DIR: &str = "capi/tests/misuse";
+const PROGRAMS_DIR: &str = "capi/tests/programs";
+/// Where each real program's runs keep their files, under the repository root.
+const PROGRAMS_RUN_DIR: &str = "target/capi-programs";
+/// Longest one run of a real program may take.
+const PROGRAM_TIMEOUT: Duration = Duration::from_secs(600);
 /// Where the suite's programs are built, under the repository root.
 const BUILD_DIR: &str = "target/capi-tests";
 /// Longest a program of the suite may run.
@@ -242,4 +252,107 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Outp
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+/// How a real program runs: its allocator and environment.
+struct Mode {
+    name: &'static str,
+    preload: bool,
+    checks: &'static str,
+}
+
+const MODES: [Mode; 3] = [
+    Mode {
+        name: "glibc",
+        preload: false,
+        checks: "",
+    },
+    Mode {
+        name: "acealloc checks on",
+        preload: true,
+        checks: "1",
+    },
+    Mode {
+        name: "acealloc checks off",
+        preload: true,
+        checks: "0",
+    },
+];
+
+/// `cargo xtask programs`: every real program in every mode; one verdict per run.
+pub fn programs(root: &Path) -> Result<Vec<Verdict>, String> {
+    let library = library(root)?;
+    let mut scripts: Vec<PathBuf> = fs::read_dir(root.join(PROGRAMS_DIR))
+        .map_err(|e| format!("{PROGRAMS_DIR}: {e}"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sh"))
+        .collect();
+    scripts.sort();
+    let mut verdicts = Vec::new();
+    for script in &scripts {
+        let name = script.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut reference: Option<Vec<u8>> = None;
+        for (index, mode) in MODES.iter().enumerate() {
+            let dir = root
+                .join(PROGRAMS_RUN_DIR)
+                .join(&name)
+                .join(index.to_string());
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut command = Command::new("bash");
+            command.arg(script).arg(&dir);
+            if mode.preload {
+                command
+                    .env("LD_PRELOAD", &library)
+                    .env("ACEALLOC_CHECKS", mode.checks);
+            }
+            let started = Instant::now();
+            let result = run_with_timeout(&mut command, PROGRAM_TIMEOUT).and_then(|output| {
+                if !output.status.success() {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    return Err(format!("{}: {}", output.status, tail(&stderr)));
+                }
+                fs::write(dir.join("stdout"), &output.stdout)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                match &reference {
+                    None => reference = Some(output.stdout),
+                    Some(first) if *first == output.stdout => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "output differs from glibc's (diff {}/0/stdout {}/stdout)",
+                            dir.parent().unwrap().display(),
+                            dir.display()
+                        ));
+                    }
+                }
+                Ok(())
+            });
+            let secs = started.elapsed().as_secs_f64();
+            let label = format!("program {name} ({})", mode.name);
+            let verdict = match result {
+                Ok(()) => Verdict {
+                    passed: true,
+                    line: format!("PASS {label} ({secs:.1} s)"),
+                },
+                Err(why) => Verdict {
+                    passed: false,
+                    line: format!("FAIL {label}: {why}"),
+                },
+            };
+            println!("{}", verdict.line);
+            let failed = !verdict.passed;
+            verdicts.push(verdict);
+            // Without glibc's output there is nothing to compare against.
+            if failed && index == 0 {
+                break;
+            }
+        }
+    }
+    Ok(verdicts)
+}
+
+/// The last lines of a program's stderr, for a failure's verdict line.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(5)..].join(" | ")
 }

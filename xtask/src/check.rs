@@ -3,7 +3,7 @@
 //! Formatting and clippy (`-D warnings`) for the root workspace (xtask included) and the test
 //! kernels; the root workspace's tests with the hosted build (`acealloc/std`); the `no_std`
 //! library builds for `x86_64-unknown-none` and `aarch64-unknown-none`; the C library's misuse
-//! suite; then every QEMU run.
+//! suite and real programs on it; then every QEMU run.
 //! A failing step does not stop the others; each step and each QEMU run counts once in the
 //! closing `N passed, N failed` line.
 
@@ -93,6 +93,8 @@ fn steps(root: &Path) -> Vec<Step> {
     ));
     // The C library's misuse suite (C programs compiled against libacealloc, `capi.rs`).
     steps.push(step("misuse suite (capi/)", root, &["xtask", "misuse"]));
+    // Real programs on glibc and on libacealloc, outputs compared (`capi.rs`).
+    steps.push(step("real programs (capi/)", root, &["xtask", "programs"]));
     steps
 }
 

@@ -5,6 +5,7 @@
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
 //! - `preload -- CMD...` runs any program on `libacealloc.so`; `misuse` runs the C misuse
+//!   suite; `programs` runs real programs on it and on glibc and compares their output (`capi.rs`).
 //!   suite (`capi.rs`).
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
 //!   table to the terminal, then the same with ACE off, and compares the two; `demo --no-ace`
@@ -52,6 +53,10 @@ usage: cargo xtask <task>
       The C misuse suite (capi/tests/misuse/): each program compiled against
       libacealloc; misuse must be reported with its kind and address and abort,
       edge cases must behave as POSIX and glibc say (capi.rs).
+  programs
+      Real programs (capi/tests/programs/: python3's own tests, sqlite3, git,
+      gcc, a threaded C program), each on glibc's malloc, then on libacealloc
+      with checks on and off; their outputs must be identical.
   demo [--no-ace] [seconds]
       The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
       ticked by every CPU's timer, and prints a table of the allocator's state
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
         "test" if rest.is_empty() => run_tests(&root).map(|verdicts| report(&verdicts)),
         "preload" => capi::preload(&root, rest),
         "misuse" if rest.is_empty() => capi::misuse(&root).map(|verdicts| report(&verdicts)),
+        "programs" if rest.is_empty() => capi::programs(&root).map(|verdicts| report(&verdicts)),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "ace-eval" => ace_eval::run(&root, rest),
