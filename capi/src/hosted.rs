@@ -16,7 +16,6 @@
 use core::ffi::{c_int, c_void};
 use core::ptr;
 
-use acealloc::ace::{Ace, ticker};
 use acealloc::hosted::{HostedAlloc, HostedAllocator};
 
 use crate::CStats;
@@ -25,9 +24,6 @@ use crate::c_api::{self, Error, MALLOC_ALIGN};
 /// The process's allocator: C's `malloc` and this library's Rust code.
 #[global_allocator]
 static ALLOC: HostedAlloc = HostedAlloc::new();
-
-/// ACE's engine, switched on by `ACEALLOC_ACE=1`.
-static ACE: Ace = Ace::new();
 
 #[inline(always)]
 fn a() -> &'static HostedAllocator {
@@ -245,8 +241,8 @@ extern "C" fn on_load() {
     // SAFETY: valid handlers that live as long as the process.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
     // The ACE hook: `ACEALLOC_ACE=1` (and its `ACEALLOC_ACE_*` settings)
-    // starts the ticker thread that ticks ACE for this allocator.
-    let _ = ticker::spawn_from_env(&ACE, a());
+    // starts the background thread that ticks ACE for this allocator.
+    ALLOC.start_ace();
 }
 
 #[used]
