@@ -356,3 +356,103 @@ fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
+
+/// The C benchmark (`capi/bench/malloc_free.c`) and what it runs on.
+const C_BENCH: &str = "capi/bench/malloc_free.c";
+/// Debian's mimalloc (package libmimalloc2.0).
+const MIMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+
+/// `cargo xtask c-bench [--rounds N] [--ops N]`: the malloc/free loop on libacealloc, Debian's
+/// libmimalloc and glibc, in interleaved rounds (each round runs all three, the order rotating);
+/// prints each allocator's median and range and the per-round ratio acealloc / mimalloc.
+pub fn bench(root: &Path, args: &[String]) -> Result<bool, String> {
+    let mut rounds = 9usize;
+    let mut ops = 20_000_000u64;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        let number: u64 = value
+            .parse()
+            .map_err(|_| format!("{arg} {value}: not a number"))?;
+        match arg.as_str() {
+            "--rounds" => rounds = number.max(1) as usize,
+            "--ops" => ops = number,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let library = library(root)?;
+    if !Path::new(MIMALLOC).exists() {
+        return Err(format!(
+            "{MIMALLOC} is missing (Debian: apt-get install libmimalloc2.0)"
+        ));
+    }
+    let build = root.join(BUILD_DIR);
+    fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
+    let binary = build.join("malloc_free");
+    let status = Command::new("gcc")
+        .args(["-O2", "-fno-builtin", "-o"])
+        .arg(&binary)
+        .arg(root.join(C_BENCH))
+        .status()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    if !status.success() {
+        return Err(format!("gcc failed on {C_BENCH} ({status})"));
+    }
+    let allocators: [(&str, Option<PathBuf>); 3] = [
+        ("acealloc", Some(library)),
+        ("mimalloc", Some(PathBuf::from(MIMALLOC))),
+        ("glibc", None),
+    ];
+    let mut results = vec![Vec::new(); allocators.len()];
+    for round in 0..rounds {
+        for k in 0..allocators.len() {
+            let index = (round + k) % allocators.len();
+            let (name, preload) = &allocators[index];
+            let mut command = Command::new(&binary);
+            command.arg(ops.to_string());
+            if let Some(preload) = preload {
+                command.env("LD_PRELOAD", preload);
+            }
+            let output = run_with_timeout(&mut command, PROGRAM_TIMEOUT)?;
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let rate: f64 = stdout
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or(format!("{name}: no figure in `{}`", stdout.trim()))?;
+            println!("round {round} {name:<9} {:>7.1} M ops/s", rate / 1e6);
+            results[index].push(rate);
+        }
+    }
+    println!();
+    for ((name, _), rates) in allocators.iter().zip(&results) {
+        let (median, min, max) = spread(rates);
+        println!(
+            "{name:<9} median {:>6.1} M ops/s (range {:.1} .. {:.1}, {rounds} rounds)",
+            median / 1e6,
+            min / 1e6,
+            max / 1e6
+        );
+    }
+    let ratios: Vec<f64> = results[0]
+        .iter()
+        .zip(&results[1])
+        .map(|(ace, mi)| ace / mi)
+        .collect();
+    let (median, min, max) = spread(&ratios);
+    println!("acealloc / mimalloc per round: median {median:.3}x (range {min:.3} .. {max:.3})");
+    Ok(true)
+}
+
+/// Median, minimum and maximum of `values` (not empty).
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    (median, sorted[0], sorted[n - 1])
+}

@@ -5,6 +5,8 @@
 //!   run is judged, `kernels.rs` how kernels and their runs are declared).
 //! - `test` runs everything CI runs (`check.rs`), then every QEMU run.
 //! - `preload -- CMD...` runs any program on `libacealloc.so`; `misuse` runs the C misuse
+//!   suite; `programs` runs real programs on it and on glibc and compares their output;
+//!   `c-bench` times a malloc/free loop on it against mimalloc (`capi.rs`).
 //!   suite; `programs` runs real programs on it and on glibc and compares their output (`capi.rs`).
 //!   suite (`capi.rs`).
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
@@ -57,6 +59,10 @@ usage: cargo xtask <task>
       Real programs (capi/tests/programs/: python3's own tests, sqlite3, git,
       gcc, a threaded C program), each on glibc's malloc, then on libacealloc
       with checks on and off; their outputs must be identical.
+  c-bench [--rounds N] [--ops N]
+      A C program calling only malloc and free in a loop (capi/bench/), on
+      libacealloc, Debian's libmimalloc2.0 and glibc (LD_PRELOAD), in interleaved
+      rounds: medians, ranges and the per-round ratio acealloc / mimalloc.
   demo [--no-ace] [seconds]
       The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
       ticked by every CPU's timer, and prints a table of the allocator's state
@@ -115,6 +121,7 @@ fn main() -> ExitCode {
         "preload" => capi::preload(&root, rest),
         "misuse" if rest.is_empty() => capi::misuse(&root).map(|verdicts| report(&verdicts)),
         "programs" if rest.is_empty() => capi::programs(&root).map(|verdicts| report(&verdicts)),
+        "c-bench" => capi::bench(&root, rest),
         "demo" => demo::run(&root, rest),
         "bench" => bench::run(&root, rest),
         "ace-eval" => ace_eval::run(&root, rest),
