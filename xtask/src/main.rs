@@ -7,8 +7,6 @@
 //! - `preload -- CMD...` runs any program on `libacealloc.so`; `misuse` runs the C misuse
 //!   suite; `programs` runs real programs on it and on glibc and compares their output;
 //!   `c-bench` times a malloc/free loop on it against mimalloc (`capi.rs`).
-//!   suite; `programs` runs real programs on it and on glibc and compares their output (`capi.rs`).
-//!   suite (`capi.rs`).
 //! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
 //!   table to the terminal, then the same with ACE off, and compares the two; `demo --no-ace`
 //!   only the run with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
