@@ -3,6 +3,14 @@
 //! - Hosted ([`hosted`], the default): `libacealloc.so` replaces the C
 //!   library's `malloc` family, in a program linked with it or any program
 //!   run under `LD_PRELOAD=libacealloc.so`.
+//! - Freestanding (`kernel`, `--no-default-features`, built for
+//!   `x86_64-unknown-none`): for C kernels, which hand the allocator their
+//!   platform (CPU index, interrupt masking, clock) and a memory region
+//!   through `acealloc_init`.
+//!
+//! The C library's files, `libacealloc.so` and `libacealloc.a`, are this
+//! crate built by `capi/libacealloc` (a package of its own: Cargo names a
+//! library's files after its crate, and the core crate is `acealloc`).
 //!
 //! Blocks carry no header: `free` and `malloc_usable_size` find a block's
 //! class or run through the page map ([`acealloc::Allocator::free`]).
@@ -17,6 +25,8 @@ extern crate std;
 mod c_api;
 #[cfg(feature = "hosted")]
 pub mod hosted;
+#[cfg(not(feature = "hosted"))]
+pub mod kernel;
 
 /// The `acealloc_stats` record (`struct acealloc_stats` in the header):
 /// a few of [`acealloc::Stats`]'s figures, in a layout C can read.

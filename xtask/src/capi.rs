@@ -39,13 +39,7 @@ const SIGABRT: i32 = 6;
 /// Builds `libacealloc.so` (release) and returns its path.
 pub fn library(root: &Path) -> Result<PathBuf, String> {
     let status = cargo(root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "acealloc-capi",
-        ])
+        .args(["build", "--quiet", "--release", "--package", "libacealloc"])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
