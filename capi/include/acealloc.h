@@ -11,6 +11,12 @@
  *     acealloc: <kind> of <address> ...
  * on stderr and aborts. `fork` is safe while other threads allocate.
  *
+ * Freestanding (libacealloc.a built with --no-default-features for x86_64-unknown-none, or
+ * linked into a Rust kernel as the acealloc-capi crate): define ACEALLOC_FREESTANDING before
+ * including this header. The kernel calls acealloc_init once with its platform and a memory
+ * region, then acealloc_malloc/free/...; its timer interrupt may call acealloc_maintain and
+ * acealloc_ace_tick on every CPU.
+ *
  * Blocks carry no header: free() finds a block's size class or page run through the
  * allocator's page map. */
 #ifndef ACEALLOC_H
@@ -64,7 +70,73 @@ void free_aligned_sized(void *p, size_t align, size_t size);
 /* Returns cached and empty memory to the system. */
 void acealloc_trim(void);
 
-#endif /* !ACEALLOC_FREESTANDING */
+#else /* ACEALLOC_FREESTANDING */
+
+/* The kernel's platform. The contract: between irq_save() and the matching irq_restore() on a
+ * CPU, nothing else runs with that CPU's current_cpu() index (no preemption, no migration;
+ * interrupts masked), so the allocator's per-CPU caches need no lock and an interrupt handler
+ * may allocate. current_cpu() < cpu_count. */
+struct acealloc_platform {
+    uint32_t cpu_count;
+    uint32_t (*current_cpu)(void);
+    uintptr_t (*irq_save)(void);
+    void (*irq_restore)(uintptr_t state);
+    uint64_t (*now)(void); /* monotonic */
+    uint64_t clock_hz;     /* now()'s units per second (ACE's intervals) */
+};
+
+enum acealloc_misuse_kind {
+    ACEALLOC_DOUBLE_FREE = 1,
+    ACEALLOC_INVALID_FREE = 2,
+    ACEALLOC_USE_AFTER_FREE = 3,
+    ACEALLOC_LAYOUT_MISMATCH = 4,
+};
+
+/* A misuse checked mode found: the pointer passed in, and the size and alignment passed
+ * with it (0 and 0 when none was, as with acealloc_free). */
+struct acealloc_misuse {
+    int kind; /* enum acealloc_misuse_kind */
+    uintptr_t addr;
+    size_t size;
+    size_t align;
+};
+
+enum acealloc_profile { ACEALLOC_FAST = 0, ACEALLOC_BALANCED = 1, ACEALLOC_LEAN = 2 };
+
+struct acealloc_config {
+    int profile; /* enum acealloc_profile */
+    int checks;  /* non-zero: checked mode */
+    /* Called for each misuse found (the call is then dropped); NULL: the allocator panics. */
+    void (*misuse)(const struct acealloc_misuse *misuse);
+};
+
+/* Hands the allocator its platform and [region, region + len), which it owns from now on
+ * (page-aligned inward). config may be NULL (BALANCED, no checks). Returns 0, -1 if already
+ * initialised, -2 if the region cannot hold the allocator's metadata, -3 for bad arguments.
+ * Allocations before it return NULL. */
+int acealloc_init(const struct acealloc_platform *platform, void *region, size_t len,
+                  const struct acealloc_config *config);
+
+/* As malloc, calloc, aligned_alloc (NULL unless align is a power of two), free, realloc and
+ * malloc_usable_size; NULL on failure (there is no errno). Callable from interrupt handlers. */
+void *acealloc_malloc(size_t size);
+void *acealloc_calloc(size_t n, size_t size);
+void *acealloc_aligned_alloc(size_t align, size_t size);
+void acealloc_free(void *p);
+void *acealloc_realloc(void *p, size_t size);
+size_t acealloc_usable_size(const void *p);
+
+/* Timer work, fit for interrupt context (no allocation, locks only tried, bounded):
+ * acealloc_maintain returns idle memory (this CPU's cache if it was idle since its previous
+ * call, then up to max_pages pages of idle runs and surplus empty slabs), stopping once now()
+ * reaches deadline (UINT64_MAX: none); returns the pages decommitted. acealloc_ace_tick ticks
+ * ACE, the adaptive controller, once acealloc_ace_start (not from an interrupt) switched it
+ * on: call it from every CPU's timer. */
+size_t acealloc_maintain(size_t max_pages, uint64_t deadline);
+void acealloc_ace_start(void);
+void acealloc_ace_tick(void);
+
+#endif /* ACEALLOC_FREESTANDING */
 
 #ifdef __cplusplus
 }

@@ -91,6 +91,37 @@ fn steps(root: &Path) -> Vec<Step> {
             "log",
         ],
     ));
+    // The C library for kernels: the freestanding build's lints and `libacealloc.a`.
+    steps.push(step(
+        "clippy capi freestanding (x86_64-unknown-none)",
+        root,
+        &[
+            "clippy",
+            "--package",
+            "acealloc-capi",
+            "--no-default-features",
+            "--target",
+            "x86_64-unknown-none",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    ));
+    steps.push(step(
+        "build libacealloc.a freestanding (x86_64-unknown-none)",
+        root,
+        &[
+            "rustc",
+            "--package",
+            "libacealloc",
+            "--release",
+            "--no-default-features",
+            "--target",
+            "x86_64-unknown-none",
+            "--crate-type",
+            "staticlib",
+        ],
+    ));
     // The C library's misuse suite (C programs compiled against libacealloc, `capi.rs`).
     steps.push(step("misuse suite (capi/)", root, &["xtask", "misuse"]));
     // Real programs on glibc and on libacealloc, outputs compared (`capi.rs`).
