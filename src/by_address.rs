@@ -19,6 +19,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// or run. `None` when the page map shows no block that could start at
     /// `ptr` (checked mode then still verifies liveness and the exact start
     /// of a small block in `dealloc`).
+    #[inline]
     pub fn layout_of(&self, ptr: *const u8) -> Option<Layout> {
         self.block_at(ptr).ok()
     }
@@ -27,6 +28,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// run's bytes (at least what was asked for). In checked mode a pointer
     /// that is not a live block is reported (`use after free` for a freed
     /// one) and gives `None`; unchecked, only what the page map shows.
+    #[inline]
     pub fn usable_size(&self, ptr: *const u8) -> Option<usize> {
         match self.checked_block_at(ptr.cast_mut()) {
             Ok(layout) => Some(layout.size()),
@@ -48,6 +50,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Unchecked, `ptr` is a live block of this allocator that is not used
     /// again (the page map cannot tell a block's interior from its start,
     /// nor a live block from a freed one).
+    #[inline]
     pub unsafe fn free(&self, ptr: *mut u8) {
         match self.checked_block_at(ptr) {
             // SAFETY: forwarded caller contract (or verified in checked
@@ -66,6 +69,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// # Safety
     /// As for [`free`](Self::free), except that the block is used again
     /// when null is returned.
+    #[inline]
     pub unsafe fn realloc_unsized(&self, ptr: *mut u8, new_size: usize) -> *mut u8 {
         match self.checked_block_at(ptr) {
             // SAFETY: forwarded caller contract (or verified in checked
@@ -81,6 +85,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// [`block_at`](Self::block_at), and in checked mode also whether the
     /// block is live and `ptr` its exact start (without marking it free:
     /// `dealloc` does that, verifying once more).
+    #[inline]
     fn checked_block_at(&self, ptr: *mut u8) -> Result<Layout, MisuseKind> {
         let layout = self.block_at(ptr)?;
         if self.checks_on()
@@ -93,6 +98,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// The round-trip layout of the block the page map shows at `ptr`, or
     /// the misuse that freeing `ptr` would be.
+    #[inline]
     fn block_at(&self, ptr: *const u8) -> Result<Layout, MisuseKind> {
         let addr = ptr as usize;
         let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));

@@ -137,6 +137,7 @@ impl HostedAlloc {
     }
 
     /// The underlying allocator (for statistics, knobs and `trim`).
+    #[inline]
     pub fn allocator(&self) -> &HostedAllocator {
         self.ensure_init();
         &self.inner
