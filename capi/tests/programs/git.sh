@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# git: init, 150 commits over 20 files (fixed authors and dates, so every hash is the same in
+# git: init, 100 commits over 20 files (fixed authors and dates, so every hash is the same in
 # every run), branches and a merge, gc, then the log, an fsck and the object list.
 set -euo pipefail
 cd "$1"
@@ -14,7 +14,7 @@ commit() {
   git add -A
   git commit -q -m "commit $1"
 }
-for i in $(seq 1 150); do
+for i in $(seq 1 100); do
   if [ $((i % 100)) -eq 50 ]; then git checkout -q -b "topic$i"; fi
   if [ $((i % 100)) -eq 70 ]; then
     git checkout -q main
