@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$1"
 modules="test.test_json test.test_list test.test_dict test.test_collections test.test_heapq
   test.test_struct test.test_fractions test.test_csv test.test_textwrap test.test_re
-  test.test_string"
+  test.test_string test.test_ordered_dict test.test_enum test.test_array test.test_deque"
 py=""
 for candidate in /usr/bin/python3 $(which -a python3 2>/dev/null); do
   if "$candidate" -c 'import test.test_json, test.test_pickle' 2>/dev/null; then py="$candidate"; break; fi
