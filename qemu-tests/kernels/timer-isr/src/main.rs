@@ -330,8 +330,7 @@ fn fastest_of_32(f: impl Fn()) -> u64 {
 }
 
 /// Prints ACE's decision trace and tick cost, read through the allocator's statistics API;
-/// checks that it decided on ticks and changed knobs, and, if a guard switched it off, says
-/// which.
+/// checks that it decided on ticks, and, if a guard switched it off, says which.
 fn report_ace() {
     let Some(report) = HEAP.ace_stats() else {
         check!(false, "ACE is not attached to the heap");
@@ -371,8 +370,11 @@ fn report_ace() {
         totals,
         ns(totals)
     );
+    // A steady workload gives ACE no reason to move a knob (its bandit, which moved them
+    // whatever the signals, is gone); that it decides on the ticks is what this run checks.
+    // The demo kernel's quiet spells make it act.
     check!(status.deciding_ticks > 0, "ACE never decided on a tick");
     let acted = report.decisions().iter().any(|d| d.knob != Knob::Engine);
-    check!(acted, "ACE changed no knob");
+    println!("    ACE changed a knob: {acted}");
     ACE.disable(&HEAP);
 }
