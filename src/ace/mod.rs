@@ -12,7 +12,8 @@
 //!                     LLC misses ↑ → diet ↓ · contention ↑ → bundles wider
 //!          quiet spell: idle memory, no work for the purge delay → purge
 //!                     (budgeted scavenge); recommitted within the delay
-//!                     → delay ↑; over the memory target → delay ↓
+//!                     → delay ↑; over the memory target → delay ↓; the
+//!                     allocator's own purge delay (free page runs) follows
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
@@ -94,8 +95,11 @@ const DEPOT_BUNDLES: u32 = 2;
 const RELEASE: [u32; 4] = [1, 2, 4, 8];
 /// Candidates of the purge delay, in quiet fast intervals in a row: a
 /// quiet spell that lasts this long has its idle memory purged (a
-/// budgeted scavenge each quiet interval from then on). The start is the
-/// second rung: one quiet interval is often a pause within a burst.
+/// budgeted scavenge each quiet interval from then on), and the
+/// allocator's own purge delay (free page runs, `set_purge_delay_ms`) is
+/// set to as long. The start is the rung nearest the allocator's delay at
+/// `enable` (the profile's), else the second: one quiet interval is often
+/// a pause within a burst.
 const PURGE_DELAY: [u32; 6] = [1, 2, 4, 8, 16, 32];
 const PURGE_DELAY_START: usize = 1;
 
@@ -441,6 +445,10 @@ struct Engine {
     spell_purged: bool,
     /// Idle bytes (committed, not live) at the last quiet interval.
     idle: u64,
+    /// The target's purge delay (ms) at `enable`, restored at switch-off;
+    /// the rung last applied to it.
+    purge_baseline: Option<u32>,
+    purge_applied: usize,
     over_budget: u32,
     /// Mean slow path with the starting knobs, in clock units (0: not
     /// measured yet): the latency guard's baseline.
@@ -510,6 +518,8 @@ impl Engine {
             purged: None,
             spell_purged: false,
             idle: 0,
+            purge_baseline: None,
+            purge_applied: PURGE_DELAY_START,
             over_budget: 0,
             latency_base: 0,
             latency_over: 0,
@@ -535,6 +545,11 @@ impl Engine {
         };
         let trace = core::mem::replace(&mut self.trace, Trace::new());
         let totals = target.totals();
+        let purge_baseline = target.purge_delay_ms();
+        let purge_delay = purge_baseline.map_or(PURGE_DELAY_START, |ms| {
+            let intervals = u64::from(ms) / config.fast_ms.max(1);
+            nearest(&PURGE_DELAY, intervals.min(u64::from(u32::MAX)) as u32)
+        });
         *self = Engine {
             started: true,
             config,
@@ -549,6 +564,9 @@ impl Engine {
             totals,
             slow_totals: totals,
             trace,
+            purge_baseline,
+            purge_delay,
+            purge_applied: purge_delay,
             ..Engine::new()
         };
     }
@@ -626,6 +644,11 @@ impl Engine {
         if self.at != before {
             self.applied = self.knobs();
             target.set_knobs(self.applied);
+        }
+        if self.purge_delay != self.purge_applied && self.purge_baseline.is_some() {
+            self.purge_applied = self.purge_delay;
+            let ms = u64::from(PURGE_DELAY[self.purge_delay]) * self.config.fast_ms;
+            target.set_purge_delay_ms(ms.min(u64::from(u32::MAX)) as u32);
         }
         // The scavenge is the one piece of work whose cost varies: run it
         // only with half the budget still left, else on a later tick.
@@ -914,6 +937,9 @@ impl Engine {
     ) {
         ace.enabled.store(false, Relaxed);
         target.set_knobs(self.baseline);
+        if let Some(ms) = self.purge_baseline {
+            target.set_purge_delay_ms(ms);
+        }
         self.applied = self.baseline;
         self.at = self.defaults;
         self.off_reason = Some(reason);

@@ -27,6 +27,14 @@ pub trait Tunable {
     /// only trying locks, stopping once the clock reaches `deadline`;
     /// returns the blocks returned.
     fn flush_idle_caches(&self, deadline: u64) -> u64;
+    /// The purge delay in ms, where the target has one to set.
+    fn purge_delay_ms(&self) -> Option<u32> {
+        None
+    }
+    /// Sets the purge delay (ms); a plain store, fit for a timer tick.
+    fn set_purge_delay_ms(&self, ms: u32) {
+        let _ = ms;
+    }
     /// The platform clock (`Platform::now`).
     fn now(&self) -> u64;
     /// The running CPU's index.
@@ -60,6 +68,14 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
 
     fn flush_idle_caches(&self, deadline: u64) -> u64 {
         Allocator::flush_idle_caches(self, deadline)
+    }
+
+    fn purge_delay_ms(&self) -> Option<u32> {
+        Some(Allocator::purge_delay_ms(self))
+    }
+
+    fn set_purge_delay_ms(&self, ms: u32) {
+        Allocator::set_purge_delay_ms(self, ms)
     }
 
     fn now(&self) -> u64 {

@@ -24,6 +24,8 @@ struct Fake {
     /// The deadline of the last idle-cache check.
     idle_deadline: Cell<u64>,
     clip: Cell<u64>,
+    /// The purge delay, ms (`None`: the fake has none).
+    purge_ms: Cell<Option<u32>>,
 }
 
 impl Fake {
@@ -44,6 +46,7 @@ impl Fake {
             idle_checks: Cell::new(0),
             idle_deadline: Cell::new(0),
             clip: Cell::new(u64::MAX),
+            purge_ms: Cell::new(None),
         }
     }
 
@@ -84,6 +87,12 @@ impl Tunable for Fake {
         self.idle_checks.set(self.idle_checks.get() + 1);
         self.idle_deadline.set(deadline);
         0
+    }
+    fn purge_delay_ms(&self) -> Option<u32> {
+        self.purge_ms.get()
+    }
+    fn set_purge_delay_ms(&self, ms: u32) {
+        self.purge_ms.set(Some(ms));
     }
     fn clip_slow_paths(&self, max: u64) {
         self.clip.set(max);
@@ -993,4 +1002,33 @@ fn committed_memory_over_the_target_shortens_the_purge_delay() {
         busy_then_quiet(&ace, &fake, 3);
         assert_eq!(purge_delays(&ace), [], "target {target}");
     }
+}
+
+#[test]
+fn the_allocator_s_purge_delay_follows_ace_s_and_comes_back_at_switch_off() {
+    let fake = Fake::new();
+    // BALANCED's 1 s is two fast intervals of 500 ms: ACE starts there.
+    fake.purge_ms.set(Some(1000));
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    busy_then_quiet(&ace, &fake, 2);
+    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(purge_delays(&ace), [(2, 4, Reason::WastedPurge)]);
+    assert_eq!(fake.purge_ms.get(), Some(2000), "four intervals of 500 ms");
+    ace.disable(&fake);
+    assert_eq!(fake.purge_ms.get(), Some(1000), "the delay found at enable");
+    // A profile with a longer delay starts ACE's ladder higher.
+    fake.purge_ms.set(Some(8000));
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    let quiet_purges = |ace: &Ace| {
+        trace(ace)
+            .iter()
+            .filter(|d| d.reason == Reason::Quiet)
+            .count()
+    };
+    busy_then_quiet(&ace, &fake, 15);
+    assert_eq!(quiet_purges(&ace), 0, "under 16 quiet intervals");
+    busy_then_quiet(&ace, &fake, 16);
+    assert_eq!(quiet_purges(&ace), 1);
 }
