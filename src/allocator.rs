@@ -1,10 +1,14 @@
 //! The allocator: fast paths first, then the slow paths they fall back to.
 //!
 //! ```text
-//!   alloc ──► per-CPU cache ──empty──► depot bundle ──none──► slabs ──► new slab (page layer)
-//!  dealloc ─► per-CPU cache ──full───► depot bundle ──backlog──► slabs ──empty──► page layer
+//!   alloc ──► per-CPU cache ──empty──► transfer cache ──none──► central list ──► new slab
+//!  dealloc ─► per-CPU cache ──full───► transfer cache ──backlog─► central list ──empty──► pages
 //!   large ──► page layer (provider), straight
 //! ```
+//!
+//! Per-CPU caches and transfer caches hold pointers to free blocks in
+//! arrays: a batch moves between them with one copy under one short
+//! critical section, and never touches the blocks' memory.
 //!
 //! The class of a block is recomputed from the `Layout` on `dealloc`
 //! (`GlobalAlloc` passes the allocation's own layout), so the free fast
@@ -22,16 +26,16 @@ use core::sync::atomic::{
 use spin::mutex::SpinMutex;
 
 use crate::ace::Ace;
-use crate::block::{Block, BlockList};
+use crate::central::{CentralFreeList, Slabs};
 use crate::config::{Config, Knobs, Profile, ms_to_ticks};
-use crate::cpu_cache::{PerCpuCache, SlowPaths, bump};
-use crate::depot::{Depot, DepotState};
+use crate::cpu_cache::{MAX_BATCH, PerCpuCache, Slot, SlotBudget, SlowPaths, bump};
 use crate::page_map::{Entry, PageMap};
 use crate::pages::{PageCounters, Pages};
 use crate::platform::Platform;
 use crate::provider::{PAGE_SIZE, PageProvider};
 use crate::size_class::{self, Class, NUM_CLASSES};
-use crate::slab::Slab;
+use crate::slab::{Block, Slab};
+use crate::transfer::TransferCache;
 
 /// Why [`Allocator::init`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +68,11 @@ pub struct Allocator<P, Pl> {
     cpus: AtomicUsize,
     map: spin::Once<PageMap>,
     config: spin::Once<Config>,
-    pub(crate) depots: [Depot; NUM_CLASSES],
+    pub(crate) transfer: [TransferCache; NUM_CLASSES],
+    pub(crate) central: [CentralFreeList; NUM_CLASSES],
+    /// Per-class cache capacities set by `set_class_capacity` (0: the
+    /// capacity knob's, scaled).
+    class_caps: [AtomicU32; NUM_CLASSES],
     pages: SpinMutex<Option<Pages<P>>>,
     pub(crate) counters: PageCounters,
     pub(crate) knobs: KnobCells,
@@ -90,8 +98,9 @@ pub struct Allocator<P, Pl> {
 }
 
 // SAFETY: the provider is only reached under the page lock, the per-CPU
-// caches under the per-CPU section contract (cpu_cache.rs), the depots
-// under their locks; everything else is atomic or set once.
+// caches under the per-CPU section contract (cpu_cache.rs), the transfer
+// caches and central lists under their locks; everything else is atomic or
+// set once.
 unsafe impl<P: Send, Pl> Sync for Allocator<P, Pl> {}
 
 impl<P: PageProvider + Send, Pl: Platform> Default for Allocator<P, Pl> {
@@ -109,7 +118,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             cpus: AtomicUsize::new(0),
             map: spin::Once::new(),
             config: spin::Once::new(),
-            depots: [const { Depot::new() }; NUM_CLASSES],
+            transfer: [const { TransferCache::new() }; NUM_CLASSES],
+            central: [const { CentralFreeList::new() }; NUM_CLASSES],
+            class_caps: [const { AtomicU32::new(0) }; NUM_CLASSES],
             pages: SpinMutex::new(None),
             counters: PageCounters::new(),
             knobs: KnobCells {
@@ -176,9 +187,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let block = match self.enter(caches) {
             Some(cache) => {
                 let slot = cache.class(class);
-                // SAFETY: inside this CPU's section, and no other list
-                // reference is alive.
-                let mut block = unsafe { slot.list() }.pop();
+                // SAFETY: inside this CPU's section.
+                let mut block = unsafe { slot.pop() };
                 if block.is_null() {
                     block = self.refill(cache, class);
                 } else {
@@ -238,14 +248,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         match self.enter(caches) {
             Some(cache) => {
                 let slot = cache.class(class);
-                // SAFETY: inside this CPU's section, no other list reference.
-                let list = unsafe { slot.list() };
-                // SAFETY: the caller hands over a block of `class` that nobody
-                // uses any more.
-                unsafe { list.push(block) };
-                bump(&slot.frees);
-                if list.len > slot.cap.load(Relaxed) {
-                    self.drain(cache, class);
+                // SAFETY: inside this CPU's section; the caller hands over a
+                // block of `class` that nobody uses any more.
+                if unsafe { slot.push(block) } {
+                    bump(&slot.frees);
+                } else {
+                    self.drain(cache, class, block);
                 }
                 self.leave(cache);
             }
@@ -325,7 +333,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /* Slow paths of small blocks                                          */
     /* ------------------------------------------------------------------ */
 
-    /// The current CPU's cache of `class` is empty: fetch a bundle. Timed
+    /// The current CPU's cache of `class` is empty: fetch a batch. Timed
     /// (with a new slab when it takes one) for ACE's latency guard.
     #[cold]
     #[inline(never)]
@@ -334,19 +342,23 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let slot = cache.class(class);
         bump(&cache.misses[class].misses);
         self.honour_flush_request(cache);
-        let want = self.bundle_width(class);
-        let mut bundle = self.take_from_depot(class, want);
-        if bundle.len == 0 && self.reclaim(Some(cache)) {
-            bundle = self.take_from_depot(class, want);
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        let want = &mut batch[..self.bundle_width(class)];
+        let mut got = self.fetch(class, want);
+        if got == 0 && self.reclaim(Some(cache)) {
+            got = self.fetch(class, want);
         }
-        // SAFETY: inside this CPU's section (our caller's), no other list
-        // reference alive; the list is empty, so nothing is overwritten.
-        let list = unsafe { slot.list() };
-        *list = bundle;
-        let block = list.pop();
-        if !block.is_null() {
-            bump(&slot.allocs);
-        }
+        let block = match batch[..got].split_first() {
+            Some((&block, rest)) => {
+                // SAFETY: inside this CPU's section (our caller's); the
+                // blocks are free blocks of `class` that we own.
+                let kept = unsafe { slot.put(rest) };
+                self.release_batch(class, &rest[kept..]);
+                bump(&slot.allocs);
+                block
+            }
+            None => ptr::null_mut(),
+        };
         let clip = self.slow_clip.load(Relaxed);
         cache.slow.add_owned(Pl::now().wrapping_sub(start), clip);
         // Once per switch to FAST, after the timing: a one-off, not the
@@ -355,18 +367,26 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         block
     }
 
-    /// The current CPU's cache of `class` is over capacity: send a bundle
-    /// to the depot.
+    /// The current CPU's cache of `class` is full: send a batch on, then
+    /// cache `block`.
     #[cold]
     #[inline(never)]
-    fn drain(&self, cache: &PerCpuCache, class: Class) {
+    fn drain(&self, cache: &PerCpuCache, class: Class, block: *mut Block) {
+        let slot = cache.class(class);
         bump(&cache.misses[class].drains);
-        if self.honour_flush_request(cache) {
-            return;
+        bump(&slot.frees);
+        self.honour_flush_request(cache);
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        let width = self.bundle_width(class);
+        // A capacity lowered far below the cache's length takes more than
+        // one batch.
+        // SAFETY: inside this CPU's section (our caller's); `block` is a
+        // free block of `class` that the caller handed over.
+        while !unsafe { slot.push(block) } {
+            // SAFETY: as above.
+            let n = unsafe { slot.take(&mut batch[..width]) };
+            self.release_batch(class, &batch[..n]);
         }
-        // SAFETY: inside this CPU's section (our caller's).
-        let bundle = unsafe { cache.class(class).list() }.split_front(self.bundle_width(class));
-        self.give_to_depot(class, bundle);
     }
 
     /// Flushes this CPU's cache if another CPU ran out of memory since the
@@ -393,21 +413,23 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Gives every empty class of `cache` up to the profile's prewarm size a
-    /// bundle, so that the first allocations of those sizes hit. Only the
+    /// batch, so that the first allocations of those sizes hit. Only the
     /// cache's own CPU may call it, inside its section, or `init` before the
     /// caches are published (when no CPU can enter any). Best effort: a class
     /// the provider has no memory for stays empty.
     fn prewarm(&self, cache: &PerCpuCache) {
         let largest = self.profile().prewarm_size();
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
         for (class, slot) in cache.classes.iter().enumerate() {
             if size_class::size_of(class) > largest {
                 break;
             }
-            // SAFETY: inside `cache`'s section (the caller's contract); one
-            // list reference at a time.
-            let list = unsafe { slot.list() };
-            if list.len == 0 {
-                *list = self.take_from_depot(class, self.bundle_width(class));
+            // SAFETY: inside `cache`'s section (the caller's contract).
+            if unsafe { slot.len() } == 0 {
+                let n = self.fetch(class, &mut batch[..self.bundle_width(class)]);
+                // SAFETY: as above; the blocks are free blocks of `class`.
+                let kept = unsafe { slot.put(&batch[..n]) };
+                self.release_batch(class, &batch[kept..n]);
             }
         }
     }
@@ -417,43 +439,38 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[cold]
     fn alloc_direct(&self, class: Class) -> *mut Block {
         let start = Pl::now();
-        let mut got = self.take_from_depot(class, 1);
-        if got.len == 0 && self.reclaim(None) {
-            got = self.take_from_depot(class, 1);
+        let mut one = [ptr::null_mut()];
+        if self.fetch(class, &mut one) == 0 && self.reclaim(None) {
+            self.fetch(class, &mut one);
         }
-        let block = got.pop();
-        if got.len > 0 {
-            self.give_to_depot(class, got);
-        }
-        if !block.is_null() {
-            self.depots[class].direct_allocs.fetch_add(1, Relaxed);
+        if !one[0].is_null() {
+            self.transfer[class].direct_allocs.fetch_add(1, Relaxed);
         }
         let clip = self.slow_clip.load(Relaxed);
         self.direct_slow
             .add_shared(Pl::now().wrapping_sub(start), clip);
-        block
+        one[0]
     }
 
-    /// Free without a CPU cache: the block goes to the depot as a bundle of one.
+    /// Free without a CPU cache: the block goes to the transfer cache.
     #[cold]
     fn dealloc_direct(&self, block: *mut Block, class: Class) {
-        let mut bundle = BlockList::EMPTY;
-        // SAFETY: the caller of `dealloc` handed the block over.
-        unsafe { bundle.push(block) };
-        self.depots[class].direct_frees.fetch_add(1, Relaxed);
-        self.give_to_depot(class, bundle);
+        self.transfer[class].direct_frees.fetch_add(1, Relaxed);
+        self.release_batch(class, &[block]);
     }
 
-    /// Blocks to move per bundle for `class`: never more than a cache holds
-    /// (scaling is monotone, so capping the knob caps the scaled width).
-    fn bundle_width(&self, class: Class) -> u32 {
+    /// Blocks to move per batch for `class`: never more than a cache holds
+    /// (scaling is monotone, so capping the knob caps the scaled width) nor
+    /// than [`MAX_BATCH`].
+    fn bundle_width(&self, class: Class) -> usize {
         let knob = self.knobs.bundle_width.load(Relaxed);
-        self.cache_capacity(knob.min(self.knobs.cache_capacity.load(Relaxed)), class)
+        let width = self.cache_capacity(knob.min(self.knobs.cache_capacity.load(Relaxed)), class);
+        (width as usize).min(MAX_BATCH)
     }
 
-    /// Byte ceilings of one class's cache on one CPU and of its depot: the
-    /// knobs' ceiling, or the profile's per-class budget split between the
-    /// caches of all CPUs and the depot.
+    /// Byte ceilings of one class's cache on one CPU and of its transfer
+    /// cache: the knobs' ceiling, or the profile's per-class budget split
+    /// between the caches of all CPUs and the transfer cache.
     fn class_ceilings(&self) -> (usize, usize) {
         match self.profile().class_budget() {
             None => (Knobs::MAX_BYTES, Knobs::MAX_BYTES),
@@ -464,6 +481,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Blocks one CPU caches of `class` for the capacity knob `knob`.
     fn cache_capacity(&self, knob: u32, class: Class) -> u32 {
         Knobs::scaled_within(knob, size_class::size_of(class), self.class_ceilings().0)
+    }
+
+    /// The capacity every CPU's cache of `class` gets: the class's own
+    /// ([`set_class_capacity`](Self::set_class_capacity)), or the knob's.
+    fn class_capacity(&self, class: Class) -> u32 {
+        match self.class_caps[class].load(Relaxed) {
+            0 => self.cache_capacity(self.knobs.cache_capacity.load(Relaxed), class),
+            own => own,
+        }
     }
 
     /// Empty slabs `class` keeps before releasing them: the
@@ -485,36 +511,44 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 .is_some_and(|c| self.counters.committed.load(Relaxed) > c.lean_target)
     }
 
-    /// A bundle from the depot, or up to `want` blocks from the class's
-    /// slabs (adding a slab when none has blocks). Empty when out of memory.
-    fn take_from_depot(&self, class: Class, want: u32) -> BlockList {
-        let mut depot = self.depots[class].lock();
-        if let Some(bundle) = depot.take_bundle() {
-            return bundle;
+    /// Fills `out` with free blocks of `class`, as far as it goes: the
+    /// newest of the transfer cache, else from the central free list
+    /// (adding a slab when no slab has blocks). Returns how many; 0 when
+    /// out of memory.
+    fn fetch(&self, class: Class, out: &mut [Slot]) -> usize {
+        let transfer = &self.transfer[class];
+        let mut ring = transfer.ring.lock::<Pl>();
+        let n = ring.take_newest(out);
+        transfer.publish(&ring);
+        drop(ring);
+        if n > 0 {
+            return n;
         }
-        let mut out = BlockList::EMPTY;
-        if depot.take_from_slabs(want, &mut out) == 0 {
-            out = self.steal_cached(class);
-            if out.len == 0
+        let mut slabs = self.central[class].slabs.lock::<Pl>();
+        let mut n = slabs.take(out);
+        if n == 0 {
+            n = self.steal_cached(class, out);
+            if n == 0
                 && let Some(slab) = self.new_slab(class)
             {
-                depot.add_slab(slab);
-                depot.take_from_slabs(want, &mut out);
+                slabs.add_slab(slab);
+                n = slabs.take(out);
             }
         }
-        out
+        n
     }
 
     /// On hosted builds, the blocks of `class` that another CPU's cache
-    /// holds while no thread uses it. A thread that moves to another CPU
-    /// leaves its blocks in the cache of the one it left; without this, the
-    /// class would grow by a slab whenever the cache it now uses runs dry
-    /// while the other holds the surplus, and its slabs would ratchet up
-    /// migration after migration. Only on the way to a new slab (rare), and
-    /// only trying locks. Kernel CPUs' caches are their own: nothing.
-    fn steal_cached(&self, class: Class) -> BlockList {
+    /// holds while no thread uses it, into `out`. A thread that moves to
+    /// another CPU leaves its blocks in the cache of the one it left;
+    /// without this, the class would grow by a slab whenever the cache it
+    /// now uses runs dry while the other holds the surplus, and its slabs
+    /// would ratchet up migration after migration. Only on the way to a new
+    /// slab (rare), and only trying locks. Kernel CPUs' caches are their
+    /// own: nothing.
+    fn steal_cached(&self, class: Class, out: &mut [Slot]) -> usize {
         if Pl::EXCLUSIVE_CPU {
-            return BlockList::EMPTY;
+            return 0;
         }
         for cache in self.cpu_caches() {
             let slot = cache.class(class);
@@ -522,70 +556,82 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             if slot.len_hint() == 0 || !cache.try_lock() {
                 continue;
             }
-            // SAFETY: its lock is held, so no thread is in its section; one
-            // list reference at a time.
-            let blocks = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
+            // SAFETY: its lock is held, so no thread is in its section.
+            let n = unsafe { slot.take(out) };
             cache.unlock();
-            if blocks.len > 0 {
-                return blocks;
+            if n > 0 {
+                return n;
             }
         }
-        BlockList::EMPTY
+        0
     }
 
-    /// Hands a bundle to the depot, then returns the oldest bundles to their
-    /// slabs while the backlog is over the drain threshold (none at all
-    /// while LEAN is over its committed target).
-    fn give_to_depot(&self, class: Class, bundle: BlockList) {
+    /// Hands `blocks` to the transfer cache, then returns its oldest
+    /// blocks to their slabs while it holds more than the drain threshold
+    /// (everything while LEAN is over its committed target). One short
+    /// critical section per batch; the slabs are reached after it.
+    fn release_batch(&self, class: Class, mut blocks: &[Slot]) {
         let size = size_class::size_of(class);
-        let (_, depot_bytes) = self.class_ceilings();
+        let (_, transfer_bytes) = self.class_ceilings();
         let knob = self.knobs.drain_threshold.load(Relaxed);
         let threshold = if self.over_lean_target() {
             0
         } else {
-            Knobs::scaled_within(knob, size, depot_bytes) as usize
+            Knobs::scaled_within(knob, size, transfer_bytes) as usize
         };
-        let mut depot = self.depots[class].lock();
-        if let Some(evicted) = depot.put_bundle(bundle) {
-            self.return_to_slabs(class, &mut depot, evicted);
-        }
-        while depot.backlog > threshold {
-            let Some(oldest) = depot.take_oldest() else {
-                break;
-            };
-            self.return_to_slabs(class, &mut depot, oldest);
+        let transfer = &self.transfer[class];
+        let mut oldest = [ptr::null_mut(); MAX_BATCH];
+        loop {
+            let mut ring = transfer.ring.lock::<Pl>();
+            blocks = &blocks[ring.put(blocks)..];
+            let over = ring.len().saturating_sub(threshold).min(MAX_BATCH);
+            let n = ring.take_oldest(&mut oldest[..over]);
+            transfer.publish(&ring);
+            drop(ring);
+            if n == 0 {
+                // Under the threshold, or a full ring that may not drain:
+                // what did not fit goes to the slabs.
+                self.return_to_slabs(class, blocks);
+                return;
+            }
+            self.return_to_slabs(class, &oldest[..n]);
         }
     }
 
     /// Puts every block of `blocks` back into its slab, releasing slabs that
     /// become empty beyond the class's reserve.
-    fn return_to_slabs(&self, class: Class, depot: &mut DepotState, blocks: BlockList) {
-        self.return_blocks(class, depot, blocks, |slab| self.release_slab(slab));
+    fn return_to_slabs(&self, class: Class, blocks: &[Slot]) {
+        if blocks.is_empty() {
+            return;
+        }
+        let mut slabs = self.central[class].slabs.lock::<Pl>();
+        self.return_blocks(class, &mut slabs, blocks, |slab| self.release_slab(slab));
     }
 
-    /// [`return_to_slabs`](Self::return_to_slabs), handing slabs that must
-    /// be released to `release` (which may hold the page lock already).
+    /// [`return_to_slabs`](Self::return_to_slabs) with the class's
+    /// central list locked, handing slabs that must be released to
+    /// `release` (which may hold the page lock already).
     fn return_blocks(
         &self,
         class: Class,
-        depot: &mut DepotState,
-        blocks: BlockList,
+        slabs: &mut Slabs,
+        blocks: &[Slot],
         mut release: impl FnMut(*mut Slab),
     ) {
         let map = self.map();
         let reserve = self.slab_reserve(class);
-        blocks.drain(|block| {
+        for &block in blocks {
             let Entry::Slab(slab) = map.get(block as usize) else {
                 debug_assert!(false, "a cached block outside every slab");
-                return;
+                continue;
             };
-            // SAFETY: blocks in a depot bundle or a CPU cache are out blocks
-            // of slabs of the class, and `slab` is the one the page map names.
-            if let Some(empty) = unsafe { depot.return_block(slab, block, reserve) } {
-                depot.forget_slab(empty);
+            // SAFETY: blocks in a transfer cache or a CPU cache are out
+            // blocks of slabs of the class, and `slab` is the one the page
+            // map names.
+            if let Some(empty) = unsafe { slabs.return_block(slab, block, reserve) } {
                 release(empty);
             }
-        });
+        }
     }
 
     /// A fresh slab of `class`, entered in the page map.
@@ -606,7 +652,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         Some(slab)
     }
 
-    /// Gives an empty slab, already removed from its depot, back to the page layer.
+    /// Gives an empty slab, already off its central list, back to the page layer.
     fn release_slab(&self, slab: *mut Slab) {
         let mut guard = self.pages.lock();
         let pages = guard.as_mut().expect("slabs exist only after init");
@@ -615,7 +661,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     /// [`release_slab`](Self::release_slab) with the page lock held.
     fn release_slab_to(&self, pages: &mut Pages<P>, slab: *mut Slab) {
-        // SAFETY: the slab is a live descriptor no depot refers to any more.
+        // SAFETY: the slab is a live descriptor no central list refers to any more.
         let (start, class) = unsafe { ((*slab).start, (*slab).class) };
         let n = size_class::slab_pages(class);
         self.map().set(start, n, Entry::Unused);
@@ -636,8 +682,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Returns cached memory to the provider: this CPU's cache (`own`,
     /// whose section the caller is in), on hosted builds every other cache
     /// that is not busy (kernel CPUs are asked to flush their own), every
-    /// depot with its reserved empty slabs, and the free page runs. Returns
-    /// whether any page went back to the provider.
+    /// transfer cache, the reserved empty slabs, and the free page runs.
+    /// Returns whether any page went back to the provider.
     fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
         let before = self.counters.free_calls.load(Relaxed);
         // Kernel CPUs cannot flush each other's caches: ask them to flush
@@ -655,12 +701,21 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
         }
-        for (class, depot) in self.depots.iter().enumerate() {
-            let mut d = depot.lock();
-            while let Some(bundle) = d.take_oldest() {
-                self.return_to_slabs(class, &mut d, bundle);
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
+        for class in 0..NUM_CLASSES {
+            let transfer = &self.transfer[class];
+            loop {
+                let mut ring = transfer.ring.lock::<Pl>();
+                let n = ring.take_oldest(&mut batch);
+                transfer.publish(&ring);
+                drop(ring);
+                if n == 0 {
+                    break;
+                }
+                self.return_to_slabs(class, &batch[..n]);
             }
-            while let Some(empty) = d.pop_empty_slab() {
+            let mut slabs = self.central[class].slabs.lock::<Pl>();
+            while let Some(empty) = slabs.pop_empty_slab() {
                 self.release_slab(empty);
             }
         }
@@ -670,14 +725,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.counters.free_calls.load(Relaxed) != before
     }
 
-    /// Moves every block of `cache` back to the depots.
+    /// Moves every block of `cache` to the transfer caches.
     fn flush_cache(&self, cache: &PerCpuCache) {
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
         for (class, slot) in cache.classes.iter().enumerate() {
-            // SAFETY: the caller is inside `cache`'s section; one list
-            // reference at a time.
-            let all = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
-            if all.len > 0 {
-                self.give_to_depot(class, all);
+            loop {
+                // SAFETY: the caller is inside `cache`'s section.
+                let n = unsafe { slot.take(&mut batch) };
+                if n == 0 {
+                    break;
+                }
+                self.release_batch(class, &batch[..n]);
             }
         }
     }
@@ -811,12 +869,35 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .alloc(cache_pages, PAGE_SIZE, c)
             .ok_or(InitError::OutOfMemory)?;
         let caches = caches.as_ptr().cast::<PerCpuCache>();
+        // The slot arrays: a sixteenth of the span at most.
+        let budget = SlotBudget::new(&config.knobs, cpus, span.len / 16);
+        let slot_pages = budget.bytes(cpus).div_ceil(PAGE_SIZE);
+        let mut slots = pages
+            .alloc(slot_pages, PAGE_SIZE, c)
+            .ok_or(InitError::OutOfMemory)?
+            .as_ptr()
+            .cast::<Slot>();
         self.profile.store(config.profile.index(), Relaxed);
         self.cpus.store(cpus, Relaxed);
         for cpu in 0..cpus {
             let capacity = |class| self.cache_capacity(config.knobs.cache_capacity, class);
-            // SAFETY: the run holds `cpus` page-aligned (so 64-aligned) caches.
-            unsafe { caches.add(cpu).write(PerCpuCache::new(capacity)) };
+            // SAFETY: the run holds `cpus` page-aligned (so 64-aligned)
+            // caches, and the slot run each CPU's `per_cpu` slots then the
+            // transfer caches'; each part is used by its owner alone.
+            unsafe {
+                caches
+                    .add(cpu)
+                    .write(PerCpuCache::new(slots, &budget.cache, capacity));
+                slots = slots.add(budget.per_cpu());
+            }
+        }
+        for (class, transfer) in self.transfer.iter().enumerate() {
+            let n = budget.transfer[class] as usize;
+            // SAFETY: as above: these slots follow the CPUs'.
+            unsafe {
+                transfer.ring.lock::<Pl>().attach(slots, n);
+                slots = slots.add(n);
+            }
         }
         if !pages.grow_descriptors(c) {
             return Err(InitError::OutOfMemory);
@@ -879,11 +960,24 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .drain_threshold
             .store(knobs.drain_threshold, Relaxed);
         self.knobs.release_pages.store(knobs.release_pages, Relaxed);
+        for class in 0..NUM_CLASSES {
+            self.apply_class_capacity(class);
+        }
+    }
+
+    /// Sets the capacity of every CPU's cache of `class` (in blocks, at
+    /// least 1, at most the slots the class was given at `init`), apart
+    /// from the capacity knob; 0 goes back to the knob's. Safe while other
+    /// CPUs allocate: they see it on their next free.
+    pub fn set_class_capacity(&self, class: Class, capacity: u32) {
+        self.class_caps[class].store(capacity, Relaxed);
+        self.apply_class_capacity(class);
+    }
+
+    fn apply_class_capacity(&self, class: Class) {
+        let capacity = self.class_capacity(class);
         for cache in self.cpu_caches() {
-            for (class, slot) in cache.classes.iter().enumerate() {
-                slot.cap
-                    .store(self.cache_capacity(knobs.cache_capacity, class), Relaxed);
-            }
+            cache.class(class).set_cap(capacity);
         }
     }
 
@@ -947,7 +1041,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     ///
     /// Fit for a timer tick, interrupt context included: it allocates
     /// nothing, only *tries* locks (when the page lock is busy it does
-    /// nothing and returns 0; a busy depot is skipped), and its work is
+    /// nothing and returns 0; a busy central list is skipped), and its work is
     /// bounded by `max_pages`, the number of classes and `deadline`. On
     /// kernels the provider's decommit flushes the TLB, which must then be
     /// callable with interrupts masked.
@@ -990,8 +1084,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// locks: the reverse of the usual order, which is safe because the
     /// depots are only tried.
     fn release_excess_empty_slabs(&self, pages: &mut Pages<P>, in_time: &impl Fn() -> bool) {
-        for (class, depot) in self.depots.iter().enumerate() {
-            let Some(mut d) = depot.try_lock() else {
+        for (class, central) in self.central.iter().enumerate() {
+            let Some(mut d) = central.slabs.try_lock() else {
                 continue;
             };
             let reserve = self.slab_reserve(class);
@@ -1015,7 +1109,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// cache whose lock is free. Returns the blocks returned.
     ///
     /// Fit for a timer tick, interrupt context included: it allocates
-    /// nothing and only *tries* locks (page lock, then depots, as
+    /// nothing and only *tries* locks (page lock, then central lists, as
     /// [`scavenge`](Self::scavenge) does), and stops once `Platform::now`
     /// reaches `deadline` (`u64::MAX`: none), so at most the class under way
     /// (its slabs that empty, each a decommit in LEAN) finishes after it. A
@@ -1070,6 +1164,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return 0;
         }
         let mut moved = 0;
+        let mut batch = [ptr::null_mut(); MAX_BATCH];
         for (class, slot) in cache.classes.iter().enumerate() {
             if slot.len_hint() == 0 {
                 continue;
@@ -1077,23 +1172,27 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             if Pl::now() >= deadline {
                 break;
             }
-            let Some(mut depot) = self.depots[class].try_lock() else {
+            let Some(mut slabs) = self.central[class].slabs.try_lock() else {
                 continue;
             };
-            // SAFETY: the caller is inside `cache`'s section; one list
-            // reference at a time.
-            let blocks = core::mem::replace(unsafe { slot.list() }, BlockList::EMPTY);
-            moved += u64::from(blocks.len);
-            self.return_blocks(class, &mut depot, blocks, |slab| {
-                self.release_slab_to(pages, slab)
-            });
+            loop {
+                // SAFETY: the caller is inside `cache`'s section.
+                let n = unsafe { slot.take(&mut batch) };
+                if n == 0 {
+                    break;
+                }
+                moved += n as u64;
+                self.return_blocks(class, &mut slabs, &batch[..n], |slab| {
+                    self.release_slab_to(pages, slab)
+                });
+            }
         }
         moved
     }
 
     /// Returns cached and empty memory to the provider: the current CPU's
-    /// cache (on hosted builds every idle cache), the depots' backlogs and
-    /// every empty slab. Blocks still cached by other CPUs of a kernel stay
+    /// cache (on hosted builds every idle cache), the transfer caches'
+    /// backlogs and every empty slab. Blocks still cached by other CPUs of a kernel stay
     /// there; each CPU trims its own.
     pub fn trim(&self) {
         if self.is_initialized() {
@@ -1104,7 +1203,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Takes every lock the allocator has, in lock order (each CPU's cache
-    /// on hosted builds, the depots, the page lock) and keeps them until
+    /// on hosted builds, the transfer caches and central lists, the page lock) and keeps them until
     /// [`unlock_all`](Self::unlock_all), waiting for each. For `fork`
     /// (`pthread_atfork`'s prepare handler): the child then starts with no
     /// lock held by a thread it does not have. No-op before `init`.
@@ -1119,8 +1218,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
             }
         }
-        for depot in &self.depots {
-            core::mem::forget(depot.lock());
+        for transfer in &self.transfer {
+            core::mem::forget(transfer.ring.lock::<Pl>());
+        }
+        for central in &self.central {
+            core::mem::forget(central.slabs.lock::<Pl>());
         }
         core::mem::forget(self.pages.lock());
     }
@@ -1139,8 +1241,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // caller's contract says they are still held for us.
         unsafe {
             self.pages.force_unlock();
-            for depot in &self.depots {
-                depot.force_unlock();
+            for transfer in &self.transfer {
+                transfer.ring.force_unlock();
+            }
+            for central in &self.central {
+                central.slabs.force_unlock();
             }
         }
         if !Pl::EXCLUSIVE_CPU {

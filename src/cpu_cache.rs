@@ -1,26 +1,46 @@
 //! Per-CPU caches: the allocator's fast path.
 //!
+//! Each CPU keeps, per size class, a bounded array of pointers to free
+//! blocks (TCMalloc's per-CPU slabs). `[base, top)` holds the cached blocks;
+//! a pop reads the slot under `top`, a push writes the slot at `top`. Neither
+//! touches the blocks themselves, and a batch moves in or out with one copy.
+//! The slot arrays are sized at `init` within a byte budget
+//! ([`SlotBudget`]); the capacity a class may use of its slots is a runtime
+//! knob.
+//!
 //! Context rules (read before touching this module):
-//! - A CPU's cache lists are used only by code running on that CPU inside
-//!   the per-CPU section: interrupts masked on kernels
+//! - A CPU's `top` pointers and slots are used only by code running on that
+//!   CPU inside the per-CPU section: interrupts masked on kernels
 //!   ([`Platform::EXCLUSIVE_CPU`]), or the cache's own try-lock held on
-//!   hosted builds. Nothing else touches a `list`; that is what makes it a
-//!   plain field.
+//!   hosted builds. Nothing else writes `top` or a slot; that is what
+//!   makes them plain fields.
+//! - `begin` and `limit` bound pops and pushes. Anyone may move `limit`
+//!   between `base` and `base + slots` (the capacity knob); the owner sees
+//!   the new value on its next push (a shrunk cache drains on its next
+//!   free).
 //! - Capacities and counters are atomics: written by the owner (plain load
 //!   and store, no locked instruction on the fast path), read by anyone for
 //!   statistics and control.
-//! - Slow paths called from inside the section take a depot lock, then the
-//!   page lock; never the other way round.
+//! - Slow paths called from inside the section take a transfer-cache lock or
+//!   a central-list lock (never both), then the page lock; never the other
+//!   way round.
 //!
 //! [`Platform::EXCLUSIVE_CPU`]: crate::Platform::EXCLUSIVE_CPU
 
 use core::cell::UnsafeCell;
+use core::ptr;
 use core::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
 };
 
-use crate::block::BlockList;
-use crate::size_class::NUM_CLASSES;
+use crate::config::Knobs;
+use crate::size_class::{self, NUM_CLASSES};
+use crate::slab::Block;
+
+/// Most blocks moved between layers at once: the size of the slow paths'
+/// stack buffers (1 KiB), and the ceiling of the bundle-width knob.
+pub(crate) const MAX_BATCH: usize = 128;
 
 /// Adds one to a counter that only its owner writes.
 #[inline(always)]
@@ -28,43 +48,145 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed) + 1, Relaxed);
 }
 
+/// A slot of a per-CPU array: a free block, or garbage above `top`.
+pub(crate) type Slot = *mut Block;
+
 /// One CPU's cache of one class: what the fast path touches, in one cache
 /// line of its own.
 #[repr(C, align(64))]
 pub(crate) struct ClassCache {
-    list: UnsafeCell<BlockList>,
-    /// Most blocks kept before a bundle goes to the depot (a runtime knob).
-    pub cap: AtomicU32,
+    /// The next free slot: the cached blocks are `[base, top)`.
+    top: UnsafeCell<*mut Slot>,
+    /// Pops stop here: `base`.
+    begin: AtomicPtr<Slot>,
+    /// Pushes stop here: `base + cap`.
+    limit: AtomicPtr<Slot>,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
+    /// The first of this class's slots (fixed at `init`).
+    base: *mut Slot,
+    /// Slots this class owns (fixed at `init`): the ceiling of `cap`.
+    slots: u32,
+    /// Most blocks kept before a bundle goes to the transfer cache (a
+    /// runtime knob, at most `slots`).
+    cap: AtomicU32,
 }
 
 /// Counters of one CPU's cache of one class that only slow paths touch.
 pub(crate) struct ClassMisses {
     /// Allocations that found the cache empty.
     pub misses: AtomicU64,
-    /// Frees that found the cache full and sent a bundle to the depot.
+    /// Frees that found the cache full and sent a bundle on.
     pub drains: AtomicU64,
 }
 
 impl ClassCache {
-    /// The free blocks of this cache.
+    /// Takes the newest cached block, or null when none is cached.
     ///
     /// # Safety
-    /// The caller is inside the owning CPU's section (module doc) and holds
-    /// no other reference returned by this method.
+    /// The caller is inside the owning CPU's section (module doc).
     #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn list(&self) -> &mut BlockList {
-        // SAFETY: exclusivity is the caller's contract.
-        unsafe { &mut *self.list.get() }
+    pub unsafe fn pop(&self) -> *mut Block {
+        // SAFETY: only the section owner (the caller) writes `top`.
+        let top = unsafe { *self.top.get() };
+        if top <= self.begin.load(Relaxed) {
+            return ptr::null_mut();
+        }
+        // SAFETY: `begin < top <= base + slots`, so `top - 1` is a filled
+        // slot of this class; the section owner alone reads and moves it.
+        unsafe {
+            let top = top.sub(1);
+            *self.top.get() = top;
+            *top
+        }
     }
 
-    /// Blocks held (for statistics: may be stale when read remotely).
+    /// Caches `block`; false (nothing done) when the cache is at capacity.
+    ///
+    /// # Safety
+    /// Inside the owning CPU's section; `block` is a free block of this
+    /// class that nothing else uses.
+    #[inline(always)]
+    pub unsafe fn push(&self, block: *mut Block) -> bool {
+        // SAFETY: only the section owner (the caller) writes `top`.
+        let top = unsafe { *self.top.get() };
+        if top >= self.limit.load(Relaxed) {
+            return false;
+        }
+        // SAFETY: `top < limit <= base + slots`: a slot of this class.
+        unsafe {
+            top.write(block);
+            *self.top.get() = top.add(1);
+        }
+        true
+    }
+
+    /// Moves up to `out.len()` of the newest blocks into `out`; returns how
+    /// many moved.
+    ///
+    /// # Safety
+    /// Inside the owning CPU's section.
+    pub unsafe fn take(&self, out: &mut [Slot]) -> usize {
+        // SAFETY: the section is ours (caller).
+        let n = unsafe { self.len() }.min(out.len());
+        // SAFETY: `[top - n, top)` are filled slots of this class, disjoint
+        // from the caller's buffer.
+        unsafe {
+            let top = (*self.top.get()).sub(n);
+            ptr::copy_nonoverlapping(top, out.as_mut_ptr(), n);
+            *self.top.get() = top;
+        }
+        n
+    }
+
+    /// Caches as many of `blocks` as fit under the capacity; returns how
+    /// many (the first ones) it took.
+    ///
+    /// # Safety
+    /// Inside the owning CPU's section; the blocks are free blocks of this
+    /// class that nothing else uses.
+    pub unsafe fn put(&self, blocks: &[Slot]) -> usize {
+        // SAFETY: the section is ours (caller).
+        let top = unsafe { *self.top.get() };
+        let limit = self.limit.load(Relaxed);
+        // SAFETY: both point into this class's slots (or `top` is past a
+        // lowered `limit`, giving a negative room, clamped to 0).
+        let room = unsafe { limit.offset_from(top) }.max(0) as usize;
+        let n = room.min(blocks.len());
+        // SAFETY: `[top, top + n)` are free slots below `limit`.
+        unsafe {
+            ptr::copy_nonoverlapping(blocks.as_ptr(), top, n);
+            *self.top.get() = top.add(n);
+        }
+        n
+    }
+
+    /// Blocks cached.
+    ///
+    /// # Safety
+    /// Inside the owning CPU's section.
+    pub unsafe fn len(&self) -> usize {
+        // SAFETY: `top` and `base` point into the same slot array.
+        unsafe { (*self.top.get()).offset_from(self.base) as usize }
+    }
+
+    /// Blocks cached, read from anywhere (for statistics and for skipping
+    /// empty classes: may be stale).
     pub fn len_hint(&self) -> u32 {
-        // SAFETY: a racy read of a u32 through a raw pointer, used only as
-        // a hint; `read_volatile` keeps it a single load.
-        unsafe { core::ptr::addr_of!((*self.list.get()).len).read_volatile() }
+        // SAFETY: a racy read of a pointer-sized field through a raw
+        // pointer, used only as a hint; `read_volatile` keeps it one load.
+        let top = unsafe { self.top.get().read_volatile() };
+        (top as usize - self.base as usize) as u32 / size_of::<Slot>() as u32
+    }
+
+    /// Sets the capacity, clamped to `1..=slots`. Safe from any CPU: the
+    /// owner sees it on its next push.
+    pub fn set_cap(&self, cap: u32) {
+        let cap = cap.clamp(1, self.slots);
+        self.cap.store(cap, Relaxed);
+        // SAFETY: `cap <= slots`: within this class's slots.
+        self.limit
+            .store(unsafe { self.base.add(cap as usize) }, Relaxed);
     }
 }
 
@@ -99,6 +221,67 @@ impl SlowPaths {
     }
 }
 
+/// How many slots each class gets on every CPU, and each class's transfer
+/// cache: what the knobs could ask for, scaled down to a byte budget (a
+/// kernel heap of 64 KiB cannot give every class hundreds of slots).
+pub(crate) struct SlotBudget {
+    /// Slots per class on each CPU.
+    pub cache: [u32; NUM_CLASSES],
+    /// Slots per class in the transfer cache.
+    pub transfer: [u32; NUM_CLASSES],
+}
+
+impl SlotBudget {
+    /// Slots for `cpus` CPUs and the initial `knobs`, within `bytes` in all
+    /// (every class keeps at least one slot of each kind, so a tiny budget
+    /// may be exceeded).
+    pub fn new(knobs: &Knobs, cpus: usize, bytes: usize) -> SlotBudget {
+        // Room to double the capacity knob (ACE's ceiling is the default),
+        // and the drain threshold plus a batch in the transfer cache.
+        let cache_knob = 2 * knobs.cache_capacity.max(Knobs::DEFAULT.cache_capacity);
+        let drain_knob = knobs
+            .drain_threshold
+            .max(2 * Knobs::DEFAULT.drain_threshold);
+        let mut budget = SlotBudget {
+            cache: core::array::from_fn(|c| Knobs::scaled(cache_knob, size_class::size_of(c))),
+            transfer: core::array::from_fn(|c| {
+                let size = size_class::size_of(c);
+                Knobs::scaled(drain_knob, size) + Knobs::scaled(MAX_BATCH as u32, size)
+            }),
+        };
+        // Over budget: cap the biggest counts first (the small classes'),
+        // at the largest `most` that fits, so no class is cut below what a
+        // fair share allows.
+        let fits = |most: u32| {
+            let clamp = |n: &[u32; NUM_CLASSES]| n.iter().map(|&n| n.min(most) as usize).sum();
+            let (cache, transfer): (usize, usize) = (clamp(&budget.cache), clamp(&budget.transfer));
+            (cpus * cache + transfer) * size_of::<Slot>() <= bytes
+        };
+        if !fits(u32::MAX) {
+            let (mut low, mut high) = (1, MAX_BATCH as u32 * 8);
+            while low < high {
+                let mid = (low + high).div_ceil(2);
+                if fits(mid) { low = mid } else { high = mid - 1 }
+            }
+            for n in budget.cache.iter_mut().chain(budget.transfer.iter_mut()) {
+                *n = (*n).min(low);
+            }
+        }
+        budget
+    }
+
+    /// Slots on one CPU.
+    pub fn per_cpu(&self) -> usize {
+        self.cache.iter().map(|&n| n as usize).sum()
+    }
+
+    /// Bytes of every slot array together.
+    pub fn bytes(&self, cpus: usize) -> usize {
+        let transfer: usize = self.transfer.iter().map(|&n| n as usize).sum();
+        (cpus * self.per_cpu() + transfer) * size_of::<Slot>()
+    }
+}
+
 /// Everything one CPU caches.
 #[repr(C, align(64))]
 pub(crate) struct PerCpuCache {
@@ -116,25 +299,49 @@ pub(crate) struct PerCpuCache {
     pub misses: [ClassMisses; NUM_CLASSES],
 }
 
-// SAFETY: the lists are only reached under the per-CPU section contract;
-// everything else is atomic.
+// SAFETY: the tops and slots are only reached under the per-CPU section
+// contract; everything else is atomic or fixed at init.
 unsafe impl Sync for PerCpuCache {}
 
 impl PerCpuCache {
-    /// A cache with every class empty and capacities from `cap`.
-    pub fn new(cap: impl Fn(usize) -> u32) -> PerCpuCache {
+    /// A cache with every class empty: class `c` owns `slots[c]` slots (at
+    /// least one) of the array at `array`, with capacity `cap(c)`.
+    ///
+    /// # Safety
+    /// `array` holds that many slots in all, used by this cache alone for as
+    /// long as it lives.
+    pub unsafe fn new(
+        array: *mut Slot,
+        slots: &[u32; NUM_CLASSES],
+        cap: impl Fn(usize) -> u32,
+    ) -> PerCpuCache {
+        let mut next = array;
+        let classes = core::array::from_fn(|class| {
+            let base = next;
+            let n = slots[class].max(1);
+            // SAFETY: the slots of classes `0..=class` fit in the array
+            // (the caller's contract).
+            next = unsafe { next.add(n as usize) };
+            let cache = ClassCache {
+                top: UnsafeCell::new(base),
+                begin: AtomicPtr::new(base),
+                limit: AtomicPtr::new(base),
+                allocs: AtomicU64::new(0),
+                frees: AtomicU64::new(0),
+                base,
+                slots: n,
+                cap: AtomicU32::new(0),
+            };
+            cache.set_cap(cap(class));
+            cache
+        });
         PerCpuCache {
             lock: AtomicBool::new(false),
             flushed_at: AtomicU32::new(0),
             prewarmed_at: AtomicU32::new(0),
             ops_seen: AtomicU64::new(0),
             slow: SlowPaths::new(),
-            classes: core::array::from_fn(|class| ClassCache {
-                list: UnsafeCell::new(BlockList::EMPTY),
-                cap: AtomicU32::new(cap(class)),
-                allocs: AtomicU64::new(0),
-                frees: AtomicU64::new(0),
-            }),
+            classes,
             misses: core::array::from_fn(|_| ClassMisses {
                 misses: AtomicU64::new(0),
                 drains: AtomicU64::new(0),
@@ -160,5 +367,61 @@ impl PerCpuCache {
     #[inline(always)]
     pub fn unlock(&self) {
         self.lock.store(false, Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    #[test]
+    fn pops_what_was_pushed_newest_first_within_capacity() {
+        let mut slots = [0u32; NUM_CLASSES];
+        slots[0] = 8;
+        slots[1] = 4;
+        let mut array = std::vec![ptr::null_mut(); 8 + 4 + NUM_CLASSES];
+        // SAFETY: the array holds every class's slots and outlives the cache.
+        let cache = unsafe { PerCpuCache::new(array.as_mut_ptr(), &slots, |_| 3) };
+        let (a, b) = (cache.class(0), cache.class(1));
+        let blocks: Vec<Slot> = (1..=10).map(|i| (i * 64) as Slot).collect();
+        // SAFETY: one test thread is the section owner; the blocks are
+        // never dereferenced.
+        unsafe {
+            assert!(a.pop().is_null());
+            assert!(a.push(blocks[0]) && a.push(blocks[1]) && a.push(blocks[2]));
+            assert!(!a.push(blocks[3]), "capacity 3");
+            assert!(b.push(blocks[9]), "classes have their own slots");
+            assert_eq!((a.len(), a.len_hint()), (3, 3));
+            assert_eq!(a.pop(), blocks[2]);
+            a.set_cap(8);
+            assert_eq!(a.put(&blocks[3..9]), 6);
+            let mut out = [ptr::null_mut(); 4];
+            assert_eq!(a.take(&mut out), 4);
+            assert_eq!(out, [blocks[5], blocks[6], blocks[7], blocks[8]]);
+            a.set_cap(1);
+            assert_eq!(a.put(&blocks[..1]), 0, "over a lowered capacity");
+            assert!(!a.push(blocks[0]));
+            assert_eq!(a.len(), 4);
+            assert_eq!(b.pop(), blocks[9]);
+            assert!(b.pop().is_null());
+        }
+    }
+
+    #[test]
+    fn the_budget_scales_every_class_down_to_fit() {
+        let knobs = Knobs::DEFAULT;
+        let roomy = SlotBudget::new(&knobs, 2, usize::MAX);
+        let class_64 = size_class::for_size(64).unwrap();
+        assert_eq!(roomy.cache[class_64], 2 * knobs.cache_capacity);
+        let tight = SlotBudget::new(&knobs, 4, 32 * 1024);
+        assert!(tight.bytes(4) <= 32 * 1024);
+        assert!(tight.cache.iter().chain(&tight.transfer).all(|&n| n >= 1));
+        // The biggest counts are cut, the smallest kept.
+        let largest = size_class::NUM_CLASSES - 1;
+        assert!(tight.cache[class_64] < roomy.cache[class_64]);
+        assert_eq!(tight.cache[largest], roomy.cache[largest]);
+        let tiny = SlotBudget::new(&knobs, 4, 0);
+        assert!(tiny.cache.iter().chain(&tiny.transfer).all(|&n| n == 1));
     }
 }

@@ -95,6 +95,18 @@ unsafe impl Platform for HostedPlatform {
     #[inline(always)]
     fn irq_restore(_: usize) {}
 
+    /// Spins a little, then yields: the holder may have been preempted,
+    /// and spinning on would only burn the time slice it needs.
+    #[inline]
+    fn lock_wait(spins: u32) {
+        if spins < SPINS_BEFORE_YIELD {
+            core::hint::spin_loop();
+        } else {
+            // SAFETY: `sched_yield` has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+
     fn now() -> u64 {
         let mut ts = libc::timespec {
             tv_sec: 0,
@@ -105,6 +117,10 @@ unsafe impl Platform for HostedPlatform {
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 }
+
+/// Failed tries of a lock before a waiter yields its CPU: about the time a
+/// holder that keeps running needs to copy a batch.
+const SPINS_BEFORE_YIELD: u32 = 100;
 
 /// The hosted allocator type: mmap provider, hosted platform.
 pub type HostedAllocator = Allocator<MmapProvider, HostedPlatform>;

@@ -8,12 +8,12 @@ extern crate std;
 
 pub mod ace;
 mod allocator;
-mod block;
 mod by_address;
+mod central;
 mod checked;
 mod config;
 mod cpu_cache;
-mod depot;
+mod lock;
 mod misuse;
 mod page_heap;
 mod page_map;
@@ -23,6 +23,7 @@ pub mod provider;
 pub mod size_class;
 mod slab;
 mod stats;
+mod transfer;
 
 #[cfg(feature = "std")]
 pub mod hosted;

@@ -7,6 +7,11 @@
 //! simply waits until the interrupted allocation is done. A hosted process
 //! cannot mask preemption, so two threads may share a CPU index: there each
 //! cache carries a lock that is try-locked (never waited on).
+//!
+//! The same difference decides how the shared layers' locks wait
+//! ([`lock_wait`](Platform::lock_wait)): a kernel's lock holder runs with
+//! interrupts masked and is never preempted, so spinning is right; a
+//! hosted holder can lose its CPU, so waiters must let it run.
 
 /// CPU index, interrupt masking and a clock for one environment.
 ///
@@ -35,4 +40,40 @@ pub unsafe trait Platform {
 
     /// A monotonic cycle or tick count (for statistics and control loops).
     fn now() -> u64;
+
+    /// Waits a little for a lock held by another CPU, after `spins` failed
+    /// tries. The default spins, which is right where lock holders are
+    /// never preempted (kernels, interrupts masked). Where they can be,
+    /// spin briefly and then give the CPU away (yield, or sleep on a futex).
+    #[inline]
+    fn lock_wait(spins: u32) {
+        let _ = spins;
+        core::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::Platform;
+
+    /// One CPU that spins on locks, for the unit tests of the layers.
+    pub struct Spinning;
+
+    // SAFETY: used by single-threaded unit tests only, on index 0.
+    unsafe impl Platform for Spinning {
+        const EXCLUSIVE_CPU: bool = true;
+        fn cpu_count() -> usize {
+            1
+        }
+        fn current_cpu() -> usize {
+            0
+        }
+        fn irq_save() -> usize {
+            0
+        }
+        fn irq_restore(_: usize) {}
+        fn now() -> u64 {
+            0
+        }
+    }
 }

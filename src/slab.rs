@@ -3,17 +3,24 @@
 //! A slab's descriptor lives out of line, in the metadata pool; the page map
 //! leads from any block to it. Blocks are carved lazily (a bump index), so a
 //! fresh slab costs nothing until its blocks are used, and blocks coming back
-//! go on the slab's own free list. The depot of the slab's class owns all of
-//! this state and changes it only under its lock; the one exception is the
-//! checked-mode `live` bitmap, which is atomic.
+//! go on the slab's own free list. The central free list of the slab's class
+//! owns all of this state and changes it only under its lock; the one
+//! exception is the checked-mode `live` bitmap, which is atomic.
 
 use core::ptr;
 use core::sync::atomic::AtomicU64;
 
 use bitvec::array::BitArray;
 
-use crate::block::{Block, BlockList};
 use crate::size_class::{self, Class, MAX_BLOCKS_PER_SLAB};
+
+/// A free block in its slab's free list: the link to the next one sits in
+/// its first word (every class is at least 16 bytes). Elsewhere free blocks
+/// are plain pointers in arrays, and their memory is not touched.
+#[repr(C)]
+pub(crate) struct Block {
+    pub next: *mut Block,
+}
 
 const LIVE_WORDS: usize = MAX_BLOCKS_PER_SLAB / 64;
 
@@ -32,7 +39,7 @@ pub(crate) struct Slab {
     pub available: u32,
     /// Blocks that came back.
     free: *mut Block,
-    /// Links in the depot's list of slabs with available blocks.
+    /// Links in the central free list's list of slabs of the same fullness.
     pub prev: *mut Slab,
     pub next: *mut Slab,
     /// Checked mode: a bit per block, set while the block is with the user.
@@ -56,34 +63,26 @@ impl Slab {
         }
     }
 
-    /// Whether every block is back in the slab.
-    pub fn is_empty(&self) -> bool {
-        self.available == self.capacity
-    }
-
-    /// Moves up to `want` blocks onto `out`; returns how many moved.
-    pub fn take(&mut self, want: u32, out: &mut BlockList) -> u32 {
+    /// Moves up to `out.len()` blocks into `out`; returns how many moved.
+    pub fn take(&mut self, out: &mut [*mut Block]) -> usize {
         let size = size_class::size_of(self.class);
         let mut taken = 0;
-        while taken < want && !self.free.is_null() {
+        while taken < out.len() && !self.free.is_null() {
             let block = self.free;
             // SAFETY: blocks on the slab's free list are free and linked
             // through their first word; `out` takes ownership of them.
-            unsafe {
-                self.free = (*block).next;
-                out.push(block);
-            }
+            self.free = unsafe { (*block).next };
+            out[taken] = block;
             taken += 1;
         }
-        while taken < want && self.carved < self.capacity {
-            let block = (self.start + self.carved as usize * size) as *mut Block;
-            // SAFETY: an uncarved block lies inside the slab's pages and has
-            // never been handed out.
-            unsafe { out.push(block) };
+        while taken < out.len() && self.carved < self.capacity {
+            // An uncarved block lies inside the slab's pages and has never
+            // been handed out.
+            out[taken] = (self.start + self.carved as usize * size) as *mut Block;
             self.carved += 1;
             taken += 1;
         }
-        self.available -= taken;
+        self.available -= taken as u32;
         taken
     }
 
@@ -121,11 +120,13 @@ mod tests {
         let mut slab = Slab::new(start, class);
         let capacity = slab.capacity;
 
-        let mut out = BlockList::EMPTY;
-        assert_eq!(slab.take(capacity + 5, &mut out), capacity);
+        let mut out = std::vec![ptr::null_mut(); capacity as usize + 5];
+        assert_eq!(slab.take(&mut out), capacity as usize);
         assert_eq!(slab.available, 0);
-        let mut blocks = Vec::new();
-        out.drain(|b| blocks.push(b as usize));
+        let mut blocks: Vec<usize> = out[..capacity as usize]
+            .iter()
+            .map(|&b| b as usize)
+            .collect();
         blocks.sort();
         blocks.dedup();
         assert_eq!(blocks.len(), capacity as usize);
@@ -139,9 +140,9 @@ mod tests {
             // SAFETY: every block was taken from `slab` above, each put once.
             unsafe { slab.put(b as *mut Block) };
         }
-        assert!(slab.is_empty());
-        let mut again = BlockList::EMPTY;
-        assert_eq!(slab.take(3, &mut again), 3);
+        assert_eq!(slab.available, capacity);
+        let mut again = [ptr::null_mut(); 3];
+        assert_eq!(slab.take(&mut again), 3);
         assert_eq!(slab.available, capacity - 3);
     }
 }

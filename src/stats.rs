@@ -27,7 +27,7 @@ pub struct ClassStats {
     pub cache_drains: u64,
     /// Blocks sitting in CPU caches.
     pub cached_blocks: u64,
-    /// Blocks waiting in the depot.
+    /// Blocks waiting in the class's transfer cache.
     pub depot_blocks: u64,
     /// Slabs of the class.
     pub slabs: u64,
@@ -121,9 +121,10 @@ pub struct Stats {
     pub cpus: usize,
     /// Per-class counters.
     pub classes: [ClassStats; NUM_CLASSES],
-    /// Depot lock acquisitions that found the lock taken.
+    /// Acquisitions of the shared layers' locks (transfer caches, central
+    /// free lists) that found the lock taken.
     pub depot_contended: u64,
-    /// Spin iterations spent waiting for depot locks.
+    /// Failed tries spent waiting for those locks.
     pub depot_spins: u64,
     /// Provider calls.
     pub provider: ProviderStats,
@@ -253,17 +254,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// What ACE reads on a deciding tick: [`stats`](Self::stats)' counters
-    /// it needs, summed from atomics alone (the depots' backlogs as their
+    /// it needs, summed from atomics alone (the transfer caches' backlogs as their
     /// last lock holders published them), so a timer tick takes no lock
     /// and builds no `Stats`.
     pub(crate) fn ace_totals(&self) -> Totals {
         let mut t = Totals::ZERO;
         let mut small_live = 0u64;
         let caches = self.cpu_caches();
-        for (class, depot) in self.depots.iter().enumerate() {
+        for (class, transfer) in self.transfer.iter().enumerate() {
             let (mut allocs, mut frees) = (
-                depot.direct_allocs.load(Relaxed),
-                depot.direct_frees.load(Relaxed),
+                transfer.direct_allocs.load(Relaxed),
+                transfer.direct_frees.load(Relaxed),
             );
             for cache in caches {
                 allocs += cache.classes[class].allocs.load(Relaxed);
@@ -272,9 +273,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             }
             t.operations += allocs + frees;
             small_live += allocs.saturating_sub(frees) * size_class::size_of(class) as u64;
-            t.depot_contended += depot.contended.load(Relaxed);
-            t.depot_spins += depot.spins.load(Relaxed);
-            t.depot_backlog += depot.backlog_hint.load(Relaxed);
+            let (contended, spins) = self.shared_lock_waits(class);
+            t.depot_contended += contended;
+            t.depot_spins += spins;
+            t.depot_backlog += transfer.backlog_hint.load(Relaxed);
         }
         (t.slow_paths, t.slow_path_time) = self.slow_path_totals();
         let c = &self.counters;
@@ -286,21 +288,22 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// A snapshot of the counters. Takes no lock that an allocation could be
-    /// waiting on for long (depot locks are only tried).
+    /// waiting on for long (central-list locks are only tried).
     pub fn stats(&self) -> Stats {
         let mut classes = [ClassStats::default(); NUM_CLASSES];
         let (mut contended, mut spins) = (0, 0);
         for (class, c) in classes.iter_mut().enumerate() {
-            let depot = &self.depots[class];
+            let transfer = &self.transfer[class];
             c.size = size_class::size_of(class);
-            c.allocs = depot.direct_allocs.load(Relaxed);
-            c.frees = depot.direct_frees.load(Relaxed);
-            if let Some(d) = depot.try_lock() {
-                c.depot_blocks = d.backlog as u64;
-                c.slabs = d.slabs as u64;
+            c.allocs = transfer.direct_allocs.load(Relaxed);
+            c.frees = transfer.direct_frees.load(Relaxed);
+            c.depot_blocks = transfer.backlog_hint.load(Relaxed);
+            if let Some(slabs) = self.central[class].slabs.try_lock() {
+                c.slabs = slabs.slabs as u64;
             }
-            contended += depot.contended.load(Relaxed);
-            spins += depot.spins.load(Relaxed);
+            let (c_contended, c_spins) = self.shared_lock_waits(class);
+            contended += c_contended;
+            spins += c_spins;
         }
         for cache in self.cpu_caches() {
             for ((c, slot), cold) in classes.iter_mut().zip(&cache.classes).zip(&cache.misses) {
@@ -346,6 +349,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             slow_paths,
             slow_path_time,
         }
+    }
+
+    /// Contended acquisitions and spins of `class`'s transfer-cache and
+    /// central-list locks together (what `depot_contended`/`depot_spins`
+    /// report: the shared layers below the CPU caches).
+    fn shared_lock_waits(&self, class: usize) -> (u64, u64) {
+        let (ring, slabs) = (&self.transfer[class].ring, &self.central[class].slabs);
+        (
+            ring.contended.load(Relaxed) + slabs.contended.load(Relaxed),
+            ring.spins.load(Relaxed) + slabs.spins.load(Relaxed),
+        )
     }
 
     /// Allocation slow paths run and the time they took, all CPUs and the
