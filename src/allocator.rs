@@ -20,7 +20,7 @@ use core::marker::PhantomData;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire,
-    Ordering::Relaxed, Ordering::Release,
+    Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 
 use spin::mutex::SpinMutex;
@@ -28,11 +28,14 @@ use spin::mutex::SpinMutex;
 use crate::ace::Ace;
 use crate::central::{CentralFreeList, Slabs};
 use crate::config::{Config, Knobs, Profile, ms_to_ticks};
-use crate::cpu_cache::{MAX_BATCH, PerCpuCache, Slot, SlotBudget, SlowPaths, bump};
+use crate::cpu_cache::{
+    MAX_BATCH, PerCpuCache, Section, Slot, SlotBudget, SlowPaths, bump, class0,
+};
 use crate::page_map::{Entry, PageMap};
 use crate::pages::{PageCounters, Pages};
 use crate::platform::Platform;
 use crate::provider::{PAGE_SIZE, PageProvider};
+use crate::rseq;
 use crate::size_class::{self, Class, NUM_CLASSES};
 use crate::slab::{Block, Slab};
 use crate::transfer::TransferCache;
@@ -87,6 +90,8 @@ pub struct Allocator<P, Pl> {
     /// cache on its next slow path (see `prewarm`).
     prewarm_requests: AtomicU32,
     checks: AtomicBool,
+    /// Whether the per-CPU sections run as restartable sequences.
+    restartable: AtomicBool,
     pub(crate) large_live: AtomicUsize,
     /// Allocations that bypassed every CPU cache, timed.
     pub(crate) direct_slow: SlowPaths,
@@ -134,6 +139,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             flush_requests: AtomicU32::new(0),
             prewarm_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
+            restartable: AtomicBool::new(false),
             large_live: AtomicUsize::new(0),
             direct_slow: SlowPaths::new(),
             slow_clip: AtomicU64::new(u64::MAX),
@@ -183,6 +189,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Pops a block of `class` from the current CPU's cache (or a slow path).
     #[inline(always)]
     fn alloc_from(&self, caches: *mut PerCpuCache, class: Class) -> *mut Block {
+        if self.is_restartable() {
+            // SAFETY: `init` set the caches up for restartable sections.
+            let block = unsafe { rseq::pop(class0(caches, class)) };
+            if block.is_null() {
+                return self.refill(self.restartable_section(caches), class);
+            }
+            return block;
+        }
         let irq = Pl::irq_save();
         let block = match self.enter(caches) {
             Some(cache) => {
@@ -190,7 +204,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 // SAFETY: inside this CPU's section.
                 let mut block = unsafe { slot.pop() };
                 if block.is_null() {
-                    block = self.refill(cache, class);
+                    block = self.refill(Section::Owned(cache), class);
                 } else {
                     bump(&slot.allocs);
                 }
@@ -244,6 +258,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// `block` is a live block of `class` that the caller gives up.
     #[inline(always)]
     unsafe fn dealloc_to(&self, caches: *mut PerCpuCache, block: *mut Block, class: Class) {
+        if self.is_restartable() {
+            // SAFETY: `init` set the caches up for restartable sections;
+            // the caller hands over a block of `class`.
+            if !unsafe { rseq::push(class0(caches, class), block) } {
+                self.drain(self.restartable_section(caches), class, block);
+            }
+            return;
+        }
         let irq = Pl::irq_save();
         match self.enter(caches) {
             Some(cache) => {
@@ -253,7 +275,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 if unsafe { slot.push(block) } {
                     bump(&slot.frees);
                 } else {
-                    self.drain(cache, class, block);
+                    self.drain(Section::Owned(cache), class, block);
                 }
                 self.leave(cache);
             }
@@ -287,6 +309,61 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if !Pl::EXCLUSIVE_CPU {
             cache.unlock();
         }
+    }
+
+    /// Whether the per-CPU sections run as restartable sequences (decided
+    /// at `init`; constant false unless the platform offers them).
+    #[inline(always)]
+    fn is_restartable(&self) -> bool {
+        Pl::RESTARTABLE && self.restartable.load(Relaxed)
+    }
+
+    /// How the per-CPU caches are entered (for `stats`).
+    pub(crate) fn per_cpu_path(&self) -> crate::PerCpuPath {
+        if Pl::EXCLUSIVE_CPU {
+            crate::PerCpuPath::InterruptsMasked
+        } else if self.is_restartable() {
+            crate::PerCpuPath::Restartable
+        } else {
+            crate::PerCpuPath::TryLock
+        }
+    }
+
+    /// The section of a restartable slow path, counting on the cache of
+    /// the CPU it runs on now.
+    #[cold]
+    fn restartable_section(&self, caches: *mut PerCpuCache) -> Section<'_> {
+        let cpu = Pl::current_cpu().min(self.cpus.load(Relaxed) - 1);
+        // SAFETY: `caches` holds `cpus` live caches (published by `init`).
+        let seen = unsafe { &*caches.add(cpu) };
+        Section::Restartable { caches, seen }
+    }
+
+    /// Runs `f` on the cache of `cpu`, another CPU's, if no other thread
+    /// works on it (its lock is free): on the try-lock path the lock alone
+    /// keeps its threads out; with restartable sections the cache is also
+    /// stopped and `cpu` fenced (rseq.rs), so none of them can commit.
+    fn with_stopped<R>(
+        &self,
+        cpu: usize,
+        cache: &PerCpuCache,
+        f: impl FnOnce(Section<'_>) -> R,
+    ) -> Option<R> {
+        if !cache.try_lock() {
+            return None;
+        }
+        let restartable = self.is_restartable();
+        if restartable {
+            cache.stop();
+            core::sync::atomic::fence(SeqCst);
+            rseq::fence(cpu);
+        }
+        let result = f(Section::Owned(cache));
+        if restartable {
+            cache.restart();
+        }
+        cache.unlock();
+        Some(result)
     }
 
     /// Resizes a block: in place when the new size keeps the block's class,
@@ -337,33 +414,37 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// (with a new slab when it takes one) for ACE's latency guard.
     #[cold]
     #[inline(never)]
-    fn refill(&self, cache: &PerCpuCache, class: Class) -> *mut Block {
+    fn refill(&self, here: Section<'_>, class: Class) -> *mut Block {
         let start = Pl::now();
-        let slot = cache.class(class);
-        bump(&cache.misses[class].misses);
-        self.honour_flush_request(cache);
+        let cache = here.counters();
+        here.count(&cache.misses[class].misses);
+        self.honour_flush_request(here);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
         let want = &mut batch[..self.bundle_width(class)];
         let mut got = self.fetch(class, want);
-        if got == 0 && self.reclaim(Some(cache)) {
+        if got == 0 && self.reclaim(Some(here)) {
             got = self.fetch(class, want);
         }
         let block = match batch[..got].split_first() {
             Some((&block, rest)) => {
-                // SAFETY: inside this CPU's section (our caller's); the
-                // blocks are free blocks of `class` that we own.
-                let kept = unsafe { slot.put(rest) };
+                // SAFETY: in this CPU's section (our caller's); the blocks
+                // are free blocks of `class` that we own.
+                let kept = unsafe { here.put(class, rest) };
                 self.release_batch(class, &rest[kept..]);
-                bump(&slot.allocs);
+                here.count(&cache.class(class).allocs);
                 block
             }
             None => ptr::null_mut(),
         };
         let clip = self.slow_clip.load(Relaxed);
-        cache.slow.add_owned(Pl::now().wrapping_sub(start), clip);
+        let elapsed = Pl::now().wrapping_sub(start);
+        match here {
+            Section::Owned(_) => cache.slow.add_owned(elapsed, clip),
+            Section::Restartable { .. } => cache.slow.add_shared(elapsed, clip),
+        }
         // Once per switch to FAST, after the timing: a one-off, not the
         // latency of refills that the guard watches.
-        self.honour_prewarm_request(cache);
+        self.honour_prewarm_request(here);
         block
     }
 
@@ -371,20 +452,25 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// cache `block`.
     #[cold]
     #[inline(never)]
-    fn drain(&self, cache: &PerCpuCache, class: Class, block: *mut Block) {
-        let slot = cache.class(class);
-        bump(&cache.misses[class].drains);
-        bump(&slot.frees);
-        self.honour_flush_request(cache);
+    fn drain(&self, here: Section<'_>, class: Class, block: *mut Block) {
+        let cache = here.counters();
+        here.count(&cache.misses[class].drains);
+        here.count(&cache.class(class).frees);
+        self.honour_flush_request(here);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
         let width = self.bundle_width(class);
         // A capacity lowered far below the cache's length takes more than
         // one batch.
-        // SAFETY: inside this CPU's section (our caller's); `block` is a
-        // free block of `class` that the caller handed over.
-        while !unsafe { slot.push(block) } {
+        // SAFETY: in this CPU's section (our caller's); `block` is a free
+        // block of `class` that the caller handed over.
+        while !unsafe { here.push(class, block) } {
             // SAFETY: as above.
-            let n = unsafe { slot.take(&mut batch[..width]) };
+            let n = unsafe { here.take(class, &mut batch[..width]) };
+            if n == 0 {
+                // Stopped by another thread for a moment: no cache.
+                self.release_batch(class, &[block]);
+                return;
+            }
             self.release_batch(class, &batch[..n]);
         }
     }
@@ -392,23 +478,25 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Flushes this CPU's cache if another CPU ran out of memory since the
     /// last flush (see `reclaim`); returns whether it flushed. Called from
     /// this CPU's slow paths, inside its section.
-    fn honour_flush_request(&self, cache: &PerCpuCache) -> bool {
+    fn honour_flush_request(&self, here: Section<'_>) -> bool {
+        let cache = here.counters();
         let requested = self.flush_requests.load(Relaxed);
         if cache.flushed_at.load(Relaxed) == requested {
             return false;
         }
         cache.flushed_at.store(requested, Relaxed);
-        self.flush_cache(cache);
+        self.flush_cache(here);
         true
     }
 
     /// Prewarms this CPU's cache if the profile switched to FAST since its
     /// last prewarm. Called from this CPU's slow paths, inside its section.
-    fn honour_prewarm_request(&self, cache: &PerCpuCache) {
+    fn honour_prewarm_request(&self, here: Section<'_>) {
+        let cache = here.counters();
         let requested = self.prewarm_requests.load(Relaxed);
         if cache.prewarmed_at.load(Relaxed) != requested {
             cache.prewarmed_at.store(requested, Relaxed);
-            self.prewarm(cache);
+            self.prewarm(here);
         }
     }
 
@@ -417,18 +505,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// cache's own CPU may call it, inside its section, or `init` before the
     /// caches are published (when no CPU can enter any). Best effort: a class
     /// the provider has no memory for stays empty.
-    fn prewarm(&self, cache: &PerCpuCache) {
+    fn prewarm(&self, here: Section<'_>) {
         let largest = self.profile().prewarm_size();
         let mut batch = [ptr::null_mut(); MAX_BATCH];
-        for (class, slot) in cache.classes.iter().enumerate() {
+        for class in 0..NUM_CLASSES {
             if size_class::size_of(class) > largest {
                 break;
             }
-            // SAFETY: inside `cache`'s section (the caller's contract).
-            if unsafe { slot.len() } == 0 {
+            if here.looks_empty(class) {
                 let n = self.fetch(class, &mut batch[..self.bundle_width(class)]);
-                // SAFETY: as above; the blocks are free blocks of `class`.
-                let kept = unsafe { slot.put(&batch[..n]) };
+                // SAFETY: in the cache's section (the caller's contract);
+                // the blocks are free blocks of `class` that we own.
+                let kept = unsafe { here.put(class, &batch[..n]) };
                 self.release_batch(class, &batch[kept..n]);
             }
         }
@@ -459,13 +547,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.release_batch(class, &[block]);
     }
 
-    /// Blocks to move per batch for `class`: never more than a cache holds
-    /// (scaling is monotone, so capping the knob caps the scaled width) nor
-    /// than [`MAX_BATCH`].
+    /// Blocks to move per batch for `class`: the knob's, scaled, never
+    /// more than a cache of the class holds (its capacity, which the slot
+    /// budget may have cut) nor than [`MAX_BATCH`].
     fn bundle_width(&self, class: Class) -> usize {
         let knob = self.knobs.bundle_width.load(Relaxed);
-        let width = self.cache_capacity(knob.min(self.knobs.cache_capacity.load(Relaxed)), class);
-        (width as usize).min(MAX_BATCH)
+        let width = self.cache_capacity(knob, class);
+        let held = self
+            .cpu_caches()
+            .first()
+            .map_or(1, |c| c.class(class).cap());
+        (width.min(held) as usize).clamp(1, MAX_BATCH)
     }
 
     /// Byte ceilings of one class's cache on one CPU and of its transfer
@@ -550,16 +642,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if Pl::EXCLUSIVE_CPU {
             return 0;
         }
-        for cache in self.cpu_caches() {
-            let slot = cache.class(class);
-            // The caller's own cache is locked (by the caller): skipped.
-            if slot.len_hint() == 0 || !cache.try_lock() {
+        for (cpu, cache) in self.cpu_caches().iter().enumerate() {
+            if cache.class(class).len_hint() == 0 {
                 continue;
             }
-            // SAFETY: its lock is held, so no thread is in its section.
-            let n = unsafe { slot.take(out) };
-            cache.unlock();
-            if n > 0 {
+            // The caller's own cache on the try-lock path is locked (by
+            // the caller): skipped.
+            // SAFETY: `with_stopped` hands over the cache exclusively.
+            let n = self.with_stopped(cpu, cache, |c| unsafe { c.take(class, out) });
+            if let Some(n @ 1..) = n {
                 return n;
             }
         }
@@ -684,21 +775,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// that is not busy (kernel CPUs are asked to flush their own), every
     /// transfer cache, the reserved empty slabs, and the free page runs.
     /// Returns whether any page went back to the provider.
-    fn reclaim(&self, own: Option<&PerCpuCache>) -> bool {
+    fn reclaim(&self, own: Option<Section<'_>>) -> bool {
         let before = self.counters.free_calls.load(Relaxed);
         // Kernel CPUs cannot flush each other's caches: ask them to flush
         // their own on their next slow path.
         let request = self.flush_requests.fetch_add(1, Relaxed) + 1;
-        if let Some(cache) = own {
-            cache.flushed_at.store(request, Relaxed);
-            self.flush_cache(cache);
+        if let Some(here) = own {
+            here.counters().flushed_at.store(request, Relaxed);
+            self.flush_cache(here);
         }
         if !Pl::EXCLUSIVE_CPU {
-            for cache in self.cpu_caches() {
-                if cache.try_lock() {
-                    self.flush_cache(cache);
-                    cache.unlock();
-                }
+            for (cpu, cache) in self.cpu_caches().iter().enumerate() {
+                self.with_stopped(cpu, cache, |c| self.flush_cache(c));
             }
         }
         let mut batch = [ptr::null_mut(); MAX_BATCH];
@@ -725,13 +813,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.counters.free_calls.load(Relaxed) != before
     }
 
-    /// Moves every block of `cache` to the transfer caches.
-    fn flush_cache(&self, cache: &PerCpuCache) {
+    /// Moves every block of the cache of `here` to the transfer caches.
+    fn flush_cache(&self, here: Section<'_>) {
         let mut batch = [ptr::null_mut(); MAX_BATCH];
-        for (class, slot) in cache.classes.iter().enumerate() {
+        for class in 0..NUM_CLASSES {
             loop {
-                // SAFETY: the caller is inside `cache`'s section.
-                let n = unsafe { slot.take(&mut batch) };
+                // SAFETY: the caller is in the cache's section.
+                let n = unsafe { here.take(class, &mut batch) };
                 if n == 0 {
                     break;
                 }
@@ -772,9 +860,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// [`reclaim`](Self::reclaim) from outside any per-CPU section.
     fn reclaim_here(&self) -> bool {
         let caches = self.caches.load(Acquire);
+        if self.is_restartable() {
+            return self.reclaim(Some(self.restartable_section(caches)));
+        }
         match self.enter(caches) {
             Some(cache) => {
-                let released = self.reclaim(Some(cache));
+                let released = self.reclaim(Some(Section::Owned(cache)));
                 self.leave(cache);
                 released
             }
@@ -864,19 +955,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // SAFETY: zeroed memory of the right size, kept for the map forever.
         let map = unsafe { PageMap::new(span, map_memory.as_ptr()) };
 
-        let cache_pages = (cpus * size_of::<PerCpuCache>()).div_ceil(PAGE_SIZE);
+        // The caches, then their slot arrays and the transfer caches', in
+        // one run (the arrays get a thirty-second of the span at most).
+        let budget = SlotBudget::new(&config.knobs, cpus, span.len / 32);
+        let caches_bytes = cpus * size_of::<PerCpuCache>();
+        let run_pages = (caches_bytes + budget.bytes(cpus)).div_ceil(PAGE_SIZE);
         let caches = pages
-            .alloc(cache_pages, PAGE_SIZE, c)
-            .ok_or(InitError::OutOfMemory)?;
-        let caches = caches.as_ptr().cast::<PerCpuCache>();
-        // The slot arrays: a sixteenth of the span at most.
-        let budget = SlotBudget::new(&config.knobs, cpus, span.len / 16);
-        let slot_pages = budget.bytes(cpus).div_ceil(PAGE_SIZE);
-        let mut slots = pages
-            .alloc(slot_pages, PAGE_SIZE, c)
+            .alloc(run_pages, PAGE_SIZE, c)
             .ok_or(InitError::OutOfMemory)?
-            .as_ptr()
-            .cast::<Slot>();
+            .as_ptr();
+        // SAFETY: the slots start right after the caches, inside the run.
+        let mut slots = unsafe { caches.add(caches_bytes) }.cast::<Slot>();
+        let caches = caches.cast::<PerCpuCache>();
         self.profile.store(config.profile.index(), Relaxed);
         self.cpus.store(cpus, Relaxed);
         for cpu in 0..cpus {
@@ -911,6 +1001,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 .unwrap_or(config.profile.purge_delay_ms()),
         );
         self.checks.store(config.checks, Relaxed);
+        let restartable = Pl::RESTARTABLE && rseq::init(cpus, config.restartable);
+        self.restartable.store(restartable, Relaxed);
         *guard = Some(pages);
         drop(guard);
         // The knob values (the caches' capacities are already set from them).
@@ -919,7 +1011,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // may be filled here, whatever the platform.
         for cpu in 0..cpus {
             // SAFETY: initialised above; unpublished, so unshared.
-            self.prewarm(unsafe { &*caches.add(cpu) });
+            self.prewarm(Section::Owned(unsafe { &*caches.add(cpu) }));
         }
         self.caches.store(caches, Release);
         if !config.checks {
@@ -977,7 +1069,19 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn apply_class_capacity(&self, class: Class) {
         let capacity = self.class_capacity(class);
         for cache in self.cpu_caches() {
+            if !self.is_restartable() {
+                cache.class(class).set_cap(capacity);
+                continue;
+            }
+            // A stopped cache must stay stopped: wait for the thread at
+            // work on it (it restarts it with the new capacity), then set.
+            let mut spins = 0;
+            while !cache.try_lock() {
+                Pl::lock_wait(spins);
+                spins += 1;
+            }
             cache.class(class).set_cap(capacity);
+            cache.unlock();
         }
     }
 
@@ -1119,17 +1223,22 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             let caches = self.cpu_caches();
             if Pl::EXCLUSIVE_CPU {
                 // Interrupts are masked: this CPU's section is ours.
-                let own = caches.get(Pl::current_cpu());
-                return own.map_or(0, |cache| self.flush_if_idle(cache, pages, deadline));
+                return match caches.get(Pl::current_cpu()) {
+                    Some(cache) if self.went_idle(cache) => {
+                        self.flush_to_slabs(Section::Owned(cache), pages, deadline)
+                    }
+                    _ => 0,
+                };
             }
             let mut returned = 0;
-            for cache in caches {
+            for (cpu, cache) in caches.iter().enumerate() {
                 if Pl::now() >= deadline {
                     break;
                 }
-                if cache.try_lock() {
-                    returned += self.flush_if_idle(cache, pages, deadline);
-                    cache.unlock();
+                if self.went_idle(cache) {
+                    let flushed =
+                        self.with_stopped(cpu, cache, |c| self.flush_to_slabs(c, pages, deadline));
+                    returned += flushed.unwrap_or(0);
                 }
             }
             returned
@@ -1152,20 +1261,23 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         result
     }
 
-    /// Flushes `cache` (whose section the caller is in) to the slabs if it
-    /// served nothing since the previous check; returns the blocks moved.
-    fn flush_if_idle(&self, cache: &PerCpuCache, pages: &mut Pages<P>, deadline: u64) -> u64 {
+    /// Whether `cache` served nothing since the previous check and still
+    /// holds blocks (then the tick flushes it).
+    fn went_idle(&self, cache: &PerCpuCache) -> bool {
         let ops: u64 = cache
             .classes
             .iter()
             .map(|slot| slot.allocs.load(Relaxed) + slot.frees.load(Relaxed))
             .sum();
-        if cache.ops_seen.swap(ops, Relaxed) != ops {
-            return 0;
-        }
+        cache.ops_seen.swap(ops, Relaxed) == ops && cache.classes.iter().any(|c| c.len_hint() > 0)
+    }
+
+    /// Moves every block of the cache of `here` straight to its slabs (the
+    /// page lock held: `pages`), until `deadline`; returns how many moved.
+    fn flush_to_slabs(&self, here: Section<'_>, pages: &mut Pages<P>, deadline: u64) -> u64 {
         let mut moved = 0;
         let mut batch = [ptr::null_mut(); MAX_BATCH];
-        for (class, slot) in cache.classes.iter().enumerate() {
+        for (class, slot) in here.counters().classes.iter().enumerate() {
             if slot.len_hint() == 0 {
                 continue;
             }
@@ -1176,8 +1288,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 continue;
             };
             loop {
-                // SAFETY: the caller is inside `cache`'s section.
-                let n = unsafe { slot.take(&mut batch) };
+                // SAFETY: the caller is in the cache's section.
+                let n = unsafe { here.take(class, &mut batch) };
                 if n == 0 {
                     break;
                 }

@@ -177,6 +177,12 @@ pub struct Config {
     pub checks: bool,
     /// Where misuse reports go; `None` panics with the report.
     pub misuse_hook: Option<MisuseHook>,
+    /// Run the per-CPU sections as restartable sequences where the
+    /// platform offers them ([`Platform::RESTARTABLE`]); false keeps the
+    /// try-locked caches.
+    ///
+    /// [`Platform::RESTARTABLE`]: crate::Platform::RESTARTABLE
+    pub restartable: bool,
 }
 
 impl Config {
@@ -192,6 +198,7 @@ impl Config {
         clock_hz: 1_000_000_000,
         checks: cfg!(debug_assertions),
         misuse_hook: None,
+        restartable: true,
     };
 }
 

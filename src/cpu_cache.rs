@@ -51,15 +51,20 @@ pub(crate) fn bump(counter: &AtomicU64) {
 /// A slot of a per-CPU array: a free block, or garbage above `top`.
 pub(crate) type Slot = *mut Block;
 
-/// One CPU's cache of one class: what the fast path touches, in one cache
-/// line of its own.
-#[repr(C, align(64))]
+/// What `begin` holds while the cache is stopped: no `top` is above it.
+const STOPPED: *mut Slot = ptr::without_provenance_mut(usize::MAX);
+
+/// One CPU's cache of one class: what the fast path touches (the CPU's
+/// caches share lines only with the same CPU's). The restartable sections
+/// (rseq.rs) address `top`, `begin`, `limit`, `allocs` and `frees` by their
+/// offsets (checked below).
+#[repr(C)]
 pub(crate) struct ClassCache {
     /// The next free slot: the cached blocks are `[base, top)`.
     top: UnsafeCell<*mut Slot>,
-    /// Pops stop here: `base`.
+    /// Pops stop here: `base` (or [`STOPPED`]).
     begin: AtomicPtr<Slot>,
-    /// Pushes stop here: `base + cap`.
+    /// Pushes stop here: `base + cap` (or null while stopped).
     limit: AtomicPtr<Slot>,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
@@ -179,8 +184,28 @@ impl ClassCache {
         (top as usize - self.base as usize) as u32 / size_of::<Slot>() as u32
     }
 
+    /// The capacity in force.
+    pub fn cap(&self) -> u32 {
+        self.cap.load(Relaxed)
+    }
+
+    /// Makes every pop and push fail until [`restart`](Self::restart), so
+    /// that another thread can work on the arrays (rseq.rs says how that
+    /// is made safe against the owner's restartable sections).
+    pub fn stop(&self) {
+        self.begin.store(STOPPED, Relaxed);
+        self.limit.store(ptr::null_mut(), Relaxed);
+    }
+
+    /// Undoes [`stop`](Self::stop), with the capacity in force now.
+    pub fn restart(&self) {
+        self.begin.store(self.base, Relaxed);
+        self.set_cap(self.cap.load(Relaxed));
+    }
+
     /// Sets the capacity, clamped to `1..=slots`. Safe from any CPU: the
-    /// owner sees it on its next push.
+    /// owner sees it on its next push. With restartable sections, only
+    /// under the cache's lock (it must not restart a stopped cache).
     pub fn set_cap(&self, cap: u32) {
         let cap = cap.clamp(1, self.slots);
         self.cap.store(cap, Relaxed);
@@ -282,6 +307,20 @@ impl SlotBudget {
     }
 }
 
+/// Bytes from one CPU's cache to the next (the restartable sections index
+/// the caches by it).
+pub(crate) const CPU_STRIDE: usize = size_of::<PerCpuCache>();
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(ClassCache, top) == 0);
+    assert!(offset_of!(ClassCache, begin) == 8);
+    assert!(offset_of!(ClassCache, limit) == 16);
+    assert!(offset_of!(ClassCache, allocs) == 24);
+    assert!(offset_of!(ClassCache, frees) == 32);
+    assert!(size_of::<ClassCache>() == 56);
+};
+
 /// Everything one CPU caches.
 #[repr(C, align(64))]
 pub(crate) struct PerCpuCache {
@@ -368,6 +407,115 @@ impl PerCpuCache {
     pub fn unlock(&self) {
         self.lock.store(false, Release);
     }
+
+    /// [`ClassCache::stop`] for every class.
+    pub fn stop(&self) {
+        self.classes.iter().for_each(ClassCache::stop);
+    }
+
+    /// [`ClassCache::restart`] for every class.
+    pub fn restart(&self) {
+        self.classes.iter().for_each(ClassCache::restart);
+    }
+}
+
+/// How a slow path reaches the cache of the CPU it runs on.
+#[derive(Clone, Copy)]
+pub(crate) enum Section<'a> {
+    /// The caller is inside this cache's section: interrupts masked, its
+    /// lock held, or the cache stopped by the caller.
+    Owned(&'a PerCpuCache),
+    /// Restartable sections (rseq.rs) on whichever CPU runs each of them.
+    /// `seen` is the cache of the CPU the caller last ran on, for counters.
+    Restartable {
+        caches: *const PerCpuCache,
+        seen: &'a PerCpuCache,
+    },
+}
+
+impl<'a> Section<'a> {
+    /// The cache whose counters this slow path adds to.
+    pub fn counters(self) -> &'a PerCpuCache {
+        match self {
+            Section::Owned(cache) | Section::Restartable { seen: cache, .. } => cache,
+        }
+    }
+
+    /// Adds one to `counter`, one of [`counters`](Self::counters)': plain
+    /// for an owner, atomic for a thread that may share the CPU with
+    /// restartable sections of other threads.
+    pub fn count(self, counter: &AtomicU64) {
+        match self {
+            Section::Owned(_) => bump(counter),
+            Section::Restartable { .. } => {
+                counter.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// [`ClassCache::take`] on this CPU's cache of `class`.
+    ///
+    /// # Safety
+    /// `Owned`: as for [`ClassCache::take`]. `Restartable`: `caches` are
+    /// the allocator's, set up for restartable sections.
+    pub unsafe fn take(self, class: usize, out: &mut [Slot]) -> usize {
+        match self {
+            // SAFETY: forwarded contract.
+            Section::Owned(cache) => unsafe { cache.class(class).take(out) },
+            // SAFETY: forwarded contract.
+            Section::Restartable { caches, .. } => unsafe {
+                crate::rseq::take(class0(caches, class), out)
+            },
+        }
+    }
+
+    /// [`ClassCache::put`] on this CPU's cache of `class`.
+    ///
+    /// # Safety
+    /// As for [`take`](Self::take), and the blocks are free blocks of
+    /// `class` that nothing else uses.
+    pub unsafe fn put(self, class: usize, blocks: &[Slot]) -> usize {
+        match self {
+            // SAFETY: forwarded contract.
+            Section::Owned(cache) => unsafe { cache.class(class).put(blocks) },
+            // SAFETY: forwarded contract.
+            Section::Restartable { caches, .. } => unsafe {
+                crate::rseq::put(class0(caches, class), blocks)
+            },
+        }
+    }
+
+    /// [`ClassCache::push`] on this CPU's cache of `class`.
+    ///
+    /// # Safety
+    /// As for [`put`](Self::put).
+    pub unsafe fn push(self, class: usize, block: *mut Block) -> bool {
+        match self {
+            // SAFETY: forwarded contract.
+            Section::Owned(cache) => unsafe { cache.class(class).push(block) },
+            // SAFETY: forwarded contract.
+            Section::Restartable { caches, .. } => unsafe {
+                crate::rseq::push(class0(caches, class), block)
+            },
+        }
+    }
+
+    /// Whether this CPU's cache of `class` looks empty (exact for an owner).
+    pub fn looks_empty(self, class: usize) -> bool {
+        self.counters().class(class).len_hint() == 0
+    }
+}
+
+/// The cache of `class` on CPU 0, where restartable sections start from.
+#[inline(always)]
+pub(crate) fn class0(caches: *const PerCpuCache, class: usize) -> *const ClassCache {
+    // SAFETY: `caches` points at the allocator's live caches (callers'
+    // contract); no reference is made, only an address.
+    unsafe {
+        ptr::addr_of!((*caches).classes)
+            .cast::<ClassCache>()
+            .add(class)
+    }
 }
 
 #[cfg(test)]
@@ -403,6 +551,11 @@ mod tests {
             assert_eq!(a.put(&blocks[..1]), 0, "over a lowered capacity");
             assert!(!a.push(blocks[0]));
             assert_eq!(a.len(), 4);
+            a.stop();
+            assert!(a.pop().is_null() && !a.push(blocks[0]), "stopped");
+            a.set_cap(8);
+            a.restart();
+            assert_eq!(a.pop(), blocks[4]);
             assert_eq!(b.pop(), blocks[9]);
             assert!(b.pop().is_null());
         }

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | `ACEALLOC_PROFILE` | `fast`, `balanced`, `lean` | `balanced` |
 //! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
+//! | `ACEALLOC_RSEQ` | `0` (try-locked caches), `1` (restartable sequences where available) | `1` |
 //! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_PURGE_MS` | how long free page runs stay committed ([`Config::purge_delay_ms`]) | the profile's |
@@ -28,9 +29,10 @@ use crate::ace::{AceReport, background};
 use crate::provider::{DecommitMode, MmapProvider};
 use crate::{Allocator, Config, Misuse, Platform, Profile, Stats};
 
-/// Platform of a hosted Linux process: CPU index from restartable
-/// sequences (or `sched_getcpu`), no interrupt masking, so per-CPU caches
-/// are try-locked.
+/// Platform of a hosted Linux process: per-CPU sections as restartable
+/// sequences where glibc registered them (x86_64), otherwise try-locked
+/// caches with the CPU index from glibc's rseq area (or `sched_getcpu`);
+/// locks yield after a short spin.
 pub struct HostedPlatform;
 
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
@@ -75,6 +77,7 @@ fn current_cpu() -> usize {
 // its try-lock and relies on nothing else.
 unsafe impl Platform for HostedPlatform {
     const EXCLUSIVE_CPU: bool = false;
+    const RESTARTABLE: bool = true;
 
     fn cpu_count() -> usize {
         // SAFETY: `sysconf` has no preconditions.
@@ -258,6 +261,9 @@ fn config_from_env() -> Config {
     }
     if let Some(checks) = env_number("ACEALLOC_CHECKS") {
         config.checks = checks != 0;
+    }
+    if let Some(rseq) = env_number("ACEALLOC_RSEQ") {
+        config.restartable = rseq != 0;
     }
     // Each knob keeps its default (`Config::DEFAULT`'s) unless set.
     let knobs = &mut config.knobs;

@@ -20,6 +20,27 @@ mod page_map;
 mod pages;
 mod platform;
 pub mod provider;
+#[cfg_attr(
+    all(
+        feature = "std",
+        target_os = "linux",
+        target_env = "gnu",
+        target_arch = "x86_64",
+        not(miri)
+    ),
+    path = "rseq.rs"
+)]
+#[cfg_attr(
+    not(all(
+        feature = "std",
+        target_os = "linux",
+        target_env = "gnu",
+        target_arch = "x86_64",
+        not(miri)
+    )),
+    path = "rseq_unavailable.rs"
+)]
+mod rseq;
 pub mod size_class;
 mod slab;
 mod stats;
@@ -38,4 +59,4 @@ pub use config::{Config, DecommitMode, Knobs, MisuseHook, Profile};
 pub use misuse::{Misuse, MisuseKind};
 pub use platform::Platform;
 pub use provider::{PAGE_SIZE, PageProvider, RegionProvider, Span};
-pub use stats::{ClassStats, CpuStats, ProviderStats, Stats};
+pub use stats::{ClassStats, CpuStats, PerCpuPath, ProviderStats, Stats};

@@ -26,6 +26,12 @@ pub unsafe trait Platform {
     /// When false, caches are guarded by a try-lock.
     const EXCLUSIVE_CPU: bool;
 
+    /// Whether the per-CPU sections may run as Linux restartable sequences
+    /// on the registration glibc made (hosted x86_64 Linux). The allocator
+    /// still checks at `init` that the kernel and glibc provide them, and
+    /// falls back to the try-lock otherwise. Requires `EXCLUSIVE_CPU` false.
+    const RESTARTABLE: bool = false;
+
     /// Number of CPU indices `current_cpu` may return (`0..cpu_count()`).
     fn cpu_count() -> usize;
 

@@ -88,6 +88,18 @@ impl CpuStats {
     }
 }
 
+/// How the per-CPU caches keep two users of one CPU apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerCpuPath {
+    /// Interrupts masked (kernels): no lock.
+    InterruptsMasked,
+    /// Linux restartable sequences (std programs): no lock, no atomic
+    /// read-modify-write.
+    Restartable,
+    /// A try-lock per cache (std programs without rseq).
+    TryLock,
+}
+
 /// A snapshot of the allocator's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -119,6 +131,8 @@ pub struct Stats {
     pub large_live_bytes: usize,
     /// CPUs with a cache.
     pub cpus: usize,
+    /// How the per-CPU caches are entered.
+    pub per_cpu_path: PerCpuPath,
     /// Per-class counters.
     pub classes: [ClassStats; NUM_CLASSES],
     /// Acquisitions of the shared layers' locks (transfer caches, central
@@ -185,7 +199,8 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "cache hits {} misses {}; depot contended {} spins {}; slabs retired {}",
+            "per-CPU path {:?}; cache hits {} misses {}; depot contended {} spins {}; slabs retired {}",
+            self.per_cpu_path,
             self.cache_hits(),
             self.cache_misses(),
             self.depot_contended,
@@ -335,6 +350,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             live_bytes: small_live as usize + large_live_bytes,
             large_live_bytes,
             cpus: self.cpu_caches().len(),
+            per_cpu_path: self.per_cpu_path(),
             classes,
             depot_contended: contended,
             depot_spins: spins,

@@ -135,6 +135,7 @@ fn config(checks: bool) -> impl Strategy<Value = Config> {
         clock_hz: Config::DEFAULT.clock_hz,
         checks,
         misuse_hook: None,
+        restartable: true,
     })
 }
 
