@@ -202,12 +202,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             Some(cache) => {
                 let slot = cache.class(class);
                 // SAFETY: inside this CPU's section.
-                let mut block = unsafe { slot.pop() };
-                if block.is_null() {
-                    block = self.refill(Section::Owned(cache), class);
-                } else {
-                    bump(&slot.allocs);
-                }
+                let block = match unsafe { slot.pop() } {
+                    Some(block) => {
+                        bump(&slot.allocs);
+                        block.as_ptr()
+                    }
+                    None => self.refill(Section::Owned(cache), class),
+                };
                 self.leave(cache);
                 block
             }
@@ -354,13 +355,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         let restartable = self.is_restartable();
         if restartable {
-            cache.stop();
+            // SAFETY: the lock is ours, with restartable sections in use.
+            unsafe { cache.stop() };
             core::sync::atomic::fence(SeqCst);
             rseq::fence(cpu);
         }
         let result = f(Section::Owned(cache));
         if restartable {
-            cache.restart();
+            // SAFETY: as above.
+            unsafe { cache.restart() };
         }
         cache.unlock();
         Some(result)
@@ -416,6 +419,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(never)]
     fn refill(&self, here: Section<'_>, class: Class) -> *mut Block {
         let start = Pl::now();
+        here.apply_cap(class);
         let cache = here.counters();
         here.count(&cache.misses[class].misses);
         self.honour_flush_request(here);
@@ -453,9 +457,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[cold]
     #[inline(never)]
     fn drain(&self, here: Section<'_>, class: Class, block: *mut Block) {
+        here.apply_cap(class);
         let cache = here.counters();
+        let frees = &cache.class(class).frees;
         here.count(&cache.misses[class].drains);
-        here.count(&cache.class(class).frees);
+        // A restartable push counts its own free.
+        let push_counts = matches!(here, Section::Restartable { .. });
+        if !push_counts {
+            here.count(frees);
+        }
         self.honour_flush_request(here);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
         let width = self.bundle_width(class);
@@ -468,6 +478,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             let n = unsafe { here.take(class, &mut batch[..width]) };
             if n == 0 {
                 // Stopped by another thread for a moment: no cache.
+                if push_counts {
+                    here.count(frees);
+                }
                 self.release_batch(class, &[block]);
                 return;
             }
@@ -1041,7 +1054,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Changes the knobs; safe while other CPUs allocate (they pick the new
-    /// values up on their next slow path, capacities on their next free).
+    /// values up on their next slow path of each class, capacities too).
     /// Each is scaled down per class to the profile's ceilings.
     pub fn set_knobs(&self, knobs: Knobs) {
         self.knobs
@@ -1060,7 +1073,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Sets the capacity of every CPU's cache of `class` (in blocks, at
     /// least 1, at most the slots the class was given at `init`), apart
     /// from the capacity knob; 0 goes back to the knob's. Safe while other
-    /// CPUs allocate: they see it on their next free.
+    /// CPUs allocate: they apply it on their next slow path of the class.
     pub fn set_class_capacity(&self, class: Class, capacity: u32) {
         self.class_caps[class].store(capacity, Relaxed);
         self.apply_class_capacity(class);
@@ -1069,18 +1082,22 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn apply_class_capacity(&self, class: Class) {
         let capacity = self.class_capacity(class);
         for cache in self.cpu_caches() {
+            let slot = cache.class(class);
+            slot.set_cap(capacity);
             if !self.is_restartable() {
-                cache.class(class).set_cap(capacity);
+                // The owner applies it on its next slow path of the class.
                 continue;
             }
-            // A stopped cache must stay stopped: wait for the thread at
-            // work on it (it restarts it with the new capacity), then set.
+            // No owner thread: apply it now, under the cache's lock (a
+            // stopped cache stays stopped: whoever stopped it restarts it
+            // with the new capacity).
             let mut spins = 0;
             while !cache.try_lock() {
                 Pl::lock_wait(spins);
                 spins += 1;
             }
-            cache.class(class).set_cap(capacity);
+            // SAFETY: the lock is ours, with restartable sections in use.
+            unsafe { slot.apply_cap() };
             cache.unlock();
         }
     }

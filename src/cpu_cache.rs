@@ -14,10 +14,13 @@
 //!   ([`Platform::EXCLUSIVE_CPU`]), or the cache's own try-lock held on
 //!   hosted builds. Nothing else writes `top` or a slot; that is what
 //!   makes them plain fields.
-//! - `begin` and `limit` bound pops and pushes. Anyone may move `limit`
-//!   between `base` and `base + slots` (the capacity knob); the owner sees
-//!   the new value on its next push (a shrunk cache drains on its next
-//!   free).
+//! - `limit` bounds pushes at `base + cap`. Anyone may change `cap` (the
+//!   capacity knob, an atomic); `limit` follows it when the owner applies
+//!   it, on its CPU's next slow path of the class (a refill or a drain), so
+//!   the fast path reads `limit` as a plain field. With restartable
+//!   sections the owner is not one thread: there `limit` and `begin` (the
+//!   floor of restartable pops) are written only under the cache's lock,
+//!   by whoever stops, restarts or resizes the cache.
 //! - Capacities and counters are atomics: written by the owner (plain load
 //!   and store, no locked instruction on the fast path), read by anyone for
 //!   statistics and control.
@@ -28,7 +31,7 @@
 //! [`Platform::EXCLUSIVE_CPU`]: crate::Platform::EXCLUSIVE_CPU
 
 use core::cell::UnsafeCell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed,
     Ordering::Release,
@@ -62,10 +65,10 @@ const STOPPED: *mut Slot = ptr::without_provenance_mut(usize::MAX);
 pub(crate) struct ClassCache {
     /// The next free slot: the cached blocks are `[base, top)`.
     top: UnsafeCell<*mut Slot>,
-    /// Pops stop here: `base` (or [`STOPPED`]).
+    /// Restartable pops stop here: `base` (or [`STOPPED`]).
     begin: AtomicPtr<Slot>,
-    /// Pushes stop here: `base + cap` (or null while stopped).
-    limit: AtomicPtr<Slot>,
+    /// Pushes stop here: `base + cap` as last applied (or null while stopped).
+    limit: UnsafeCell<*mut Slot>,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
     /// The first of this class's slots (fixed at `init`).
@@ -86,23 +89,26 @@ pub(crate) struct ClassMisses {
 }
 
 impl ClassCache {
-    /// Takes the newest cached block, or null when none is cached.
+    /// Takes the newest cached block, `None` when none is cached. (It
+    /// stops at `base`, not `begin`: only restartable sections run on a
+    /// cache that another thread may stop.)
     ///
     /// # Safety
     /// The caller is inside the owning CPU's section (module doc).
     #[inline(always)]
-    pub unsafe fn pop(&self) -> *mut Block {
+    pub unsafe fn pop(&self) -> Option<NonNull<Block>> {
         // SAFETY: only the section owner (the caller) writes `top`.
         let top = unsafe { *self.top.get() };
-        if top <= self.begin.load(Relaxed) {
-            return ptr::null_mut();
+        if top <= self.base {
+            return None;
         }
-        // SAFETY: `begin < top <= base + slots`, so `top - 1` is a filled
-        // slot of this class; the section owner alone reads and moves it.
+        // SAFETY: `base < top <= base + slots`, so `top - 1` is a filled
+        // slot of this class, which holds a block (never null); the
+        // section owner alone reads and moves it.
         unsafe {
             let top = top.sub(1);
             *self.top.get() = top;
-            *top
+            Some(NonNull::new_unchecked(*top))
         }
     }
 
@@ -115,7 +121,8 @@ impl ClassCache {
     pub unsafe fn push(&self, block: *mut Block) -> bool {
         // SAFETY: only the section owner (the caller) writes `top`.
         let top = unsafe { *self.top.get() };
-        if top >= self.limit.load(Relaxed) {
+        // SAFETY: only the section owner writes `limit` (module doc).
+        if top >= unsafe { *self.limit.get() } {
             return false;
         }
         // SAFETY: `top < limit <= base + slots`: a slot of this class.
@@ -153,7 +160,8 @@ impl ClassCache {
     pub unsafe fn put(&self, blocks: &[Slot]) -> usize {
         // SAFETY: the section is ours (caller).
         let top = unsafe { *self.top.get() };
-        let limit = self.limit.load(Relaxed);
+        // SAFETY: the section is ours (caller).
+        let limit = unsafe { *self.limit.get() };
         // SAFETY: both point into this class's slots (or `top` is past a
         // lowered `limit`, giving a negative room, clamped to 0).
         let room = unsafe { limit.offset_from(top) }.max(0) as usize;
@@ -189,29 +197,47 @@ impl ClassCache {
         self.cap.load(Relaxed)
     }
 
-    /// Makes every pop and push fail until [`restart`](Self::restart), so
-    /// that another thread can work on the arrays (rseq.rs says how that
-    /// is made safe against the owner's restartable sections).
-    pub fn stop(&self) {
+    /// Makes every restartable pop and push fail until
+    /// [`restart`](Self::restart), so that another thread can work on the
+    /// arrays (rseq.rs says how that is made safe against the owner's
+    /// restartable sections).
+    ///
+    /// # Safety
+    /// The caller holds the cache's lock, with restartable sections in use.
+    pub unsafe fn stop(&self) {
         self.begin.store(STOPPED, Relaxed);
-        self.limit.store(ptr::null_mut(), Relaxed);
+        // SAFETY: the lock makes the caller the only Rust writer; the
+        // restartable sections only read it.
+        unsafe { self.limit.get().write_volatile(ptr::null_mut()) };
     }
 
     /// Undoes [`stop`](Self::stop), with the capacity in force now.
-    pub fn restart(&self) {
+    ///
+    /// # Safety
+    /// As for [`stop`](Self::stop).
+    pub unsafe fn restart(&self) {
         self.begin.store(self.base, Relaxed);
-        self.set_cap(self.cap.load(Relaxed));
+        // SAFETY: forwarded contract.
+        unsafe { self.apply_cap() };
     }
 
-    /// Sets the capacity, clamped to `1..=slots`. Safe from any CPU: the
-    /// owner sees it on its next push. With restartable sections, only
-    /// under the cache's lock (it must not restart a stopped cache).
+    /// Sets the capacity, clamped to `1..=slots`. Safe from any CPU; it
+    /// takes effect when [`apply_cap`](Self::apply_cap) runs.
     pub fn set_cap(&self, cap: u32) {
-        let cap = cap.clamp(1, self.slots);
-        self.cap.store(cap, Relaxed);
-        // SAFETY: `cap <= slots`: within this class's slots.
-        self.limit
-            .store(unsafe { self.base.add(cap as usize) }, Relaxed);
+        self.cap.store(cap.clamp(1, self.slots), Relaxed);
+    }
+
+    /// Moves `limit` to the capacity in force (a shrunk cache drains on its
+    /// next free).
+    ///
+    /// # Safety
+    /// The caller is the section owner (module doc): inside the CPU's
+    /// section, or holding the cache's lock with restartable sections.
+    pub unsafe fn apply_cap(&self) {
+        let cap = self.cap.load(Relaxed) as usize;
+        // SAFETY: `cap <= slots`: within this class's slots; the caller is
+        // the only writer.
+        unsafe { self.limit.get().write_volatile(self.base.add(cap)) };
     }
 }
 
@@ -364,7 +390,7 @@ impl PerCpuCache {
             let cache = ClassCache {
                 top: UnsafeCell::new(base),
                 begin: AtomicPtr::new(base),
-                limit: AtomicPtr::new(base),
+                limit: UnsafeCell::new(base),
                 allocs: AtomicU64::new(0),
                 frees: AtomicU64::new(0),
                 base,
@@ -372,6 +398,8 @@ impl PerCpuCache {
                 cap: AtomicU32::new(0),
             };
             cache.set_cap(cap(class));
+            // SAFETY: the cache is not shared yet.
+            unsafe { cache.apply_cap() };
             cache
         });
         PerCpuCache {
@@ -409,13 +437,21 @@ impl PerCpuCache {
     }
 
     /// [`ClassCache::stop`] for every class.
-    pub fn stop(&self) {
-        self.classes.iter().for_each(ClassCache::stop);
+    ///
+    /// # Safety
+    /// As for [`ClassCache::stop`].
+    pub unsafe fn stop(&self) {
+        // SAFETY: forwarded contract.
+        self.classes.iter().for_each(|c| unsafe { c.stop() });
     }
 
     /// [`ClassCache::restart`] for every class.
-    pub fn restart(&self) {
-        self.classes.iter().for_each(ClassCache::restart);
+    ///
+    /// # Safety
+    /// As for [`ClassCache::stop`].
+    pub unsafe fn restart(&self) {
+        // SAFETY: forwarded contract.
+        self.classes.iter().for_each(|c| unsafe { c.restart() });
     }
 }
 
@@ -500,6 +536,15 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// Applies the capacity knob of `class` to an owned cache (restartable
+    /// caches get it from [`ClassCache::set_cap`]'s callers, under the lock).
+    pub fn apply_cap(self, class: usize) {
+        if let Section::Owned(cache) = self {
+            // SAFETY: an owned section is the cache's owner.
+            unsafe { cache.class(class).apply_cap() };
+        }
+    }
+
     /// Whether this CPU's cache of `class` looks empty (exact for an owner).
     pub fn looks_empty(self, class: usize) -> bool {
         self.counters().class(class).len_hint() == 0
@@ -536,28 +581,32 @@ mod tests {
         // SAFETY: one test thread is the section owner; the blocks are
         // never dereferenced.
         unsafe {
-            assert!(a.pop().is_null());
+            let pop = |c: &ClassCache| c.pop().map_or(ptr::null_mut(), NonNull::as_ptr);
+            assert!(pop(a).is_null());
             assert!(a.push(blocks[0]) && a.push(blocks[1]) && a.push(blocks[2]));
             assert!(!a.push(blocks[3]), "capacity 3");
             assert!(b.push(blocks[9]), "classes have their own slots");
             assert_eq!((a.len(), a.len_hint()), (3, 3));
-            assert_eq!(a.pop(), blocks[2]);
+            assert_eq!(pop(a), blocks[2]);
             a.set_cap(8);
-            assert_eq!(a.put(&blocks[3..9]), 6);
+            assert_eq!(a.put(&blocks[3..9]), 1, "the old capacity until applied");
+            a.apply_cap();
+            assert_eq!(a.put(&blocks[4..9]), 5);
             let mut out = [ptr::null_mut(); 4];
             assert_eq!(a.take(&mut out), 4);
             assert_eq!(out, [blocks[5], blocks[6], blocks[7], blocks[8]]);
             a.set_cap(1);
+            a.apply_cap();
             assert_eq!(a.put(&blocks[..1]), 0, "over a lowered capacity");
             assert!(!a.push(blocks[0]));
             assert_eq!(a.len(), 4);
             a.stop();
-            assert!(a.pop().is_null() && !a.push(blocks[0]), "stopped");
+            assert!(!a.push(blocks[0]) && a.put(&blocks[..1]) == 0, "stopped");
             a.set_cap(8);
             a.restart();
-            assert_eq!(a.pop(), blocks[4]);
-            assert_eq!(b.pop(), blocks[9]);
-            assert!(b.pop().is_null());
+            assert_eq!(pop(a), blocks[4]);
+            assert_eq!(pop(b), blocks[9]);
+            assert!(pop(b).is_null());
         }
     }
 

@@ -102,9 +102,19 @@ pub fn fence(cpu: usize) {
             cpu as i32,
         )
     };
-    // Registered at init, so it cannot fail (short of an offline CPU,
-    // where nothing runs anyway).
-    debug_assert!(r == 0 || cpu >= possible_cpus(), "membarrier failed");
+    // A forked child's process may not carry the parent's registration:
+    // register and fence again. An offline CPU (EINVAL) runs nothing.
+    if r != 0 && register_fence() {
+        // SAFETY: as above.
+        unsafe {
+            libc::syscall(
+                libc::SYS_membarrier,
+                MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+                MEMBARRIER_CMD_FLAG_CPU,
+                cpu as i32,
+            )
+        };
+    }
 }
 
 /// Pops a block from the current CPU's cache of the class whose

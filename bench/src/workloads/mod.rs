@@ -7,6 +7,7 @@ mod large_ws;
 mod larson;
 mod mixed;
 mod netbuf;
+mod oversubscribed;
 mod phased_mix;
 mod pipeline;
 mod producer_consumer;
@@ -35,6 +36,7 @@ pub enum Workload {
     PhasedMix,
     Pipeline,
     Netbuf,
+    Oversubscribed,
 }
 
 /// What a workload's figure is.
@@ -58,7 +60,7 @@ impl Metric {
     }
 }
 
-const ALL: [Workload; 12] = [
+const ALL: [Workload; 13] = [
     Workload::FastPath,
     Workload::MixedWs400,
     Workload::Fragmentation,
@@ -71,6 +73,7 @@ const ALL: [Workload; 12] = [
     Workload::PhasedMix,
     Workload::Pipeline,
     Workload::Netbuf,
+    Workload::Oversubscribed,
 ];
 
 impl Workload {
@@ -88,6 +91,7 @@ impl Workload {
             Workload::PhasedMix => "phased-mix",
             Workload::Pipeline => "pipeline",
             Workload::Netbuf => "netbuf",
+            Workload::Oversubscribed => "oversubscribed",
         }
     }
 
@@ -299,6 +303,7 @@ impl Visit for Run<'_> {
             Workload::PhasedMix => phased_mix::run(alloc, p),
             Workload::Pipeline => pipeline::run(alloc, p),
             Workload::Netbuf => netbuf::run(alloc, p),
+            Workload::Oversubscribed => oversubscribed::run(alloc, p),
             Workload::HeapEfficiency => unreachable!("heap-efficiency makes its own regions"),
         }
     }
