@@ -11,8 +11,8 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use acealloc::PerCpuPath;
 use acealloc::hosted::HostedAlloc;
+use acealloc::{Knobs, PerCpuPath, size_class};
 
 #[global_allocator]
 static A: HostedAlloc = HostedAlloc::new();
@@ -20,8 +20,20 @@ static A: HostedAlloc = HostedAlloc::new();
 /// One test at a time: each wants the CPUs to itself.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// How long each test hammers the allocator.
+/// Each test runs until its counter reaches its goal, at least this long
+/// and at most [`GIVE_UP`] (the machine may be busy with other work).
 const RUN: Duration = Duration::from_millis(1500);
+const GIVE_UP: Duration = Duration::from_secs(30);
+
+/// Sleeps until `counter` reaches `goal` (and `RUN` has passed), or until
+/// [`GIVE_UP`]; returns the count.
+fn wait_for(counter: &AtomicU64, goal: u64) -> u64 {
+    let start = Instant::now();
+    while (counter.load(Relaxed) < goal || start.elapsed() < RUN) && start.elapsed() < GIVE_UP {
+        thread::sleep(Duration::from_millis(10));
+    }
+    counter.load(Relaxed)
+}
 
 fn cpus() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
@@ -100,11 +112,15 @@ fn threads_repinned_between_cpus_keep_their_blocks() {
                 })
             });
         }
-        thread::sleep(RUN);
+        wait_for(&moves, 5_000);
         stop.store(true, Relaxed);
     });
     assert!(before >= cpus);
-    assert!(moves.load(Relaxed) > 1000, "{} moves", moves.load(Relaxed));
+    assert!(
+        moves.load(Relaxed) >= 5_000,
+        "{} moves",
+        moves.load(Relaxed)
+    );
     eprintln!("per-CPU path {:?}, {} moves", path(), moves.load(Relaxed));
 }
 
@@ -134,8 +150,19 @@ extern "C" fn on_signal(_: libc::c_int) {
 #[test]
 fn signals_abort_sections_without_losing_blocks() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // The handler's class gets free blocks to spare, so that it never needs
-    // a new slab (and the page lock an interrupted thread may hold).
+    // The handler must never wait for a lock that the thread it interrupted
+    // holds: its class only has locks of its own, except the page lock for
+    // a new slab or a released one. So its slabs stay (a reserve far above
+    // what it uses), its caches hold 2 blocks each, and it gets 64 blocks
+    // to spare up front: its slabs always have free blocks.
+    let heap = A.allocator();
+    let knobs = heap.knobs();
+    heap.set_knobs(Knobs {
+        release_pages: 1024,
+        ..knobs
+    });
+    let handler_class = size_class::for_size(8 * HANDLER_WORDS).unwrap();
+    heap.set_class_capacity(handler_class, 2);
     drop((0..64).map(|i| make(i, HANDLER_WORDS)).collect::<Vec<_>>());
     // SAFETY: installs a handler whose allocator calls are restartable or
     // take only its own class's locks (see above).
@@ -164,8 +191,9 @@ fn signals_abort_sections_without_losing_blocks() {
         }
         ready.wait();
         let ids = ids.lock().unwrap().clone();
-        let end = Instant::now() + RUN;
-        while Instant::now() < end {
+        let start = Instant::now();
+        let goal_met = || HANDLED.load(Relaxed) >= 5_000 && start.elapsed() >= RUN;
+        while !goal_met() && start.elapsed() < GIVE_UP {
             for &id in &ids {
                 // SAFETY: the thread is alive until `stop` is set (below).
                 unsafe { libc::pthread_kill(id as libc::pthread_t, libc::SIGUSR1) };
@@ -175,9 +203,11 @@ fn signals_abort_sections_without_losing_blocks() {
         }
         stop.store(true, Relaxed);
     });
+    heap.set_class_capacity(handler_class, 0);
+    heap.set_knobs(knobs);
     let handled = HANDLED.load(Relaxed);
     assert!(
-        handled > 2_000,
+        handled >= 5_000,
         "{handled} of {} signals handled",
         sent.load(Relaxed)
     );
@@ -230,11 +260,11 @@ fn more_threads_than_cpus_free_each_others_blocks() {
                 }
             });
         }
-        thread::sleep(RUN);
+        wait_for(&freed, 100_000);
         stop.store(true, Relaxed);
     });
     assert!(
-        freed.load(Relaxed) > 10_000,
+        freed.load(Relaxed) >= 100_000,
         "{} freed",
         freed.load(Relaxed)
     );
