@@ -54,7 +54,7 @@ fn member<A: GlobalAlloc>(
 
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     let threads = PER_CPU * std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rounds = p.scaled(500, 50_000);
+    let rounds = p.scaled(100, 50_000);
     let barrier = Barrier::new(threads + 1);
     let (tally, complete, elapsed) = std::thread::scope(|s| {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..threads).map(|_| sync_channel::<Batch>(4)).unzip();
