@@ -287,12 +287,12 @@ impl SlotBudget {
     /// (every class keeps at least one slot of each kind, so a tiny budget
     /// may be exceeded).
     pub fn new(knobs: &Knobs, cpus: usize, bytes: usize) -> SlotBudget {
-        // Room to double the capacity knob (ACE's ceiling is the default),
-        // and the drain threshold plus a batch in the transfer cache.
-        let cache_knob = 2 * knobs.cache_capacity.max(Knobs::DEFAULT.cache_capacity);
-        let drain_knob = knobs
-            .drain_threshold
-            .max(2 * Knobs::DEFAULT.drain_threshold);
+        // The capacity knob at init or its default, whichever is larger
+        // (ACE's ceiling is the default), and the drain threshold likewise
+        // plus a batch in the transfer cache. Larger values set later are
+        // cut to these slots.
+        let cache_knob = knobs.cache_capacity.max(Knobs::DEFAULT.cache_capacity);
+        let drain_knob = knobs.drain_threshold.max(Knobs::DEFAULT.drain_threshold);
         let mut budget = SlotBudget {
             cache: core::array::from_fn(|c| Knobs::scaled(cache_knob, size_class::size_of(c))),
             transfer: core::array::from_fn(|c| {
@@ -615,7 +615,7 @@ mod tests {
         let knobs = Knobs::DEFAULT;
         let roomy = SlotBudget::new(&knobs, 2, usize::MAX);
         let class_64 = size_class::for_size(64).unwrap();
-        assert_eq!(roomy.cache[class_64], 2 * knobs.cache_capacity);
+        assert_eq!(roomy.cache[class_64], knobs.cache_capacity);
         let tight = SlotBudget::new(&knobs, 4, 32 * 1024);
         assert!(tight.bytes(4) <= 32 * 1024);
         assert!(tight.cache.iter().chain(&tight.transfer).all(|&n| n >= 1));
