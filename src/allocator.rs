@@ -435,7 +435,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 // are free blocks of `class` that we own.
                 let kept = unsafe { here.put(class, rest) };
                 self.release_batch(class, &rest[kept..]);
-                here.count(&cache.class(class).allocs);
+                here.count(&cache.misses[class].allocs);
                 block
             }
             None => ptr::null_mut(),
@@ -459,7 +459,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn drain(&self, here: Section<'_>, class: Class, block: *mut Block) {
         here.apply_cap(class);
         let cache = here.counters();
-        let frees = &cache.class(class).frees;
+        let frees = &cache.misses[class].frees;
         here.count(&cache.misses[class].drains);
         // A restartable push counts its own free.
         let push_counts = matches!(here, Section::Restartable { .. });
@@ -1281,10 +1281,13 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Whether `cache` served nothing since the previous check and still
     /// holds blocks (then the tick flushes it).
     fn went_idle(&self, cache: &PerCpuCache) -> bool {
-        let ops: u64 = cache
-            .classes
-            .iter()
-            .map(|slot| slot.allocs.load(Relaxed) + slot.frees.load(Relaxed))
+        let ops: u64 = (cache.classes.iter().zip(&cache.misses))
+            .map(|(slot, cold)| {
+                slot.allocs.load(Relaxed)
+                    + slot.frees.load(Relaxed)
+                    + cold.allocs.load(Relaxed)
+                    + cold.frees.load(Relaxed)
+            })
             .sum();
         cache.ops_seen.swap(ops, Relaxed) == ops && cache.classes.iter().any(|c| c.len_hint() > 0)
     }

@@ -179,7 +179,9 @@ pub struct Config {
     pub misuse_hook: Option<MisuseHook>,
     /// Run the per-CPU sections as restartable sequences where the
     /// platform offers them ([`Platform::RESTARTABLE`]); false keeps the
-    /// try-locked caches.
+    /// try-locked caches. Off by default for now: one run of the stress
+    /// test's LEAN child saw a corrupted block on this path that has not
+    /// been explained or reproduced since (see the notes of issue 12).
     ///
     /// [`Platform::RESTARTABLE`]: crate::Platform::RESTARTABLE
     pub restartable: bool,
@@ -198,7 +200,7 @@ impl Config {
         clock_hz: 1_000_000_000,
         checks: cfg!(debug_assertions),
         misuse_hook: None,
-        restartable: true,
+        restartable: false,
     };
 }
 

@@ -143,6 +143,8 @@ pub unsafe fn pop(class0: *const ClassCache) -> *mut Block {
             "jbe 5f",
             "mov {b}, qword ptr [{t} - 8]",
             "sub {t}, 8",
+            // Counted inside: an abort after the add counts an allocation
+            // twice, never less (allocations never fall below frees).
             "add qword ptr [{c} + 24], 1",
             "mov qword ptr [{c}], {t}",
             "4:",
@@ -197,9 +199,13 @@ pub unsafe fn push(class0: *const ClassCache, block: *mut Block) -> bool {
             "jae 5f",
             "mov qword ptr [{t}], {blk}",
             "add {t}, 8",
-            "add qword ptr [{c} + 32], 1",
             "mov qword ptr [{c}], {t}",
             "4:",
+            // Counted after the commit: inside, an abort after the add
+            // would count the free twice (and frees must never exceed
+            // allocations); out here it can at worst be lost to a
+            // migration.
+            "add qword ptr [{c} + 32], 1",
             "mov {ok:e}, 1",
             "jmp 7f",
             "5:",

@@ -275,19 +275,44 @@ fn more_threads_than_cpus_free_each_others_blocks() {
     );
 }
 
-/// Where this machine offers restartable sequences, std programs use them.
+/// The path these tests ran on: restartable sequences when the
+/// environment asks for them (`ACEALLOC_RSEQ=1`, as the child below does),
+/// the try-locked caches otherwise.
 #[test]
-fn std_programs_use_restartable_sequences_where_available() {
+fn std_programs_use_the_path_the_environment_asks_for() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     drop(make(1, 4));
-    let expected = if std::env::var_os("ACEALLOC_RSEQ").is_some_and(|v| v == "0") {
-        PerCpuPath::TryLock
-    } else {
+    let expected = if std::env::var_os("ACEALLOC_RSEQ").is_some_and(|v| v == "1") {
         PerCpuPath::Restartable
+    } else {
+        PerCpuPath::TryLock
     };
     assert_eq!(
         path(),
         expected,
         "glibc 2.35+ and Linux 5.10+ offer rseq here"
     );
+}
+
+/// The same tests again in a child on restartable sequences (the default
+/// path is the try-lock one; see `Config::restartable`).
+#[test]
+fn the_tests_pass_on_restartable_sequences_in_a_child() {
+    if std::env::var_os("ACEALLOC_RSEQ").is_some() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads=1", "--skip", "in_a_child"])
+        .env("ACEALLOC_RSEQ", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {:?}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 passed"), "{stdout}");
 }
