@@ -435,7 +435,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 // are free blocks of `class` that we own.
                 let kept = unsafe { here.put(class, rest) };
                 self.release_batch(class, &rest[kept..]);
-                here.count(&cache.misses[class].allocs);
+                self.transfer[class].slow_allocs.fetch_add(1, Relaxed);
                 block
             }
             None => ptr::null_mut(),
@@ -459,12 +459,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn drain(&self, here: Section<'_>, class: Class, block: *mut Block) {
         here.apply_cap(class);
         let cache = here.counters();
-        let frees = &cache.misses[class].frees;
+        let frees = &self.transfer[class].slow_frees;
         here.count(&cache.misses[class].drains);
         // A restartable push counts its own free.
         let push_counts = matches!(here, Section::Restartable { .. });
         if !push_counts {
-            here.count(frees);
+            frees.fetch_add(1, Relaxed);
         }
         self.honour_flush_request(here);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
@@ -479,7 +479,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             if n == 0 {
                 // Stopped by another thread for a moment: no cache.
                 if push_counts {
-                    here.count(frees);
+                    frees.fetch_add(1, Relaxed);
                 }
                 self.release_batch(class, &[block]);
                 return;
@@ -1285,8 +1285,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .map(|(slot, cold)| {
                 slot.allocs.load(Relaxed)
                     + slot.frees.load(Relaxed)
-                    + cold.allocs.load(Relaxed)
-                    + cold.frees.load(Relaxed)
+                    + cold.misses.load(Relaxed)
+                    + cold.drains.load(Relaxed)
             })
             .sum();
         cache.ops_seen.swap(ops, Relaxed) == ops && cache.classes.iter().any(|c| c.len_hint() > 0)

@@ -86,12 +86,6 @@ pub(crate) struct ClassMisses {
     pub misses: AtomicU64,
     /// Frees that found the cache full and sent a bundle on.
     pub drains: AtomicU64,
-    /// Allocations and frees the slow paths served (refills that returned
-    /// a block, drains that cached one). Apart from the fast path's
-    /// `allocs`/`frees`, which restartable sections add to without an
-    /// atomic read-modify-write: an atomic add to those could be lost.
-    pub allocs: AtomicU64,
-    pub frees: AtomicU64,
 }
 
 impl ClassCache {
@@ -418,8 +412,6 @@ impl PerCpuCache {
             misses: core::array::from_fn(|_| ClassMisses {
                 misses: AtomicU64::new(0),
                 drains: AtomicU64::new(0),
-                allocs: AtomicU64::new(0),
-                frees: AtomicU64::new(0),
             }),
         }
     }

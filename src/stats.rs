@@ -243,8 +243,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let cache = self.cpu_caches().get(cpu)?;
         let mut s = CpuStats::default();
         for (slot, cold) in cache.classes.iter().zip(&cache.misses) {
-            s.allocs += slot.allocs.load(Relaxed) + cold.allocs.load(Relaxed);
-            s.frees += slot.frees.load(Relaxed) + cold.frees.load(Relaxed);
+            s.allocs += slot.allocs.load(Relaxed);
+            s.frees += slot.frees.load(Relaxed);
             s.misses += cold.misses.load(Relaxed);
             s.cached_blocks += u64::from(slot.len_hint());
         }
@@ -278,13 +278,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let caches = self.cpu_caches();
         for (class, transfer) in self.transfer.iter().enumerate() {
             let (mut allocs, mut frees) = (
-                transfer.direct_allocs.load(Relaxed),
-                transfer.direct_frees.load(Relaxed),
+                transfer.direct_allocs.load(Relaxed) + transfer.slow_allocs.load(Relaxed),
+                transfer.direct_frees.load(Relaxed) + transfer.slow_frees.load(Relaxed),
             );
             for cache in caches {
-                let (slot, cold) = (&cache.classes[class], &cache.misses[class]);
-                allocs += slot.allocs.load(Relaxed) + cold.allocs.load(Relaxed);
-                frees += slot.frees.load(Relaxed) + cold.frees.load(Relaxed);
+                allocs += cache.classes[class].allocs.load(Relaxed);
+                frees += cache.classes[class].frees.load(Relaxed);
                 t.cache_misses += cache.misses[class].misses.load(Relaxed);
             }
             t.operations += allocs + frees;
@@ -311,8 +310,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         for (class, c) in classes.iter_mut().enumerate() {
             let transfer = &self.transfer[class];
             c.size = size_class::size_of(class);
-            c.allocs = transfer.direct_allocs.load(Relaxed);
-            c.frees = transfer.direct_frees.load(Relaxed);
+            c.allocs = transfer.direct_allocs.load(Relaxed) + transfer.slow_allocs.load(Relaxed);
+            c.frees = transfer.direct_frees.load(Relaxed) + transfer.slow_frees.load(Relaxed);
             c.depot_blocks = transfer.backlog_hint.load(Relaxed);
             if let Some(slabs) = self.central[class].slabs.try_lock() {
                 c.slabs = slabs.slabs as u64;
@@ -323,8 +322,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         for cache in self.cpu_caches() {
             for ((c, slot), cold) in classes.iter_mut().zip(&cache.classes).zip(&cache.misses) {
-                c.allocs += slot.allocs.load(Relaxed) + cold.allocs.load(Relaxed);
-                c.frees += slot.frees.load(Relaxed) + cold.frees.load(Relaxed);
+                c.allocs += slot.allocs.load(Relaxed);
+                c.frees += slot.frees.load(Relaxed);
                 c.cache_misses += cold.misses.load(Relaxed);
                 c.cache_drains += cold.drains.load(Relaxed);
                 c.cached_blocks += u64::from(slot.len_hint());

@@ -26,6 +26,12 @@ pub(crate) struct TransferCache {
     /// Allocations and frees that bypassed every CPU cache.
     pub direct_allocs: AtomicU64,
     pub direct_frees: AtomicU64,
+    /// Allocations and frees that CPU caches' slow paths served (a refill
+    /// that returned a block, a drain that cached one). Kept apart from the
+    /// caches' own counters, which restartable sections add to without an
+    /// atomic read-modify-write (an atomic add to those could be lost).
+    pub slow_allocs: AtomicU64,
+    pub slow_frees: AtomicU64,
 }
 
 /// The blocks of a transfer cache: `len` slots from `head`, wrapping.
@@ -51,6 +57,8 @@ impl TransferCache {
             backlog_hint: AtomicU64::new(0),
             direct_allocs: AtomicU64::new(0),
             direct_frees: AtomicU64::new(0),
+            slow_allocs: AtomicU64::new(0),
+            slow_frees: AtomicU64::new(0),
         }
     }
 
