@@ -162,9 +162,9 @@ impl ClassCache {
         let top = unsafe { *self.top.get() };
         // SAFETY: the section is ours (caller).
         let limit = unsafe { *self.limit.get() };
-        // SAFETY: both point into this class's slots (or `top` is past a
-        // lowered `limit`, giving a negative room, clamped to 0).
-        let room = unsafe { limit.offset_from(top) }.max(0) as usize;
+        // Addresses, not `offset_from`: a stopped cache's `limit` is null,
+        // and `top` may be past a lowered `limit` (no room then).
+        let room = (limit as usize).saturating_sub(top as usize) / size_of::<Slot>();
         let n = room.min(blocks.len());
         // SAFETY: `[top, top + n)` are free slots below `limit`.
         unsafe {
@@ -289,15 +289,15 @@ impl SlotBudget {
     pub fn new(knobs: &Knobs, cpus: usize, bytes: usize) -> SlotBudget {
         // The capacity knob at init or its default, whichever is larger
         // (ACE's ceiling is the default), and the drain threshold likewise
-        // plus a batch in the transfer cache. Larger values set later are
-        // cut to these slots.
+        // in the transfer cache (what does not fit goes to the slabs).
+        // Larger values set later are cut to these slots.
         let cache_knob = knobs.cache_capacity.max(Knobs::DEFAULT.cache_capacity);
         let drain_knob = knobs.drain_threshold.max(Knobs::DEFAULT.drain_threshold);
         let mut budget = SlotBudget {
             cache: core::array::from_fn(|c| Knobs::scaled(cache_knob, size_class::size_of(c))),
             transfer: core::array::from_fn(|c| {
                 let size = size_class::size_of(c);
-                Knobs::scaled(drain_knob, size) + Knobs::scaled(MAX_BATCH as u32, size)
+                Knobs::scaled(drain_knob, size)
             }),
         };
         // Over budget: cap the biggest counts first (the small classes'),
@@ -332,10 +332,6 @@ impl SlotBudget {
         (cpus * self.per_cpu() + transfer) * size_of::<Slot>()
     }
 }
-
-/// Bytes from one CPU's cache to the next (the restartable sections index
-/// the caches by it).
-pub(crate) const CPU_STRIDE: usize = size_of::<PerCpuCache>();
 
 const _: () = {
     use core::mem::offset_of;

@@ -24,7 +24,7 @@
 
 use core::arch::asm;
 
-use crate::cpu_cache::{CPU_STRIDE, ClassCache, Slot};
+use crate::cpu_cache::{ClassCache, PerCpuCache, Slot};
 use crate::slab::Block;
 
 unsafe extern "C" {
@@ -33,6 +33,10 @@ unsafe extern "C" {
     /// Size of the registered `struct rseq`, 0 when rseq is not in use.
     static __rseq_size: u32;
 }
+
+/// Bytes from one CPU's cache to the next: the sections index the caches
+/// by it.
+const CPU_STRIDE: usize = size_of::<PerCpuCache>();
 
 /// The signature the kernel checks before an abort handler: glibc's for
 /// x86 (it registered every thread's area with it).
