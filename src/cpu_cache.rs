@@ -110,6 +110,8 @@ pub(crate) struct PerCpuCache {
     pub prewarmed_at: AtomicU32,
     /// Allocations plus frees at the last idle check (`flush_idle_caches`).
     pub ops_seen: AtomicU64,
+    /// When `maintain` last checked this cache for idleness.
+    pub idle_check_at: AtomicU64,
     /// This CPU's refills.
     pub slow: SlowPaths,
     pub classes: [ClassCache; NUM_CLASSES],
@@ -128,6 +130,7 @@ impl PerCpuCache {
             flushed_at: AtomicU32::new(0),
             prewarmed_at: AtomicU32::new(0),
             ops_seen: AtomicU64::new(0),
+            idle_check_at: AtomicU64::new(0),
             slow: SlowPaths::new(),
             classes: core::array::from_fn(|class| ClassCache {
                 list: UnsafeCell::new(BlockList::EMPTY),
