@@ -1,5 +1,6 @@
 //! The workloads, what each measures, and the standard matrix of (workload, threads) cells.
 
+mod bursts;
 mod fast_path;
 mod fragmentation;
 mod heap_efficiency;
@@ -35,6 +36,7 @@ pub enum Workload {
     PhasedMix,
     Pipeline,
     Netbuf,
+    Bursts,
 }
 
 /// What a workload's figure is.
@@ -58,7 +60,7 @@ impl Metric {
     }
 }
 
-const ALL: [Workload; 12] = [
+const ALL: [Workload; 13] = [
     Workload::FastPath,
     Workload::MixedWs400,
     Workload::Fragmentation,
@@ -71,6 +73,7 @@ const ALL: [Workload; 12] = [
     Workload::PhasedMix,
     Workload::Pipeline,
     Workload::Netbuf,
+    Workload::Bursts,
 ];
 
 impl Workload {
@@ -88,6 +91,7 @@ impl Workload {
             Workload::PhasedMix => "phased-mix",
             Workload::Pipeline => "pipeline",
             Workload::Netbuf => "netbuf",
+            Workload::Bursts => "bursts",
         }
     }
 
@@ -299,6 +303,7 @@ impl Visit for Run<'_> {
             Workload::PhasedMix => phased_mix::run(alloc, p),
             Workload::Pipeline => pipeline::run(alloc, p),
             Workload::Netbuf => netbuf::run(alloc, p),
+            Workload::Bursts => bursts::run(alloc, p),
             Workload::HeapEfficiency => unreachable!("heap-efficiency makes its own regions"),
         }
     }
