@@ -83,6 +83,9 @@ pub struct Allocator<P, Pl> {
     profile: AtomicU8,
     /// The purge-delay knob in ms (in clock units: `counters.purge_delay`).
     purge_ms: AtomicU32,
+    /// Set when a class's empty-slab reserve may have been lowered (a
+    /// profile or knob change): `maintain` then releases what is beyond it.
+    reserve_lowered: AtomicBool,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
     flush_requests: AtomicU32,
@@ -136,6 +139,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             },
             profile: AtomicU8::new(Profile::Balanced.index()),
             purge_ms: AtomicU32::new(0),
+            reserve_lowered: AtomicBool::new(false),
             flush_requests: AtomicU32::new(0),
             prewarm_requests: AtomicU32::new(0),
             checks: AtomicBool::new(false),
@@ -1065,6 +1069,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             .drain_threshold
             .store(knobs.drain_threshold, Relaxed);
         self.knobs.release_pages.store(knobs.release_pages, Relaxed);
+        self.reserve_lowered.store(true, Relaxed);
         for class in 0..NUM_CLASSES {
             self.apply_class_capacity(class);
         }
@@ -1193,26 +1198,44 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// return memory: the page layer's slow paths purge due runs on the way.
     pub fn maintain(&self, deadline: u64) -> usize {
         let in_time = || Pl::now() < deadline;
-        self.flush_idle_caches(deadline);
+        let delay = self.counters.purge_delay.load(Relaxed);
+        self.flush_idle(deadline, delay);
+        // Cheap when there is nothing to do (every tick of every CPU):
+        // two loads, no lock.
+        let c = &self.counters;
+        let purge_due = c.retained.load(Relaxed) > 0
+            && Pl::now().wrapping_sub(c.oldest_dirty.load(Relaxed)) >= delay;
+        let reserve = self.reserve_lowered.load(Relaxed);
+        if !purge_due && !reserve {
+            return 0;
+        }
         self.try_with_pages(|pages| {
-            self.release_excess_empty_slabs(pages, &in_time);
+            if reserve && self.release_excess_empty_slabs(pages, &in_time) {
+                self.reserve_lowered.store(false, Relaxed);
+            }
             pages.purge(Pl::now(), usize::MAX, in_time, &self.counters)
         })
     }
 
     /// Releases the empty slabs that classes keep beyond their reserve
-    /// (after it was lowered), while `in_time`. Page lock (held), then depot
-    /// locks: the reverse of the usual order, which is safe because the
-    /// depots are only tried.
-    fn release_excess_empty_slabs(&self, pages: &mut Pages<P>, in_time: &impl Fn() -> bool) {
+    /// (after it was lowered), while `in_time`; returns whether every class
+    /// was seen to the end. Page lock (held), then central-list locks: the
+    /// reverse of the usual order, which is safe because they are only tried.
+    fn release_excess_empty_slabs(
+        &self,
+        pages: &mut Pages<P>,
+        in_time: &impl Fn() -> bool,
+    ) -> bool {
+        let mut all = true;
         for (class, central) in self.central.iter().enumerate() {
             let Some(mut d) = central.slabs.try_lock() else {
+                all = false;
                 continue;
             };
             let reserve = self.slab_reserve(class);
             while d.empty_slabs > reserve {
                 if !in_time() {
-                    return;
+                    return false;
                 }
                 let Some(empty) = d.pop_empty_slab() else {
                     break;
@@ -1220,6 +1243,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 self.release_slab_to(pages, empty);
             }
         }
+        all
     }
 
     /// Returns the blocks cached by CPUs that did no allocator work since
@@ -1236,23 +1260,52 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// (its slabs that empty, each a decommit in LEAN) finishes after it. A
     /// cache left part-flushed stays idle and is finished at the next call.
     pub fn flush_idle_caches(&self, deadline: u64) -> u64 {
-        self.try_with_pages(|pages| {
-            let caches = self.cpu_caches();
-            if Pl::EXCLUSIVE_CPU {
-                // Interrupts are masked: this CPU's section is ours.
-                return match caches.get(Pl::current_cpu()) {
-                    Some(cache) if self.went_idle(cache) => {
-                        self.flush_to_slabs(Section::Owned(cache), pages, deadline)
-                    }
-                    _ => 0,
-                };
+        self.flush_idle(deadline, 0)
+    }
+
+    /// [`flush_idle_caches`](Self::flush_idle_caches) for the caches not
+    /// checked within the last `interval` clock units (`maintain` checks
+    /// each at most once a purge delay, however often it runs: idle means
+    /// idle for that long).
+    fn flush_idle(&self, deadline: u64, interval: u64) -> u64 {
+        let now = Pl::now();
+        if now >= deadline {
+            return 0;
+        }
+        let due = |cache: &PerCpuCache| {
+            let checked = cache.idle_check_at.load(Relaxed);
+            if now.wrapping_sub(checked) < interval {
+                return false;
             }
+            cache.idle_check_at.store(now, Relaxed);
+            true
+        };
+        let caches = self.cpu_caches();
+        if Pl::EXCLUSIVE_CPU {
+            // Interrupts masked: this CPU's section is ours.
+            let irq = Pl::irq_save();
+            let moved = match caches.get(Pl::current_cpu()) {
+                Some(own) if due(own) && self.went_idle(own) => self.try_with_pages(|pages| {
+                    self.flush_to_slabs(Section::Owned(own), pages, deadline)
+                }),
+                _ => 0,
+            };
+            Pl::irq_restore(irq);
+            return moved;
+        }
+        if !caches
+            .iter()
+            .any(|cache| now.wrapping_sub(cache.idle_check_at.load(Relaxed)) >= interval)
+        {
+            return 0;
+        }
+        self.try_with_pages(|pages| {
             let mut returned = 0;
             for (cpu, cache) in caches.iter().enumerate() {
                 if Pl::now() >= deadline {
                     break;
                 }
-                if self.went_idle(cache) {
+                if due(cache) && self.went_idle(cache) {
                     let flushed =
                         self.with_stopped(cpu, cache, |c| self.flush_to_slabs(c, pages, deadline));
                     returned += flushed.unwrap_or(0);

@@ -354,6 +354,8 @@ pub(crate) struct PerCpuCache {
     pub prewarmed_at: AtomicU32,
     /// Allocations plus frees at the last idle check (`flush_idle_caches`).
     pub ops_seen: AtomicU64,
+    /// When `maintain` last checked this cache for idleness.
+    pub idle_check_at: AtomicU64,
     /// This CPU's refills.
     pub slow: SlowPaths,
     pub classes: [ClassCache; NUM_CLASSES],
@@ -403,6 +405,7 @@ impl PerCpuCache {
             flushed_at: AtomicU32::new(0),
             prewarmed_at: AtomicU32::new(0),
             ops_seen: AtomicU64::new(0),
+            idle_check_at: AtomicU64::new(0),
             slow: SlowPaths::new(),
             classes,
             misses: core::array::from_fn(|_| ClassMisses {

@@ -51,6 +51,9 @@ pub(crate) struct PageCounters {
     /// How long a dirty run stays unused before it is purged, in
     /// `Platform::now` units (the allocator's purge-delay knob).
     pub purge_delay: AtomicU64,
+    /// The stamp of the oldest dirty run (meaningful while `retained` is
+    /// not 0): lets `maintain` see that nothing is due without the lock.
+    pub oldest_dirty: AtomicU64,
 }
 
 impl PageCounters {
@@ -72,6 +75,7 @@ impl PageCounters {
             large_allocs: AtomicU64::new(0),
             large_frees: AtomicU64::new(0),
             purge_delay: AtomicU64::new(0),
+            oldest_dirty: AtomicU64::new(0),
         }
     }
 }
@@ -170,8 +174,12 @@ impl<P: PageProvider> Pages<P> {
         unsafe { NonNull::new_unchecked(addr as *mut u8) }
     }
 
-    /// Publishes the heap's page counts to the counters.
+    /// Publishes the heap's page counts (and its oldest dirty stamp) to
+    /// the counters.
     fn count_heap(&self, counters: &PageCounters) {
+        if let Some((_, _, stamp)) = self.heap.oldest_dirty() {
+            counters.oldest_dirty.store(stamp, Relaxed);
+        }
         counters
             .retained
             .store(self.heap.pages_in(RunState::Dirty) * PAGE_SIZE, Relaxed);

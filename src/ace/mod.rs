@@ -133,12 +133,10 @@ const MIN_SLOW_PATHS: u64 = 32;
 const SLOW_PATH_CLIP: u64 = 16;
 
 /// One CPU's hardware counts that the rules read (cycles are not kept:
-/// none reads them), added by its own ticks, and when it last checked for
-/// an idle cache.
+/// none reads them), added by its own ticks.
 struct CpuSlot {
     llc_misses: AtomicU64,
     instructions: AtomicU64,
-    idle_check_at: AtomicU64,
 }
 
 /// What ACE is doing: on or off (and why), what its ticks cost.
@@ -195,7 +193,6 @@ impl Ace {
                 CpuSlot {
                     llc_misses: AtomicU64::new(0),
                     instructions: AtomicU64::new(0),
-                    idle_check_at: AtomicU64::new(0),
                 }
             }; MAX_CPUS],
             engine: SpinMutex::new(Engine::new()),
@@ -249,19 +246,15 @@ impl Ace {
         }
         let start = target.now();
         let fast = self.fast.load(Relaxed);
-        if let Some(slot) = self.cpus.get(target.current_cpu()) {
-            if let Some(hw) = hw {
-                slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
-                slot.instructions.fetch_add(hw.instructions, Relaxed);
-            }
-            // This CPU's own work: once a fast interval, give back what its
-            // cache holds if it has been idle since the last check, within
-            // the tick budget.
-            if start.wrapping_sub(slot.idle_check_at.load(Relaxed)) >= fast {
-                slot.idle_check_at.store(start, Relaxed);
-                target.flush_idle_caches(start.saturating_add(self.budget.load(Relaxed)));
-            }
+        if let Some(slot) = self.cpus.get(target.current_cpu())
+            && let Some(hw) = hw
+        {
+            slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
+            slot.instructions.fetch_add(hw.instructions, Relaxed);
         }
+        // Every CPU's own housekeeping (idle cache, due purges) is the
+        // allocator's, on every tick, within the tick budget.
+        target.maintain(start.saturating_add(self.budget.load(Relaxed)));
         if start.wrapping_sub(self.last_fast.load(Relaxed)) < fast {
             return;
         }

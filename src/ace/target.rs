@@ -23,10 +23,10 @@ pub trait Tunable {
     /// clock ([`now`](Self::now)) reaches `deadline`, only trying locks;
     /// returns the pages decommitted.
     fn scavenge(&self, max_pages: usize, deadline: u64) -> usize;
-    /// Returns what idle CPU caches hold (the running CPU's on kernels),
-    /// only trying locks, stopping once the clock reaches `deadline`;
-    /// returns the blocks returned.
-    fn flush_idle_caches(&self, deadline: u64) -> u64;
+    /// The allocator's housekeeping (idle caches, due purges: see
+    /// `Allocator::maintain`), only trying locks, stopping once the clock
+    /// reaches `deadline`; called on every tick of every CPU.
+    fn maintain(&self, deadline: u64);
     /// The purge delay in ms, where the target has one to set.
     fn purge_delay_ms(&self) -> Option<u32> {
         None
@@ -66,8 +66,8 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
         Allocator::scavenge(self, max_pages, deadline)
     }
 
-    fn flush_idle_caches(&self, deadline: u64) -> u64 {
-        Allocator::flush_idle_caches(self, deadline)
+    fn maintain(&self, deadline: u64) {
+        Allocator::maintain(self, deadline);
     }
 
     fn purge_delay_ms(&self) -> Option<u32> {

@@ -1,5 +1,6 @@
 //! The workloads, what each measures, and the standard matrix of (workload, threads) cells.
 
+mod bursts;
 mod fast_path;
 mod fragmentation;
 mod heap_efficiency;
@@ -37,6 +38,7 @@ pub enum Workload {
     Pipeline,
     Netbuf,
     Oversubscribed,
+    Bursts,
 }
 
 /// What a workload's figure is.
@@ -60,7 +62,7 @@ impl Metric {
     }
 }
 
-const ALL: [Workload; 13] = [
+const ALL: [Workload; 14] = [
     Workload::FastPath,
     Workload::MixedWs400,
     Workload::Fragmentation,
@@ -74,6 +76,7 @@ const ALL: [Workload; 13] = [
     Workload::Pipeline,
     Workload::Netbuf,
     Workload::Oversubscribed,
+    Workload::Bursts,
 ];
 
 impl Workload {
@@ -92,6 +95,7 @@ impl Workload {
             Workload::Pipeline => "pipeline",
             Workload::Netbuf => "netbuf",
             Workload::Oversubscribed => "oversubscribed",
+            Workload::Bursts => "bursts",
         }
     }
 
@@ -304,6 +308,7 @@ impl Visit for Run<'_> {
             Workload::Pipeline => pipeline::run(alloc, p),
             Workload::Netbuf => netbuf::run(alloc, p),
             Workload::Oversubscribed => oversubscribed::run(alloc, p),
+            Workload::Bursts => bursts::run(alloc, p),
             Workload::HeapEfficiency => unreachable!("heap-efficiency makes its own regions"),
         }
     }

@@ -1,0 +1,100 @@
+//! `Allocator::maintain`, the housekeeping a kernel calls from its timer
+//! (with or without ACE): on a platform of 80 CPUs whose clock moves only
+//! when the test says (one unit a millisecond, by `Config::clock_hz`), it
+//! gives back the cache of a CPU above 64 once that cache stayed idle for
+//! the purge delay, never more often than once a delay however often it
+//! runs, and purges free runs once they are due and not before.
+
+mod common;
+
+use std::alloc::Layout;
+
+use acealloc::provider::MmapProvider;
+use acealloc::{Allocator, Config, DecommitMode, Profile};
+
+use common::PretendCpus;
+
+type Cpus = PretendCpus<80, true>;
+
+/// `ms` milliseconds of the test clock.
+fn wait(ms: u64) {
+    for _ in 0..ms {
+        Cpus::advance_clock();
+    }
+}
+
+fn heap() -> Box<Allocator<MmapProvider, Cpus>> {
+    let a = Box::new(Allocator::new());
+    let config = Config {
+        profile: Profile::Balanced,
+        decommit: DecommitMode::DontNeed,
+        purge_delay_ms: Some(100),
+        clock_hz: 1_000,
+        checks: false,
+        ..Config::DEFAULT
+    };
+    let provider = MmapProvider::new(1 << 30, DecommitMode::DontNeed).unwrap();
+    a.init(provider, config).unwrap();
+    a
+}
+
+#[test]
+fn maintain_returns_an_idle_cache_of_cpu_70_once_a_purge_delay() {
+    let a = heap();
+    let small = Layout::from_size_align(512, 8).unwrap();
+    Cpus::run_on(70);
+    let blocks: Vec<_> = (0..16).map(|_| a.alloc(small)).collect();
+    for &b in &blocks {
+        assert!(!b.is_null());
+        // SAFETY: allocated above with `small`.
+        unsafe { a.dealloc(b, small) };
+    }
+    let cached = || a.cpu_stats(70).unwrap().cached_blocks;
+    assert!(cached() >= 16);
+    // The first check sees work since the start; the next is a delay away.
+    wait(100);
+    a.maintain(u64::MAX);
+    for _ in 0..50 {
+        wait(1);
+        a.maintain(u64::MAX);
+    }
+    assert!(cached() >= 16, "checked once a delay, not once a call");
+    // Another CPU's housekeeping leaves CPU 70's cache alone (kernel CPUs
+    // each flush their own).
+    Cpus::run_on(3);
+    wait(100);
+    a.maintain(u64::MAX);
+    assert!(cached() >= 16);
+    Cpus::run_on(70);
+    assert_eq!(a.maintain(0), 0, "nothing past the deadline");
+    assert!(cached() >= 16);
+    a.maintain(u64::MAX);
+    assert_eq!(cached(), 0, "idle for a whole delay: given back");
+}
+
+#[test]
+fn maintain_purges_free_runs_once_due_and_not_before() {
+    let a = heap();
+    Cpus::run_on(0);
+    let big = Layout::from_size_align(1 << 20, 4096).unwrap();
+    let p = a.alloc(big);
+    assert!(!p.is_null());
+    // SAFETY: a fresh 1 MiB block.
+    unsafe { p.write_bytes(7, 1 << 20) };
+    // SAFETY: allocated above with `big`.
+    unsafe { a.dealloc(p, big) };
+    assert_eq!(a.stats().retained_bytes, 1 << 20);
+    wait(99);
+    assert_eq!(a.maintain(u64::MAX), 0, "99 ms of a 100 ms delay");
+    wait(1);
+    assert_eq!(a.maintain(u64::MAX), 256, "due: purged in one step");
+    let s = a.stats();
+    assert_eq!((s.retained_bytes, s.decommitted_bytes), (0, 1 << 20), "{s}");
+    assert_eq!(s.provider.decommit_calls, 1, "{s}");
+    // Reuse recommits it, without the provider's fresh pages.
+    let calls = s.provider.alloc_calls;
+    assert_eq!(a.alloc(big), p);
+    assert_eq!(a.stats().provider.alloc_calls, calls);
+    // SAFETY: allocated just above with `big`.
+    unsafe { a.dealloc(p, big) };
+}
