@@ -265,16 +265,52 @@ mod tests {
 
     const HEAP: u64 = 0x4444_4444_0000;
 
-    /// A provider over 64 heap pages with `frames` frames of fake memory.
-    fn provider(frames: u64) -> FrameProvider<OffsetPageTable<'static>, FakeFrames> {
-        let memory = Vec::<PageTable>::with_capacity(frames as usize + 1).leak();
-        let base = memory.as_ptr() as u64;
-        // SAFETY: the buffer holds `frames + 1` zero-initialised page tables;
-        // frame 0 is the level-4 table, the rest are handed out as frames.
-        let level_4 = unsafe {
-            core::ptr::write_bytes(memory.as_mut_ptr(), 0, frames as usize + 1);
-            &mut *memory.as_mut_ptr()
-        };
+    type Provider = FrameProvider<OffsetPageTable<'static>, FakeFrames>;
+
+    /// A provider over 64 heap pages with fake physical memory, which it
+    /// frees when dropped (the provider wants `'static` memory).
+    struct Fake {
+        provider: core::mem::ManuallyDrop<Provider>,
+        memory: *mut [PageTable],
+        bitmap: *mut [usize],
+    }
+
+    impl core::ops::Deref for Fake {
+        type Target = Provider;
+        fn deref(&self) -> &Provider {
+            &self.provider
+        }
+    }
+
+    impl core::ops::DerefMut for Fake {
+        fn deref_mut(&mut self) -> &mut Provider {
+            &mut self.provider
+        }
+    }
+
+    impl Drop for Fake {
+        fn drop(&mut self) {
+            // SAFETY: the provider goes first, then the boxes it borrowed,
+            // each made by `provider` and freed once.
+            unsafe {
+                core::mem::ManuallyDrop::drop(&mut self.provider);
+                drop(std::boxed::Box::from_raw(self.memory));
+                drop(std::boxed::Box::from_raw(self.bitmap));
+            }
+        }
+    }
+
+    /// A provider with `frames` frames of fake memory.
+    fn provider(frames: u64) -> Fake {
+        let memory: std::boxed::Box<[PageTable]> = (0..=frames).map(|_| PageTable::new()).collect();
+        let memory = std::boxed::Box::into_raw(memory);
+        // The mapper reaches tables by address (`base + p` cast to a pointer),
+        // so the whole buffer's provenance is exposed for it to pick up.
+        let base = memory.cast::<PageTable>().expose_provenance() as u64;
+        // SAFETY: the buffer holds `frames + 1` empty page tables and lives
+        // as long as the provider; frame 0 is the level-4 table, the rest
+        // are handed out as frames.
+        let level_4 = unsafe { &mut *memory.cast::<PageTable>() };
         // SAFETY: physical address p is at virtual base + p for the whole buffer.
         let mapper = unsafe { OffsetPageTable::new(level_4, VirtAddr::new(base)) };
         let fake = FakeFrames {
@@ -284,21 +320,27 @@ mod tests {
             in_use: 0,
         };
         let len = 64 * PAGE_SIZE;
-        let bitmap = std::vec![0; bitmap_words(len)];
-        // SAFETY: the heap range is unused in the fake page tables.
-        unsafe {
+        let bitmap = std::boxed::Box::into_raw(std::vec![0; bitmap_words(len)].into_boxed_slice());
+        // SAFETY: the heap range is unused in the fake page tables; the
+        // bitmap lives as long as the provider.
+        let provider = unsafe {
             FrameProvider::new(
                 mapper,
                 fake,
                 VirtAddr::new(HEAP),
                 len,
-                bitmap.leak(),
+                &mut *bitmap,
                 count_flush,
             )
+        };
+        Fake {
+            provider: core::mem::ManuallyDrop::new(provider),
+            memory,
+            bitmap,
         }
     }
 
-    fn mapped(p: &FrameProvider<OffsetPageTable<'static>, FakeFrames>, addr: usize) -> bool {
+    fn mapped(p: &Provider, addr: usize) -> bool {
         p.mapper
             .translate_addr(VirtAddr::new(addr as u64))
             .is_some()

@@ -86,9 +86,40 @@ impl PageRuns {
 mod tests {
     use super::*;
 
-    fn runs(pages: usize) -> PageRuns {
-        let bits = std::vec![0usize; PageRuns::words_for(pages)].leak();
-        PageRuns::new(bits, pages)
+    /// Page runs over a bitmap it frees when dropped (`PageRuns` wants
+    /// `'static` storage).
+    struct Runs(core::mem::ManuallyDrop<PageRuns>, *mut [usize]);
+
+    impl core::ops::Deref for Runs {
+        type Target = PageRuns;
+        fn deref(&self) -> &PageRuns {
+            &self.0
+        }
+    }
+
+    impl core::ops::DerefMut for Runs {
+        fn deref_mut(&mut self) -> &mut PageRuns {
+            &mut self.0
+        }
+    }
+
+    impl Drop for Runs {
+        fn drop(&mut self) {
+            // SAFETY: the runs go first, then the box they borrowed, made by
+            // `runs` and freed once.
+            unsafe {
+                core::mem::ManuallyDrop::drop(&mut self.0);
+                drop(std::boxed::Box::from_raw(self.1));
+            }
+        }
+    }
+
+    fn runs(pages: usize) -> Runs {
+        let bits = std::vec![0usize; PageRuns::words_for(pages)].into_boxed_slice();
+        let bits = std::boxed::Box::into_raw(bits);
+        // SAFETY: the box lives until `Runs` drops, after the `PageRuns`.
+        let runs = PageRuns::new(unsafe { &mut *bits }, pages);
+        Runs(core::mem::ManuallyDrop::new(runs), bits)
     }
 
     #[test]
