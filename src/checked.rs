@@ -3,13 +3,55 @@
 //! reported (kind and address) through the configured hook.
 
 use core::alloc::Layout;
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::Relaxed;
 
 use crate::allocator::{Allocator, large_pages};
 use crate::misuse::{Misuse, MisuseKind};
 use crate::page_map::Entry;
 use crate::platform::Platform;
 use crate::provider::{PAGE_SIZE, PageProvider};
-use crate::size_class;
+use crate::size_class::{self, MAX_BLOCKS_PER_SLAB};
+
+const LIVE_WORDS: usize = MAX_BLOCKS_PER_SLAB / 64;
+
+/// A slab's live-block bitmap: a bit per block, set while the block is with
+/// the user. Written without the depot's lock (as blocks leave and come
+/// back through the per-CPU caches), so it is plain atomic words: bitvec's
+/// aliased `BitSlice<AtomicU64>` writes through a reference that its own
+/// pointer casts made read-only (Miri, Tree Borrows). Relaxed suffices:
+/// whoever frees a block got it from its allocator through the program's
+/// own synchronisation, which orders the bit's setting before its clearing.
+pub(crate) struct LiveBits([AtomicU64; LIVE_WORDS]);
+
+impl LiveBits {
+    pub const fn new() -> LiveBits {
+        LiveBits([const { AtomicU64::new(0) }; LIVE_WORDS])
+    }
+
+    fn word(&self, index: usize) -> (&AtomicU64, u64) {
+        (&self.0[index / 64], 1 << (index % 64))
+    }
+
+    /// Marks block `index` live.
+    pub fn set(&self, index: usize) {
+        let (word, bit) = self.word(index);
+        word.fetch_or(bit, Relaxed);
+    }
+
+    /// Whether block `index` is live.
+    pub fn get(&self, index: usize) -> bool {
+        let (word, bit) = self.word(index);
+        word.load(Relaxed) & bit != 0
+    }
+
+    /// Marks block `index` free; returns whether it was live. One atomic
+    /// step, so of two frees of a block racing on two CPUs only one wins.
+    pub fn clear(&self, index: usize) -> bool {
+        let (word, bit) = self.word(index);
+        word.fetch_and(!bit, Relaxed) & bit != 0
+    }
+}
 
 impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Records that the small block at `addr` is now with the user.
@@ -19,7 +61,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // block was just taken from; the bitmap is atomic.
             let slab = unsafe { &*slab };
             if let Some(index) = slab.block_index(addr) {
-                slab.live.set_aliased(index, true);
+                slab.live.set(index);
             }
         }
     }
@@ -62,14 +104,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 let slab = unsafe { &*slab };
                 match slab.block_index(addr) {
                     None => Some(MisuseKind::InvalidFree),
-                    Some(index) if !slab.live[index] => Some(freed(release)),
+                    Some(index) if !slab.live.get(index) => Some(freed(release)),
                     Some(_) if class != Some(slab.class) => Some(MisuseKind::LayoutMismatch),
-                    Some(index) => {
-                        if release {
-                            slab.live.set_aliased(index, false);
-                        }
-                        None
-                    }
+                    // Another CPU may have freed it since the test above.
+                    Some(index) if release && !slab.live.clear(index) => Some(freed(release)),
+                    Some(_) => None,
                 }
             }
             Entry::Large { pages } if page_start => {

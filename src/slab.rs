@@ -8,11 +8,9 @@
 //! exception is the checked-mode `live` bitmap, which is atomic.
 
 use core::ptr;
-use core::sync::atomic::AtomicU64;
 
-use bitvec::array::BitArray;
-
-use crate::size_class::{self, Class, MAX_BLOCKS_PER_SLAB};
+use crate::checked::LiveBits;
+use crate::size_class::{self, Class};
 
 /// A free block in its slab's free list: the link to the next one sits in
 /// its first word (every class is at least 16 bytes). Elsewhere free blocks
@@ -21,8 +19,6 @@ use crate::size_class::{self, Class, MAX_BLOCKS_PER_SLAB};
 pub(crate) struct Block {
     pub next: *mut Block,
 }
-
-const LIVE_WORDS: usize = MAX_BLOCKS_PER_SLAB / 64;
 
 /// Descriptor of one slab. Aligned so that page map entries can carry the
 /// class in the low bits of its address.
@@ -43,7 +39,7 @@ pub(crate) struct Slab {
     pub prev: *mut Slab,
     pub next: *mut Slab,
     /// Checked mode: a bit per block, set while the block is with the user.
-    pub live: BitArray<[AtomicU64; LIVE_WORDS]>,
+    pub live: LiveBits,
 }
 
 impl Slab {
@@ -59,7 +55,7 @@ impl Slab {
             free: ptr::null_mut(),
             prev: ptr::null_mut(),
             next: ptr::null_mut(),
-            live: BitArray::new([const { AtomicU64::new(0) }; LIVE_WORDS]),
+            live: LiveBits::new(),
         }
     }
 
