@@ -353,6 +353,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot read glibc's rseq statics")]
     fn cpu_index_matches_the_kernel_and_is_in_range() {
         let cpus = HostedPlatform::cpu_count();
         // The thread may migrate between the two reads: agreement on most

@@ -406,17 +406,21 @@ fn run_region(ops: &[Op], config: Config) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 192,
+        // Miri interprets every step (about a thousand times slower), so
+        // it samples a few cases; natively the full run.
+        cases: if cfg!(miri) { 4 } else { 192 },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot make the mmap reservation")]
     fn mmap_hosted_unchecked(ops in ops(1, 6, 21), config in config(false)) {
         run_mmap(&ops, config);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot make the mmap reservation")]
     fn mmap_hosted_checked(ops in ops(1, 6, 21), config in config(true)) {
         run_mmap(&ops, config);
     }

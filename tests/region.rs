@@ -14,6 +14,13 @@ type Heap = Allocator<RegionProvider, SingleCpu>;
 
 const KIB: usize = 1024;
 
+/// Operations of the long runs below: Miri interprets every byte each one
+/// writes (about a thousand times slower), so under it they are shorter.
+const MANY: u64 = if cfg!(miri) { 2_000 } else { 100_000 };
+const CHURN: u64 = if cfg!(miri) { 1_000 } else { 50_000 };
+/// Length the vector grows to, one `realloc` per element.
+const VEC_LEN: usize = if cfg!(miri) { 200 } else { 1000 };
+
 /// An initialised heap over `region`, with what `init` left committed and
 /// free, to compare with after a trim.
 struct Fixture {
@@ -96,15 +103,15 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
-/// 100 000 allocations of 8-64 bytes, freeing as we go (a window of 50
-/// blocks stays live), in both region sizes.
+/// `MANY` (100 000) allocations of 8-64 bytes, freeing as we go (a window
+/// of 50 blocks stays live), in both region sizes.
 #[test]
 fn many_small_boxes_one_after_another() {
     for size in [64 * KIB, 100 * KIB] {
         let region = Region::new(size, PAGE_SIZE);
         let f = Fixture::new(&region);
         let mut window = VecDeque::new();
-        for i in 0..100_000u64 {
+        for i in 0..MANY {
             let l = layout(8 + (i as usize * 7) % 57);
             let ptr = f.alloc(l, i);
             assert!(!ptr.is_null(), "allocation {i} of {l:?} failed");
@@ -120,12 +127,12 @@ fn many_small_boxes_one_after_another() {
             unsafe { f.free(ptr, l, seed) };
         }
         let s = f.heap.stats();
-        assert_eq!(s.allocs(), 100_000, "{s}");
+        assert_eq!(s.allocs(), MANY, "{s}");
         f.assert_all_returned();
     }
 }
 
-/// A `Vec<u64>` grown one element at a time to 1000 elements, each push a
+/// A `Vec<u64>` grown one element at a time to `VEC_LEN` (1000) elements, each push a
 /// `realloc` to the exact new length, contents checked after each.
 #[test]
 fn vec_grown_element_by_element() {
@@ -137,7 +144,7 @@ fn vec_grown_element_by_element() {
         assert!(!ptr.is_null());
         // SAFETY: room for one u64.
         unsafe { ptr.write(0) };
-        for len in 2..=1000usize {
+        for len in 2..=VEC_LEN {
             // SAFETY: `ptr` is live with layout `l`; the new size is non-zero.
             let grown = unsafe { f.heap.realloc(ptr.cast(), l, len * 8) }.cast::<u64>();
             assert!(!grown.is_null(), "realloc to {len} elements failed");
@@ -152,7 +159,7 @@ fn vec_grown_element_by_element() {
             );
         }
         // And back down, halving.
-        let mut len = 1000;
+        let mut len = VEC_LEN;
         while len > 1 {
             len /= 2;
             // SAFETY: `ptr` is live with layout `l`.
@@ -170,7 +177,7 @@ fn vec_grown_element_by_element() {
 }
 
 /// Long-lived blocks (one of them a large block) keep their contents while
-/// 50 000 other allocations of many classes come and go around them.
+/// `CHURN` (50 000) other allocations of many classes come and go around them.
 #[test]
 fn long_lived_blocks_survive_churn() {
     let region = Region::new(100 * KIB, PAGE_SIZE);
@@ -183,7 +190,7 @@ fn long_lived_blocks_survive_churn() {
         kept.push((ptr, l, 1000 + i as u64));
     }
     let mut churn: VecDeque<(*mut u8, Layout, u64)> = VecDeque::new();
-    for i in 0..50_000u64 {
+    for i in 0..CHURN {
         let l = layout([24, 48, 200, 512, 2000][i as usize % 5]);
         let ptr = f.alloc(l, i);
         assert!(!ptr.is_null(), "churn allocation {i}");
@@ -193,7 +200,7 @@ fn long_lived_blocks_survive_churn() {
             // SAFETY: allocated above with `l`, filled with `seed`.
             unsafe { f.free(ptr, l, seed) };
         }
-        if i % 5000 == 0 {
+        if i % (CHURN / 10) == 0 {
             f.heap.trim();
             for &(ptr, l, seed) in &kept {
                 // SAFETY: the long-lived blocks stay live until the end.

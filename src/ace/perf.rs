@@ -201,6 +201,7 @@ mod tests {
     /// machine: a VM without a PMU, ENOENT), the open says why with the
     /// errno; where it does, they count this process's instructions.
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no perf_event_open")]
     fn the_open_counts_or_says_why_not() {
         match PerfCounters::open() {
             Err(why) => {

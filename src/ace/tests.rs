@@ -485,6 +485,10 @@ fn hosted_heap() -> crate::hosted::HostedAllocator {
 
 #[cfg(feature = "std")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the hosted heap: Miri cannot make its mmap reservation"
+)]
 fn the_allocator_clips_each_timed_slow_path() {
     use core::alloc::Layout;
 
@@ -711,6 +715,10 @@ fn no_floating_point_in_ace_or_the_pmu_code() {
 /// ticks and its tick cost is measured (printed with `--nocapture`).
 #[cfg(feature = "std")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the hosted heap: Miri cannot make its mmap reservation"
+)]
 fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
     use core::alloc::Layout;
     use core::sync::atomic::AtomicBool;
@@ -769,6 +777,10 @@ fn the_hosted_ticker_drives_ace_on_a_real_allocator() {
 /// status and the same decisions as `Ace::decisions`, on and after off.
 #[cfg(feature = "std")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the hosted heap: Miri cannot make its mmap reservation"
+)]
 fn the_allocator_s_stats_api_reports_the_attached_engine() {
     use core::alloc::Layout;
 
@@ -818,6 +830,10 @@ fn the_allocator_s_stats_api_reports_the_attached_engine() {
 /// released), without taking a lock.
 #[cfg(feature = "std")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the hosted heap: Miri cannot make its mmap reservation"
+)]
 fn ace_s_lean_totals_agree_with_the_stats_snapshot() {
     use core::alloc::Layout;
 
