@@ -55,15 +55,18 @@ pub fn calloc<P: PageProvider + Send, Pl: Platform>(
     Ok(p)
 }
 
-/// `aligned_alloc` and `posix_memalign`'s alignment rule: a power of two
-/// (`posix_memalign` also wants a multiple of `sizeof(void *)`, which its
-/// caller checks).
-pub fn check_align(align: usize) -> core::result::Result<(), Error> {
-    if align.is_power_of_two() {
-        Ok(())
-    } else {
-        Err(Error::Invalid)
+/// `aligned_alloc`: `EINVAL` unless `align` is a power of two (glibc's
+/// rule: any size). `posix_memalign` is this too, and also wants a
+/// multiple of `sizeof(void *)`, which its caller checks.
+pub fn aligned_alloc<P: PageProvider + Send, Pl: Platform>(
+    a: &Allocator<P, Pl>,
+    align: usize,
+    size: usize,
+) -> Result {
+    if !align.is_power_of_two() {
+        return Err(Error::Invalid);
     }
+    aligned(a, align, size)
 }
 
 /// `free`: null is a no-op.

@@ -30,13 +30,17 @@ fn a() -> &'static HostedAllocator {
     ALLOC.allocator()
 }
 
-fn set_errno(error: Error) {
-    let code = match error {
+/// The `errno` value of `error`.
+fn errno_of(error: Error) -> c_int {
+    match error {
         Error::NoMemory => libc::ENOMEM,
         Error::Invalid => libc::EINVAL,
-    };
+    }
+}
+
+fn set_errno(error: Error) {
     // SAFETY: `__errno_location` returns this thread's errno.
-    unsafe { *libc::__errno_location() = code };
+    unsafe { *libc::__errno_location() = errno_of(error) };
 }
 
 /// The pointer, or null with `errno` set.
@@ -136,16 +140,16 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 /// `out` is valid for a pointer write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !align.is_multiple_of(size_of::<*mut c_void>()) || c_api::check_align(align).is_err() {
+    if !align.is_multiple_of(size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    match c_api::aligned(a(), align, size) {
+    match c_api::aligned_alloc(a(), align, size) {
         Ok(p) => {
             // SAFETY: the caller's contract.
             unsafe { out.write(p.cast()) };
             0
         }
-        Err(_) => libc::ENOMEM,
+        Err(e) => errno_of(e),
     }
 }
 
@@ -153,7 +157,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// (glibc's rule: any size).
 #[unsafe(no_mangle)]
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    or_errno(c_api::check_align(align).and_then(|()| c_api::aligned(a(), align, size)))
+    or_errno(c_api::aligned_alloc(a(), align, size))
 }
 
 /// `memalign(3)`, as glibc: an alignment that is not a power of two is

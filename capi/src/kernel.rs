@@ -200,9 +200,7 @@ pub extern "C" fn acealloc_calloc(n: usize, size: usize) -> *mut u8 {
 /// `acealloc_aligned_alloc`: null unless `align` is a power of two.
 #[unsafe(no_mangle)]
 pub extern "C" fn acealloc_aligned_alloc(align: usize, size: usize) -> *mut u8 {
-    c_api::check_align(align)
-        .and_then(|()| c_api::aligned(&ALLOC, align, size))
-        .unwrap_or(ptr::null_mut())
+    c_api::aligned_alloc(&ALLOC, align, size).unwrap_or(ptr::null_mut())
 }
 
 /// `acealloc_free`: null is a no-op.
