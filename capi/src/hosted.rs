@@ -16,6 +16,7 @@
 use core::ffi::{c_int, c_void};
 use core::ptr;
 
+use acealloc::PAGE_SIZE;
 use acealloc::hosted::{HostedAlloc, HostedAllocator};
 
 use crate::CStats;
@@ -174,24 +175,19 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     )
 }
 
-fn page_size() -> usize {
-    acealloc::PAGE_SIZE
-}
-
 /// `valloc(3)`: page-aligned.
 #[unsafe(no_mangle)]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    or_errno(c_api::aligned(a(), page_size(), size))
+    or_errno(c_api::aligned(a(), PAGE_SIZE, size))
 }
 
 /// `pvalloc(3)`: page-aligned, the size rounded up to whole pages.
 #[unsafe(no_mangle)]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    let page = page_size();
-    let Some(rounded) = size.max(1).checked_next_multiple_of(page) else {
+    let Some(rounded) = size.max(1).checked_next_multiple_of(PAGE_SIZE) else {
         return or_errno(Err(Error::NoMemory));
     };
-    or_errno(c_api::aligned(a(), page, rounded))
+    or_errno(c_api::aligned(a(), PAGE_SIZE, rounded))
 }
 
 /// `malloc_usable_size(3)`: the block's class size or run bytes, at least
