@@ -13,9 +13,10 @@
 //! Timer work, all fit for interrupt context (no allocation, try-locks
 //! only, bounded): [`acealloc_ace_tick`] ticks ACE once
 //! [`acealloc_ace_start`] switched it on; [`acealloc_maintain`] returns
-//! idle memory (the allocator's `scavenge` and `flush_idle_caches`: the
-//! page layer's housekeeping as it stands; a single `maintain` from the
-//! back end would replace the two calls here).
+//! idle memory (the allocator's `flush_idle_caches`, then `scavenge`,
+//! which takes the header's `max_pages` budget and ignores the purge
+//! delay; `Allocator::maintain`, the core's timer entry, has no page
+//! budget and waits out the purge delay).
 
 use core::ffi::c_int;
 use core::ptr;
