@@ -21,6 +21,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Verdict;
+use crate::bench::Stat;
 use crate::toolchain::cargo;
 
 const MISUSE_DIR: &str = "capi/tests/misuse";
@@ -420,33 +421,28 @@ pub fn bench(root: &Path, args: &[String]) -> Result<bool, String> {
     }
     println!();
     for ((name, _), rates) in allocators.iter().zip(&results) {
-        let (median, min, max) = spread(rates);
-        println!(
-            "{name:<9} median {:>6.1} M ops/s (range {:.1} .. {:.1}, {rounds} rounds)",
-            median / 1e6,
-            min / 1e6,
-            max / 1e6
-        );
+        if let Some(Stat {
+            median, min, max, ..
+        }) = Stat::of(rates.clone())
+        {
+            println!(
+                "{name:<9} median {:>6.1} M ops/s (range {:.1} .. {:.1}, {rounds} rounds)",
+                median / 1e6,
+                min / 1e6,
+                max / 1e6
+            );
+        }
     }
     let ratios: Vec<f64> = results[0]
         .iter()
         .zip(&results[1])
         .map(|(ace, mi)| ace / mi)
         .collect();
-    let (median, min, max) = spread(&ratios);
-    println!("acealloc / mimalloc per round: median {median:.3}x (range {min:.3} .. {max:.3})");
+    if let Some(Stat {
+        median, min, max, ..
+    }) = Stat::of(ratios)
+    {
+        println!("acealloc / mimalloc per round: median {median:.3}x (range {min:.3} .. {max:.3})");
+    }
     Ok(true)
-}
-
-/// Median, minimum and maximum of `values` (not empty).
-fn spread(values: &[f64]) -> (f64, f64, f64) {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
-    (median, sorted[0], sorted[n - 1])
 }
