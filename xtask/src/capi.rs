@@ -67,6 +67,17 @@ pub fn preload(root: &Path, args: &[String]) -> Result<bool, String> {
     Ok(status.success())
 }
 
+/// The files of `dir` (under `root`) whose names end in `.ext`, sorted.
+fn files(root: &Path, dir: &str, ext: &str) -> Result<Vec<PathBuf>, String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(root.join(dir))
+        .map_err(|e| format!("{dir}: {e}"))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// What a misuse-suite program must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Expect {
@@ -101,14 +112,8 @@ pub fn misuse(root: &Path) -> Result<Vec<Verdict>, String> {
     let lib_dir = library.parent().expect("the library is in a directory");
     let build = root.join(BUILD_DIR);
     fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;
-    let mut sources: Vec<PathBuf> = fs::read_dir(root.join(MISUSE_DIR))
-        .map_err(|e| format!("{MISUSE_DIR}: {e}"))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
-        .collect();
-    sources.sort();
     let mut verdicts = Vec::new();
-    for source in &sources {
+    for source in &files(root, MISUSE_DIR, "c")? {
         let name = source.file_stem().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(source).map_err(|e| format!("{}: {e}", source.display()))?;
         let expect = expectation(&text).map_err(|e| format!("{}: {e}", source.display()))?;
@@ -277,14 +282,8 @@ const MODES: [Mode; 3] = [
 /// `cargo xtask programs`: every real program in every mode; one verdict per run.
 pub fn programs(root: &Path) -> Result<Vec<Verdict>, String> {
     let library = library(root)?;
-    let mut scripts: Vec<PathBuf> = fs::read_dir(root.join(PROGRAMS_DIR))
-        .map_err(|e| format!("{PROGRAMS_DIR}: {e}"))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "sh"))
-        .collect();
-    scripts.sort();
     let mut verdicts = Vec::new();
-    for script in &scripts {
+    for script in &files(root, PROGRAMS_DIR, "sh")? {
         let name = script.file_stem().unwrap().to_string_lossy().into_owned();
         let mut reference: Option<Vec<u8>> = None;
         for (index, mode) in MODES.iter().enumerate() {
