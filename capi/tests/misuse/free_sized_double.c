@@ -1,6 +1,5 @@
 // expect: double free
 #include "suite.h"
-void free_sized(void *, size_t);
 int main(void) {
     char *p = malloc(64);
     CHECK(p);

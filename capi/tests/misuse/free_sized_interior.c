@@ -2,7 +2,6 @@
 /* Not the start of a block: an invalid free whatever size comes with it (here the size of
  * another class, which must not make it a layout mismatch). */
 #include "suite.h"
-void free_sized(void *, size_t);
 int main(void) {
     char *p = malloc(64);
     CHECK(p);

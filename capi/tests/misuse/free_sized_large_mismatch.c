@@ -1,6 +1,5 @@
 // expect: layout mismatch
 #include "suite.h"
-void free_sized(void *, size_t);
 int main(void) {
     char *p = malloc(100000);
     CHECK(p);

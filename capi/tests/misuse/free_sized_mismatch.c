@@ -2,7 +2,6 @@
 /* C23's free_sized goes through the sized Rust API (Allocator::dealloc with a Layout): a
  * size of another class is a layout mismatch. */
 #include "suite.h"
-void free_sized(void *, size_t);
 int main(void) {
     char *p = malloc(24);
     CHECK(p);

@@ -32,5 +32,9 @@ static inline int survived(void) {
         }                                                                                \
     } while (0)
 
+/* C23's sized frees, which the C library's headers may not declare yet (libacealloc has them). */
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+
 /* Keeps the compiler from pairing or dropping allocation calls. */
 static void *volatile sink;
