@@ -11,14 +11,12 @@ mod common;
 
 use std::alloc::Layout;
 use std::cell::Cell;
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread;
-use std::time::Instant;
 
 use acealloc::{Allocator, Config, Platform, RegionProvider};
 
-use common::{Region, check, fill};
+use common::{Region, check, elapsed_ns, fill};
 
 const THREADS: usize = 3;
 const CPUS: usize = 2;
@@ -60,8 +58,7 @@ unsafe impl Platform for ThreadCpus {
     fn irq_restore(_: usize) {}
 
     fn now() -> u64 {
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        elapsed_ns()
     }
 }
 

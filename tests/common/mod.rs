@@ -40,9 +40,15 @@ unsafe impl Platform for SingleCpu {
     fn irq_restore(_: usize) {}
 
     fn now() -> u64 {
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+        elapsed_ns()
     }
+}
+
+/// Nanoseconds since the first call: a real monotonic clock for a test
+/// platform's `now`.
+pub fn elapsed_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 thread_local! {
