@@ -4,9 +4,12 @@
 //! that gives memory back in the quiet spells is not charged for the quiet; what the memory
 //! costs is the run's time-averaged resident set (sampled by `cargo xtask ace-eval`).
 
+use std::alloc::GlobalAlloc;
 use std::time::{Duration, Instant};
 
-use super::Params;
+use super::{Outcome, Params};
+use crate::block::{Block, Heap};
+use crate::rng::Rng;
 
 /// The spells' lengths: `(busy, quiet)`, brief in a quick run.
 pub fn lengths(p: &Params, busy_ms: u64, quiet_ms: u64) -> (Duration, Duration) {
@@ -57,5 +60,54 @@ impl Spells {
             self.done
         );
         (self.busy.max(Duration::from_nanos(1)), detail)
+    }
+}
+
+/// A phased workload (`phased-mix`, `bursts`): spells of `(busy_ms, quiet_ms)`, `(quick, full)`
+/// of them, each holding a working set of the next of `kinds` (smallest and largest block,
+/// slots) in turn. Each step frees a random slot's block if it holds one, else fills it (the
+/// clock is read every `steps_per_check` steps); at a spell's end its blocks are all freed and
+/// the quiet spell follows.
+pub fn phases<A: GlobalAlloc>(
+    alloc: &A,
+    p: &Params,
+    kinds: &[(usize, usize, usize)],
+    (busy_ms, quiet_ms): (u64, u64),
+    (quick, full): (u64, u64),
+    steps_per_check: usize,
+) -> Outcome {
+    let (busy, quiet) = lengths(p, busy_ms, quiet_ms);
+    let mut rng = Rng::new(p.seed);
+    let mut heap = Heap::new(alloc, p.seed);
+    let mut spells = Spells::new(p, quick, full);
+    let wall = Instant::now();
+    while spells.more(p) {
+        let (lo, hi, n) = kinds[spells.done as usize % kinds.len()];
+        let mut slots: Vec<Option<Block>> = (0..n).map(|_| None).collect();
+        let start = Instant::now();
+        while start.elapsed() < busy && heap.tally.failed == 0 {
+            for _ in 0..steps_per_check {
+                let slot = &mut slots[rng.below(n)];
+                match slot.take() {
+                    // SAFETY: every block in `slots` came from `heap`.
+                    Some(block) => unsafe { heap.free(block) },
+                    None => *slot = heap.alloc(rng.range(lo, hi), 8),
+                }
+            }
+        }
+        for block in slots.into_iter().flatten() {
+            // SAFETY: as above.
+            unsafe { heap.free(block) };
+        }
+        spells.busy_then_quiet(start, quiet, p);
+    }
+    let (elapsed, detail) = spells.busy(wall.elapsed());
+    Outcome {
+        tally: heap.tally,
+        elapsed,
+        complete: heap.tally.failed == 0 && p.finished(spells.done, spells.planned),
+        figure: None,
+        live_peak_exact: true,
+        detail,
     }
 }
