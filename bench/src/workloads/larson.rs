@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
+use super::handoff::join_all;
 use super::{Outcome, Params};
-use crate::block::{Block, Heap, Tally};
+use crate::block::{Block, Heap};
 use crate::rng::Rng;
 
 const BLOCKS_PER_THREAD: usize = 2000;
@@ -77,12 +78,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             .collect();
         start_line.wait();
         let start = Instant::now();
-        let (mut tally, mut complete) = (Tally::default(), true);
-        for worker in workers {
-            let (t, c) = worker.join().expect("worker");
-            tally.merge(&t);
-            complete &= c;
-        }
+        let (tally, complete) = join_all(workers, "worker");
         (tally, complete, start.elapsed())
     });
     let mut survivors = Heap::new(alloc, 0);

@@ -3,6 +3,7 @@
 mod bursts;
 mod fast_path;
 mod fragmentation;
+mod handoff;
 mod heap_efficiency;
 mod large_ws;
 mod larson;

@@ -5,19 +5,17 @@
 //! transmit side falls behind), and quiet spells between them, when only a trickle flows.
 
 use std::alloc::GlobalAlloc;
-use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
+use super::handoff::pairs_until;
 use super::spells::{Spells, lengths};
 use super::{Outcome, Params};
-use crate::block::{Block, Heap, Tally};
+use crate::block::{Heap, Tally};
 
 const BUFFER: usize = 2048;
 const BATCH: usize = 32;
 /// Batches a burst keeps in flight.
 const IN_FLIGHT: usize = 256;
-
-type Batch = [Option<Block>; BATCH];
 
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     let (busy, quiet) = lengths(p, 300, 400);
@@ -27,37 +25,15 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     while spells.more(p) {
         let start = Instant::now();
         let seed = p.seed ^ (spells.done << 16);
-        std::thread::scope(|s| {
-            let mut workers = Vec::new();
-            for pair in 0..p.threads / 2 {
-                let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
-                let seed = seed ^ pair as u64;
-                workers.push(s.spawn(move || {
-                    let mut heap = Heap::new(alloc, seed);
-                    while start.elapsed() < busy {
-                        let mut batch: Batch = [const { None }; BATCH];
-                        for slot in &mut batch {
-                            *slot = heap.alloc(BUFFER, 64);
-                        }
-                        if tx.send(batch).is_err() {
-                            break;
-                        }
-                    }
-                    heap.tally
-                }));
-                workers.push(s.spawn(move || {
-                    let mut heap = Heap::new(alloc, !seed);
-                    for block in rx.into_iter().flatten().flatten() {
-                        // SAFETY: every buffer sent came from a heap over `alloc`.
-                        unsafe { heap.free(block) };
-                    }
-                    heap.tally
-                }));
-            }
-            for worker in workers {
-                tally.merge(&worker.join().expect("netbuf worker"));
-            }
-        });
+        tally.merge(&pairs_until::<_, BATCH>(
+            alloc,
+            p.threads / 2,
+            seed,
+            (start, busy),
+            IN_FLIGHT,
+            |_| (BUFFER, 64),
+            "netbuf worker",
+        ));
         spells.busy_then_quiet(start, Duration::ZERO, p);
         trickle(alloc, p.seed, quiet, &mut tally);
     }

@@ -9,16 +9,15 @@ use std::sync::Barrier;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
 
+use super::handoff::{self, join_all};
 use super::{Outcome, Params};
-use crate::block::{Block, Heap, Tally};
+use crate::block::Heap;
 use crate::rng::Rng;
 
 const BATCH: usize = 32;
+type Batch = handoff::Batch<BATCH>;
 /// Threads per CPU.
 const PER_CPU: usize = 4;
-
-/// Blocks passed on together (a fixed array: sending it allocates nothing).
-type Batch = [Option<Block>; BATCH];
 
 /// One thread of the ring: `rounds` times, make a batch and send it on, then free the batch
 /// from the previous thread. True when every round ran.
@@ -76,12 +75,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             .collect();
         barrier.wait();
         let start = Instant::now();
-        let (mut tally, mut complete) = (Tally::default(), true);
-        for m in members {
-            let (t, c) = m.join().expect("ring member");
-            tally.merge(&t);
-            complete &= c;
-        }
+        let (tally, complete) = join_all(members, "ring member");
         (tally, complete, start.elapsed())
     });
     Outcome {

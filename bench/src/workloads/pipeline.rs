@@ -5,19 +5,16 @@
 //! fill while it runs and are dead weight while it is idle.
 
 use std::alloc::GlobalAlloc;
-use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
+use super::handoff::pairs_until;
 use super::spells::{Spells, lengths};
 use super::{Outcome, Params};
-use crate::block::{Block, Heap, Tally};
-use crate::rng::Rng;
+use crate::block::Tally;
 
 const BATCH: usize = 64;
 /// Batches in flight per pair.
 const IN_FLIGHT: usize = 64;
-
-type Batch = [Option<Block>; BATCH];
 
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     let (busy, quiet) = lengths(p, 300, 300);
@@ -26,39 +23,15 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     let wall = Instant::now();
     while spells.more(p) {
         let start = Instant::now();
-        let job = spells.done;
-        std::thread::scope(|s| {
-            let mut workers = Vec::new();
-            for pair in 0..p.threads / 2 {
-                let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
-                let seed = p.seed ^ (job << 16) ^ pair as u64;
-                workers.push(s.spawn(move || {
-                    let mut heap = Heap::new(alloc, seed);
-                    let mut rng = Rng::new(seed);
-                    while start.elapsed() < busy {
-                        let mut batch: Batch = [const { None }; BATCH];
-                        for slot in &mut batch {
-                            *slot = heap.alloc(rng.range(16, 1040), 8);
-                        }
-                        if tx.send(batch).is_err() {
-                            break;
-                        }
-                    }
-                    heap.tally
-                }));
-                workers.push(s.spawn(move || {
-                    let mut heap = Heap::new(alloc, !seed);
-                    for block in rx.into_iter().flatten().flatten() {
-                        // SAFETY: every block sent came from a heap over `alloc`.
-                        unsafe { heap.free(block) };
-                    }
-                    heap.tally
-                }));
-            }
-            for worker in workers {
-                tally.merge(&worker.join().expect("pipeline worker"));
-            }
-        });
+        tally.merge(&pairs_until::<_, BATCH>(
+            alloc,
+            p.threads / 2,
+            p.seed ^ (spells.done << 16),
+            (start, busy),
+            IN_FLIGHT,
+            |rng| (rng.range(16, 1040), 8),
+            "pipeline worker",
+        ));
         spells.busy_then_quiet(start, quiet, p);
     }
     let (elapsed, detail) = spells.busy(wall.elapsed());

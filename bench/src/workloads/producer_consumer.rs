@@ -5,19 +5,18 @@
 
 use std::alloc::GlobalAlloc;
 use std::sync::Barrier;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::Instant;
 
+use super::handoff::{self, drain, join_all};
 use super::{Outcome, Params};
-use crate::block::{Block, Heap, Tally};
+use crate::block::Heap;
 use crate::rng::Rng;
 
 const BATCH: usize = 64;
+type Batch = handoff::Batch<BATCH>;
 /// Batches in flight per pair: the channel's bound.
 const IN_FLIGHT: usize = 16;
-
-/// Blocks sent together (a fixed array: sending it allocates nothing).
-type Batch = [Option<Block>; BATCH];
 
 /// Makes `total` blocks (fewer if time runs out); true when all were made, or when the run
 /// lasts a set time and ran to it.
@@ -44,16 +43,6 @@ fn produce<A: GlobalAlloc>(
     p.finished(made, total)
 }
 
-/// Frees every block it receives, until the producer hangs up.
-fn consume<A: GlobalAlloc>(heap: &mut Heap<'_, A>, rx: Receiver<Batch>) {
-    for batch in rx {
-        for block in batch.into_iter().flatten() {
-            // SAFETY: every block sent came from a heap over the same allocator.
-            unsafe { heap.free(block) };
-        }
-    }
-}
-
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
     let total = p.planned(100_000, 4_000_000);
     let barrier = Barrier::new(p.threads + 1);
@@ -73,18 +62,13 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             consumers.push(s.spawn(move || {
                 let mut heap = Heap::new(alloc, !seed);
                 barrier.wait();
-                consume(&mut heap, rx);
+                drain(&mut heap, rx);
                 heap.tally
             }));
         }
         barrier.wait();
         let start = Instant::now();
-        let (mut tally, mut complete) = (Tally::default(), true);
-        for producer in producers {
-            let (t, c) = producer.join().expect("producer");
-            tally.merge(&t);
-            complete &= c;
-        }
+        let (mut tally, complete) = join_all(producers, "producer");
         for consumer in consumers {
             tally.merge(&consumer.join().expect("consumer"));
         }
