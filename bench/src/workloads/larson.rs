@@ -31,7 +31,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
                 let (arrays, start_line, round_line) = (&arrays, &start_line, &round_line);
                 let (failed, stop) = (&failed, &stop);
                 s.spawn(move || {
-                    let seed = p.seed.wrapping_add(t as u64 * 7919);
+                    let seed = p.thread_seed(t);
                     let (mut rng, mut heap) = (Rng::new(seed), Heap::new(alloc, seed));
                     start_line.wait();
                     let mut own = arrays[t].lock().expect("array lock");

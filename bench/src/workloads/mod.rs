@@ -243,6 +243,11 @@ impl Params {
         done >= planned || (self.for_duration && self.out_of_time())
     }
 
+    /// Thread `i`'s seed (for its heap's tags and its random choices).
+    pub fn thread_seed(&self, i: usize) -> u64 {
+        self.seed.wrapping_add(i as u64 * 7919)
+    }
+
     /// Runs `step` up to `total` times, checking the time limit every few hundred steps; stops
     /// early when `step` returns false (an allocation failed). Returns the steps done.
     pub fn repeat(&self, total: u64, mut step: impl FnMut() -> bool) -> u64 {

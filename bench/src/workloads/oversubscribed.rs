@@ -64,7 +64,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             .map(|(i, tx)| {
                 // Member `i` sends to `i + 1` and receives from `i - 1`.
                 let rx = rxs[(i + threads - 1) % threads].take().unwrap();
-                let (barrier, seed) = (&barrier, p.seed.wrapping_add(i as u64 * 7919));
+                let (barrier, seed) = (&barrier, p.thread_seed(i));
                 s.spawn(move || {
                     let mut heap = Heap::new(alloc, seed);
                     barrier.wait();

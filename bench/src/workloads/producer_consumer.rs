@@ -52,7 +52,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
         for pair in 0..p.threads / 2 {
             let (tx, rx) = sync_channel::<Batch>(IN_FLIGHT);
             let barrier = &barrier;
-            let seed = p.seed.wrapping_add(pair as u64 * 7919);
+            let seed = p.thread_seed(pair);
             producers.push(s.spawn(move || {
                 let mut heap = Heap::new(alloc, seed);
                 barrier.wait();

@@ -77,7 +77,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             .map(|t| {
                 let barrier = &barrier;
                 s.spawn(move || {
-                    let seed = p.seed.wrapping_add(t as u64 * 7919);
+                    let seed = p.thread_seed(t);
                     let (mut rng, mut heap) = (Rng::new(seed), Heap::new(alloc, seed));
                     let (mut per_size, mut complete) = (Vec::new(), true);
                     for max in MAX_SIZES {
