@@ -3,7 +3,7 @@
 //! from the allocator (always there); hardware counts are added by each
 //! CPU's own tick from its PMU, where there is one.
 
-use super::fixed::{per_million, share_q};
+use super::fixed::per_million;
 
 /// Hardware events on one CPU since its previous sample
 /// (`arch::pmu::Counters::sample`); zero where not counted.
@@ -144,11 +144,6 @@ impl Metrics {
     /// Mean clock units of an allocation slow path (0 when none ran).
     pub fn slow_path_mean(&self) -> u64 {
         self.slow_path_time / self.slow_paths.max(1)
-    }
-
-    /// Share of allocations-and-frees that missed a CPU cache, in Q units.
-    pub fn cache_miss_share_q(&self) -> u64 {
-        share_q(self.cache_misses, self.operations)
     }
 }
 
