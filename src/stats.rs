@@ -284,7 +284,6 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             for cache in caches {
                 allocs += cache.classes[class].allocs.load(Relaxed);
                 frees += cache.classes[class].frees.load(Relaxed);
-                t.cache_misses += cache.misses[class].misses.load(Relaxed);
             }
             t.operations += allocs + frees;
             small_live += allocs.saturating_sub(frees) * size_class::size_of(class) as u64;

@@ -23,8 +23,6 @@ pub struct HwCounts {
 pub struct Totals {
     /// Allocations and frees, all CPUs (cumulative).
     pub operations: u64,
-    /// Allocations that found their CPU cache empty (cumulative).
-    pub cache_misses: u64,
     /// Depot lock acquisitions that found the lock taken (cumulative).
     pub depot_contended: u64,
     /// Spin iterations waiting for depot locks (cumulative).
@@ -49,8 +47,6 @@ pub struct Totals {
 pub struct Metrics {
     /// Allocator operations in the interval.
     pub operations: u64,
-    /// CPU cache misses in the interval.
-    pub cache_misses: u64,
     /// Contended depot lock acquisitions in the interval.
     pub depot_contended: u64,
     /// Depot lock spin iterations in the interval.
@@ -77,7 +73,6 @@ impl Totals {
     /// All zero.
     pub const ZERO: Totals = Totals {
         operations: 0,
-        cache_misses: 0,
         depot_contended: 0,
         depot_spins: 0,
         provider_calls: 0,
@@ -93,7 +88,6 @@ impl Metrics {
     /// All zero.
     pub const ZERO: Metrics = Metrics {
         operations: 0,
-        cache_misses: 0,
         depot_contended: 0,
         depot_spins: 0,
         provider_calls: 0,
@@ -110,7 +104,6 @@ impl Metrics {
     pub fn between(before: &Totals, after: &Totals, hw: HwCounts) -> Metrics {
         Metrics {
             operations: after.operations.wrapping_sub(before.operations),
-            cache_misses: after.cache_misses.wrapping_sub(before.cache_misses),
             depot_contended: after.depot_contended.wrapping_sub(before.depot_contended),
             depot_spins: after.depot_spins.wrapping_sub(before.depot_spins),
             provider_calls: after.provider_calls.wrapping_sub(before.provider_calls),

@@ -54,7 +54,6 @@ impl Fake {
     fn interval(&self, ops: u64, f: impl FnOnce(&mut Totals)) {
         let mut t = self.totals.get();
         t.operations += ops;
-        t.cache_misses += ops / 100;
         f(&mut t);
         self.totals.set(t);
         self.clock.set(self.clock.get() + 500_000);
@@ -858,7 +857,6 @@ fn ace_s_lean_totals_agree_with_the_stats_snapshot() {
     assert!(backlog > 0, "the workload leaves blocks in the depots");
     let expected = Totals {
         operations: stats.classes.iter().map(|c| c.allocs + c.frees).sum(),
-        cache_misses: stats.cache_misses(),
         depot_contended: stats.depot_contended,
         depot_spins: stats.depot_spins,
         provider_calls: p.alloc_calls + p.free_calls + p.resize_calls,
