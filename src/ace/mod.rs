@@ -165,8 +165,9 @@ pub struct AceStatus {
 /// [`tick`](Self::tick) from the timer interrupt of every CPU.
 pub struct Ace {
     enabled: AtomicBool,
-    /// Clock value of the last fast interval, and its length: lets a tick
-    /// that has nothing to do return after two loads.
+    /// Clock value of the last fast interval (stored holding the engine),
+    /// and its length: lets a tick that has nothing to do return after two
+    /// loads.
     last_fast: AtomicU64,
     fast: AtomicU64,
     /// The tick budget in clock units: bounds each CPU's own work too.
@@ -261,8 +262,10 @@ impl Ace {
         let Some(mut engine) = self.engine.try_lock() else {
             return;
         };
-        // Another CPU may have decided or switched ACE off meanwhile.
-        if !self.enabled.load(Relaxed) || start.wrapping_sub(engine.last_fast) < engine.clocked.fast
+        // Another CPU may have decided or switched ACE off meanwhile (it
+        // stored `last_fast` holding the engine).
+        if !self.enabled.load(Relaxed)
+            || start.wrapping_sub(self.last_fast.load(Relaxed)) < engine.clocked.fast
         {
             return;
         }
@@ -404,7 +407,6 @@ struct Engine {
     capacity: u32,
     at: Positions,
     defaults: Positions,
-    last_fast: u64,
     last_slow: u64,
     totals: Totals,
     hw_seen: HwCounts,
@@ -486,7 +488,6 @@ impl Engine {
                 drain: 0,
                 release: 0,
             },
-            last_fast: 0,
             last_slow: 0,
             totals: Totals::ZERO,
             hw_seen: HwCounts {
@@ -552,7 +553,6 @@ impl Engine {
             capacity: CAPACITY[nearest(&CAPACITY, baseline.cache_capacity)],
             at: defaults,
             defaults,
-            last_fast: now,
             last_slow: now,
             totals,
             slow_totals: totals,
@@ -599,7 +599,6 @@ impl Engine {
 
     /// One deciding tick: the interval's metrics, the guards, the loops.
     fn decide<T: Tunable>(&mut self, ace: &Ace, target: &T, start: u64) {
-        self.last_fast = start;
         let totals = target.totals();
         let hw = ace.hw_sum();
         let delta = HwCounts {
