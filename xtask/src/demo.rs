@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use crate::toolchain::{self, cargo};
-use crate::{kernels, qemu};
+use crate::{bench, kernels, qemu};
 
 /// The demo kernel's run (ACE on), and its run with ACE off.
 const DEMO: &str = "demo";
@@ -64,15 +64,11 @@ struct Outcome {
 
 fn parse_result(log: &str) -> Option<Outcome> {
     let line = log.lines().find_map(|l| l.strip_prefix("demo: result "))?;
-    let field = |key: &str| {
-        line.split(' ')
-            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))?
-            .parse::<f64>()
-            .ok()
-    };
+    let fields = bench::parse_fields(line);
+    let number = |key: &str| bench::field(&fields, key)?.parse::<f64>().ok();
     Some(Outcome {
-        ops_per_s: field("busy_ops_per_s")?,
-        quiet_kib: field("quiet_committed_kib")?,
+        ops_per_s: number("busy_ops_per_s")?,
+        quiet_kib: number("quiet_committed_kib")?,
     })
 }
 
