@@ -209,16 +209,17 @@ pub fn summarize_phased(workload: &'static str, threads: u32, records: &[Record]
         }
     }
     let of = |arm: Arm| finals.iter().copied().filter(move |r| r.arm == arm);
+    // The default static setting is the BALANCED profile.
+    let label = |arm: Arm| match arm {
+        Arm::Static(Setting::DEFAULT) => "BALANCED".into(),
+        _ => arm.label(),
+    };
     let arms = order
         .iter()
         .map(|&arm| {
             let speed = stat(of(arm).filter_map(Record::value));
             let rss = stat(of(arm).filter_map(|r| r.rss_avg_kib));
-            let label = match arm {
-                Arm::Static(Setting::DEFAULT) => "BALANCED".into(),
-                _ => arm.label(),
-            };
-            (label, speed, rss)
+            (label(arm), speed, rss)
         })
         .collect();
     let lean = Arm::Profile("acealloc-lean");
@@ -234,10 +235,6 @@ pub fn summarize_phased(workload: &'static str, threads: u32, records: &[Record]
             .filter_map(|&arm| Some((arm, in_round(arm, round)?.value()?)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         if let (Some(v), Some((arm, best))) = (ace.value(), fastest) {
-            let arm = match arm {
-                Arm::Static(Setting::DEFAULT) => Arm::Profile("acealloc-balanced"),
-                other => other,
-            };
             speed.push(v / best);
             match wins.iter_mut().find(|w| w.0 == arm) {
                 Some(w) => w.1 += 1,
@@ -254,7 +251,7 @@ pub fn summarize_phased(workload: &'static str, threads: u32, records: &[Record]
     let fastest = wins
         .iter()
         .max_by_key(|w| w.1)
-        .map_or("–".into(), |w| w.0.label());
+        .map_or("–".into(), |w| label(w.0));
     let ace_runs = of(Arm::Ace)
         .map(|r| {
             let field = |k| r.ace_field(k).unwrap_or("?");
