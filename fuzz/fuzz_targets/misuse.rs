@@ -310,11 +310,11 @@ fuzz_target!(|input: Input| {
             false,
         );
     } else {
-        let region = Region::new(256 * PAGE_SIZE);
+        let region = Region::new(256 * PAGE_SIZE, PAGE_SIZE);
         PretendCpus::<2>::switch(0);
-        // SAFETY: the region is ours, and the heap (which owns the
-        // provider) is dropped before it.
-        let provider = unsafe { RegionProvider::new(region.ptr, region.layout.size()) };
+        // SAFETY: the only provider of the region, and the heap (which
+        // owns it) is dropped before the region.
+        let provider = unsafe { region.provider() };
         let span = provider.span();
         let heap: Box<Allocator<RegionProvider, PretendCpus<2>>> = Box::new(Allocator::new());
         heap.init(provider, config).expect("init");

@@ -19,11 +19,14 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let region = Region::new((16 + usize::from(input.region_pages) * 4) * acealloc::PAGE_SIZE);
+    let region = Region::new(
+        (16 + usize::from(input.region_pages) * 4) * acealloc::PAGE_SIZE,
+        acealloc::PAGE_SIZE,
+    );
     Cpus::switch(0);
-    // SAFETY: the region is ours, and the heap (which owns the provider) is
-    // dropped before it.
-    let provider = unsafe { RegionProvider::new(region.ptr, region.layout.size()) };
+    // SAFETY: the only provider of the region, and the heap (which owns
+    // it) is dropped before the region.
+    let provider = unsafe { region.provider() };
     let span = provider.span();
     let heap: Box<Allocator<RegionProvider, Cpus>> = Box::new(Allocator::new());
     heap.init(provider, config(input.profile, input.checks))

@@ -11,7 +11,7 @@ use std::alloc::Layout;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use acealloc::{Allocator, Config, DecommitMode, PAGE_SIZE, PageProvider, Platform, Profile};
+use acealloc::{Allocator, Config, DecommitMode, PageProvider, Platform, Profile};
 use arbitrary::Arbitrary;
 
 /// One step of a fuzz input. `pick` chooses a live block (modulo their
@@ -61,34 +61,14 @@ pub fn align(byte: u8) -> usize {
     }
 }
 
-/// The byte at offset `i` of a block filled with `seed`.
-fn pattern(seed: u64, i: usize) -> u8 {
-    (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8).wrapping_mul(29)
-}
+/// The integration tests' byte patterns and test region, shared so that a
+/// pattern or region fix lands in one place. Included by path, not depended
+/// on: this crate sits outside the workspace, and `tests/common` is no
+/// library.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
-/// Writes the pattern of `seed` over `len` bytes at `ptr`.
-///
-/// # Safety
-/// `ptr` is valid for writes of `len` bytes.
-pub unsafe fn fill(ptr: *mut u8, len: usize, seed: u64) {
-    // SAFETY: the caller's contract.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = pattern(seed, i);
-    }
-}
-
-/// Panics unless the first `len` bytes at `ptr` hold the pattern of `seed`.
-///
-/// # Safety
-/// `ptr` is valid for reads of `len` bytes.
-pub unsafe fn check(ptr: *const u8, len: usize, seed: u64, what: &str) {
-    // SAFETY: the caller's contract.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-    if let Some(i) = (0..len).find(|&i| bytes[i] != pattern(seed, i)) {
-        panic!("{what}: block {ptr:p} ({len} bytes) corrupted at offset {i}");
-    }
-}
+pub use common::{Region, check, fill};
 
 /// A live block in the model.
 #[derive(Clone, Copy, Debug)]
@@ -295,28 +275,5 @@ unsafe impl<const CPUS: usize> Platform for PretendCpus<CPUS> {
         let now = CLOCK.get() + 1;
         CLOCK.set(now);
         now
-    }
-}
-
-/// Page-aligned memory from the process's allocator for a region heap.
-pub struct Region {
-    pub ptr: *mut u8,
-    pub layout: Layout,
-}
-
-impl Region {
-    pub fn new(size: usize) -> Region {
-        let layout = Layout::from_size_align(size, PAGE_SIZE).unwrap();
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc(layout) };
-        assert!(!ptr.is_null());
-        Region { ptr, layout }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
     }
 }
