@@ -258,8 +258,8 @@ impl<P: PageProvider> Pages<P> {
     ) {
         let page = self.page_of(start);
         self.heap.insert(page, pages, RunState::Dirty, now);
+        // The purge publishes the heap's counts, this run included.
         self.purge(now, OPPORTUNISTIC_STEPS, || true, counters);
-        self.count_heap(counters);
     }
 
     /// Decommits dirty runs that stayed unused for the purge delay, oldest
@@ -274,9 +274,10 @@ impl<P: PageProvider> Pages<P> {
         counters: &PageCounters,
     ) -> usize {
         let delay = counters.purge_delay.load(Relaxed);
-        self.purge_while(steps, in_time, counters, |stamp| {
-            now.wrapping_sub(stamp) >= delay
-        })
+        let due = |stamp: u64| now.wrapping_sub(stamp) >= delay;
+        let done = self.purge_steps_of(PURGE_STEP_PAGES, steps, &in_time, counters, due);
+        self.count_heap(counters);
+        done
     }
 
     /// Decommits up to `max_pages` pages of dirty runs freed at or before
@@ -302,18 +303,6 @@ impl<P: PageProvider> Pages<P> {
             done += pages;
         }
         self.idle_before = Some(now);
-        self.count_heap(counters);
-        done
-    }
-
-    fn purge_while(
-        &mut self,
-        steps: usize,
-        in_time: impl Fn() -> bool,
-        counters: &PageCounters,
-        due: impl Fn(u64) -> bool,
-    ) -> usize {
-        let done = self.purge_steps_of(PURGE_STEP_PAGES, steps, &in_time, counters, due);
         self.count_heap(counters);
         done
     }
