@@ -84,7 +84,8 @@ pub struct Allocator<P, Pl> {
     /// The purge-delay knob in ms (in clock units: `counters.purge_delay`).
     purge_ms: AtomicU32,
     /// Set when a class's empty-slab reserve may have been lowered (a
-    /// profile or knob change): `maintain` then releases what is beyond it.
+    /// profile or knob change): `maintain` or `scavenge` then releases what
+    /// is beyond it (`release_lowered_reserves`).
     reserve_lowered: AtomicBool,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
@@ -1174,7 +1175,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     pub fn scavenge(&self, max_pages: usize, deadline: u64) -> usize {
         let in_time = || Pl::now() < deadline;
         self.try_with_pages(|pages| {
-            self.release_excess_empty_slabs(pages, &in_time);
+            self.release_lowered_reserves(pages, &in_time);
             pages.purge_idle(max_pages, Pl::now(), in_time, &self.counters)
         })
     }
@@ -1210,11 +1211,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return 0;
         }
         self.try_with_pages(|pages| {
-            if reserve && self.release_excess_empty_slabs(pages, &in_time) {
-                self.reserve_lowered.store(false, Relaxed);
-            }
+            self.release_lowered_reserves(pages, &in_time);
             pages.purge(Pl::now(), usize::MAX, in_time, &self.counters)
         })
+    }
+
+    /// [`release_excess_empty_slabs`](Self::release_excess_empty_slabs)
+    /// only when a reserve was lowered since every class was last seen to
+    /// the end: otherwise no class holds an empty slab beyond its reserve
+    /// (a slab that empties beyond it is released at once), and the tick's
+    /// `maintain` and ACE's `scavenge` need not try every central list.
+    fn release_lowered_reserves(&self, pages: &mut Pages<P>, in_time: &impl Fn() -> bool) {
+        if self.reserve_lowered.load(Relaxed) && self.release_excess_empty_slabs(pages, in_time) {
+            self.reserve_lowered.store(false, Relaxed);
+        }
     }
 
     /// Releases the empty slabs that classes keep beyond their reserve
