@@ -1468,8 +1468,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.map.get().expect("the page map exists after init")
     }
 
-    pub(crate) fn page_map(&self) -> Option<&PageMap> {
-        self.map.get()
+    /// What the page map shows at `addr` (`Unused` before `init`): for
+    /// entry points that take any pointer, before trusting it.
+    pub(crate) fn entry_at(&self, addr: usize) -> Entry {
+        self.map.get().map_or(Entry::Unused, |map| map.get(addr))
     }
 
     pub(crate) fn cpu_caches(&self) -> &[PerCpuCache] {

@@ -101,7 +101,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline]
     fn block_at(&self, ptr: *const u8) -> Result<Layout, MisuseKind> {
         let addr = ptr as usize;
-        let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));
+        let entry = self.entry_at(addr);
         let page_start = addr.is_multiple_of(PAGE_SIZE);
         let (size, align) = match entry {
             Entry::Slab(slab) => {

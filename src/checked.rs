@@ -92,7 +92,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     ) -> Option<MisuseKind> {
         let addr = ptr as usize;
         let class = size_class::for_layout(layout);
-        let entry = self.page_map().map_or(Entry::Unused, |map| map.get(addr));
+        let entry = self.entry_at(addr);
         let page_start = addr.is_multiple_of(PAGE_SIZE);
         // First whether a block starts at `addr` (anything else is an
         // invalid free, whatever layout came with it), then whether it is
