@@ -47,6 +47,60 @@ const MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ: i32 = 1 << 7;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ: i32 = 1 << 8;
 const MEMBARRIER_CMD_FLAG_CPU: u32 = 1 << 0;
 
+/// One critical section on the current CPU's cache of the class whose
+/// cache on CPU 0 is `class0` (module doc), around the instructions that
+/// differ: it arms `rseq_cs` with its descriptor (label `3`), and leaves
+/// in `{c}` the current CPU's class cache for `commit`, the instructions
+/// from the start (label `2`) through the commit store. Then `after` runs
+/// (past label `4`, outside the section); a jump to label `5` leaves with
+/// `fail` instead. The abort handler (label `6`, after [`RSEQ_SIG`])
+/// starts over from arming. `{t}` and `{c}` are scratch registers.
+macro_rules! section {
+    (
+        class0 = $class0:expr,
+        [$($commit:literal),* $(,)?],
+        $(after: [$($after:literal),* $(,)?],)?
+        fail: $fail:literal,
+        $($operands:tt)*
+    ) => {
+        asm!(
+            "9:",
+            "lea {t}, [rip + 3f]",
+            "mov qword ptr fs:[{off} + 8], {t}",
+            "2:",
+            "mov {c:e}, dword ptr fs:[{off}]",
+            "imul {c}, {c}, {stride}",
+            "add {c}, {cls}",
+            $($commit,)*
+            "4:",
+            $($($after,)*)?
+            "jmp 7f",
+            "5:",
+            $fail,
+            "jmp 7f",
+            ".byte 0x0f, 0xb9, 0x3d",
+            ".long {sig}",
+            "6:",
+            "jmp 9b",
+            "7:",
+            ".pushsection __rseq_cs, \"aw\"",
+            ".balign 32",
+            "3:",
+            ".long 0, 0",
+            ".quad 2b, 4b - 2b, 6b",
+            ".popsection",
+            off = in(reg) __rseq_offset,
+            cls = in(reg) $class0,
+            stride = const CPU_STRIDE,
+            sig = const RSEQ_SIG,
+            t = out(reg) _,
+            c = out(reg) _,
+            $($operands)*
+            options(nostack),
+        )
+    };
+}
+
 /// Sets up the restartable path for a process with caches for `cpus` CPUs:
 /// true when glibc registered this thread's area, the kernel offers
 /// membarrier's rseq fence, every possible CPU has a cache, and
@@ -134,47 +188,21 @@ pub unsafe fn pop(class0: *const ClassCache) -> *mut Block {
     // class cache and its slots (the caller's contract), and commits with
     // its last store; the abort handler restarts it from arming.
     unsafe {
-        asm!(
-            "9:",
-            "lea {t}, [rip + 3f]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "2:",
-            "mov {c:e}, dword ptr fs:[{off}]",
-            "imul {c}, {c}, {stride}",
-            "add {c}, {cls}",
-            "mov {t}, qword ptr [{c}]",
-            "cmp {t}, qword ptr [{c} + 8]",
-            "jbe 5f",
-            "mov {b}, qword ptr [{t} - 8]",
-            "sub {t}, 8",
-            // Counted inside: an abort after the add counts an allocation
-            // twice, never less (allocations never fall below frees).
-            "add qword ptr [{c} + 24], 1",
-            "mov qword ptr [{c}], {t}",
-            "4:",
-            "jmp 7f",
-            "5:",
-            "xor {b:e}, {b:e}",
-            "jmp 7f",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long {sig}",
-            "6:",
-            "jmp 9b",
-            "7:",
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 2b, 4b - 2b, 6b",
-            ".popsection",
-            off = in(reg) __rseq_offset,
-            cls = in(reg) class0,
-            stride = const CPU_STRIDE,
-            sig = const RSEQ_SIG,
-            t = out(reg) _,
-            c = out(reg) _,
+        section!(
+            class0 = class0,
+            [
+                "mov {t}, qword ptr [{c}]",
+                "cmp {t}, qword ptr [{c} + 8]",
+                "jbe 5f",
+                "mov {b}, qword ptr [{t} - 8]",
+                "sub {t}, 8",
+                // Counted inside: an abort after the add counts an allocation
+                // twice, never less (allocations never fall below frees).
+                "add qword ptr [{c} + 24], 1",
+                "mov qword ptr [{c}], {t}",
+            ],
+            fail: "xor {b:e}, {b:e}",
             b = out(reg) block,
-            options(nostack),
         )
     };
     block
@@ -190,51 +218,27 @@ pub unsafe fn push(class0: *const ClassCache, block: *mut Block) -> bool {
     let done: u32;
     // SAFETY: as in `pop`; the slot written lies below `limit`.
     unsafe {
-        asm!(
-            "9:",
-            "lea {t}, [rip + 3f]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "2:",
-            "mov {c:e}, dword ptr fs:[{off}]",
-            "imul {c}, {c}, {stride}",
-            "add {c}, {cls}",
-            "mov {t}, qword ptr [{c}]",
-            "cmp {t}, qword ptr [{c} + 16]",
-            "jae 5f",
-            "mov qword ptr [{t}], {blk}",
-            "add {t}, 8",
-            "mov qword ptr [{c}], {t}",
-            "4:",
-            // Counted after the commit: inside, an abort after the add
-            // would count the free twice (and frees must never exceed
-            // allocations); out here it can at worst be lost to a
-            // migration.
-            "add qword ptr [{c} + 32], 1",
-            "mov {ok:e}, 1",
-            "jmp 7f",
-            "5:",
-            "xor {ok:e}, {ok:e}",
-            "jmp 7f",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long {sig}",
-            "6:",
-            "jmp 9b",
-            "7:",
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 2b, 4b - 2b, 6b",
-            ".popsection",
-            off = in(reg) __rseq_offset,
-            cls = in(reg) class0,
+        section!(
+            class0 = class0,
+            [
+                "mov {t}, qword ptr [{c}]",
+                "cmp {t}, qword ptr [{c} + 16]",
+                "jae 5f",
+                "mov qword ptr [{t}], {blk}",
+                "add {t}, 8",
+                "mov qword ptr [{c}], {t}",
+            ],
+            after: [
+                // Counted after the commit: inside, an abort after the add
+                // would count the free twice (and frees must never exceed
+                // allocations); out here it can at worst be lost to a
+                // migration.
+                "add qword ptr [{c} + 32], 1",
+                "mov {ok:e}, 1",
+            ],
+            fail: "xor {ok:e}, {ok:e}",
             blk = in(reg) block,
-            stride = const CPU_STRIDE,
-            sig = const RSEQ_SIG,
-            t = out(reg) _,
-            c = out(reg) _,
             ok = out(reg) done,
-            options(nostack),
         )
     };
     done != 0
@@ -250,63 +254,37 @@ pub unsafe fn take(class0: *const ClassCache, out: &mut [Slot]) -> usize {
     // SAFETY: as in `pop`; the copy writes `out` only (scratch on abort),
     // and reads filled slots `[top - n, top)`.
     unsafe {
-        asm!(
-            "9:",
-            "lea {t}, [rip + 3f]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "2:",
-            "mov {c:e}, dword ptr fs:[{off}]",
-            "imul {c}, {c}, {stride}",
-            "add {c}, {cls}",
-            "mov {t}, qword ptr [{c}]",
-            "cmp {t}, qword ptr [{c} + 8]",
-            "jbe 5f",
-            "mov {k}, {t}",
-            "sub {k}, qword ptr [{c} + 8]",
-            "shr {k}, 3",
-            "cmp {k}, {len}",
-            "cmova {k}, {len}",
-            "mov {j}, {k}",
-            "shl {j}, 3",
-            "sub {t}, {j}",
-            "xor {j:e}, {j:e}",
-            "12:",
-            "cmp {j}, {k}",
-            "jae 13f",
-            "mov {x}, qword ptr [{t} + {j} * 8]",
-            "mov qword ptr [{dst} + {j} * 8], {x}",
-            "inc {j}",
-            "jmp 12b",
-            "13:",
-            "mov qword ptr [{c}], {t}",
-            "4:",
-            "jmp 7f",
-            "5:",
-            "xor {k:e}, {k:e}",
-            "jmp 7f",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long {sig}",
-            "6:",
-            "jmp 9b",
-            "7:",
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 2b, 4b - 2b, 6b",
-            ".popsection",
-            off = in(reg) __rseq_offset,
-            cls = in(reg) class0,
+        section!(
+            class0 = class0,
+            [
+                "mov {t}, qword ptr [{c}]",
+                "cmp {t}, qword ptr [{c} + 8]",
+                "jbe 5f",
+                "mov {k}, {t}",
+                "sub {k}, qword ptr [{c} + 8]",
+                "shr {k}, 3",
+                "cmp {k}, {len}",
+                "cmova {k}, {len}",
+                "mov {j}, {k}",
+                "shl {j}, 3",
+                "sub {t}, {j}",
+                "xor {j:e}, {j:e}",
+                "12:",
+                "cmp {j}, {k}",
+                "jae 13f",
+                "mov {x}, qword ptr [{t} + {j} * 8]",
+                "mov qword ptr [{dst} + {j} * 8], {x}",
+                "inc {j}",
+                "jmp 12b",
+                "13:",
+                "mov qword ptr [{c}], {t}",
+            ],
+            fail: "xor {k:e}, {k:e}",
             dst = in(reg) out.as_mut_ptr(),
             len = in(reg) out.len(),
-            stride = const CPU_STRIDE,
-            sig = const RSEQ_SIG,
-            t = out(reg) _,
-            c = out(reg) _,
             j = out(reg) _,
             x = out(reg) _,
             k = out(reg) n,
-            options(nostack),
         )
     };
     n
@@ -321,61 +299,35 @@ pub unsafe fn put(class0: *const ClassCache, blocks: &[Slot]) -> usize {
     let n: usize;
     // SAFETY: as in `pop`; the copy writes free slots `[top, limit)` only.
     unsafe {
-        asm!(
-            "9:",
-            "lea {t}, [rip + 3f]",
-            "mov qword ptr fs:[{off} + 8], {t}",
-            "2:",
-            "mov {c:e}, dword ptr fs:[{off}]",
-            "imul {c}, {c}, {stride}",
-            "add {c}, {cls}",
-            "mov {t}, qword ptr [{c}]",
-            "mov {k}, qword ptr [{c} + 16]",
-            "cmp {t}, {k}",
-            "jae 5f",
-            "sub {k}, {t}",
-            "shr {k}, 3",
-            "cmp {k}, {len}",
-            "cmova {k}, {len}",
-            "xor {j:e}, {j:e}",
-            "12:",
-            "cmp {j}, {k}",
-            "jae 13f",
-            "mov {x}, qword ptr [{src} + {j} * 8]",
-            "mov qword ptr [{t} + {j} * 8], {x}",
-            "inc {j}",
-            "jmp 12b",
-            "13:",
-            "lea {t}, [{t} + {k} * 8]",
-            "mov qword ptr [{c}], {t}",
-            "4:",
-            "jmp 7f",
-            "5:",
-            "xor {k:e}, {k:e}",
-            "jmp 7f",
-            ".byte 0x0f, 0xb9, 0x3d",
-            ".long {sig}",
-            "6:",
-            "jmp 9b",
-            "7:",
-            ".pushsection __rseq_cs, \"aw\"",
-            ".balign 32",
-            "3:",
-            ".long 0, 0",
-            ".quad 2b, 4b - 2b, 6b",
-            ".popsection",
-            off = in(reg) __rseq_offset,
-            cls = in(reg) class0,
+        section!(
+            class0 = class0,
+            [
+                "mov {t}, qword ptr [{c}]",
+                "mov {k}, qword ptr [{c} + 16]",
+                "cmp {t}, {k}",
+                "jae 5f",
+                "sub {k}, {t}",
+                "shr {k}, 3",
+                "cmp {k}, {len}",
+                "cmova {k}, {len}",
+                "xor {j:e}, {j:e}",
+                "12:",
+                "cmp {j}, {k}",
+                "jae 13f",
+                "mov {x}, qword ptr [{src} + {j} * 8]",
+                "mov qword ptr [{t} + {j} * 8], {x}",
+                "inc {j}",
+                "jmp 12b",
+                "13:",
+                "lea {t}, [{t} + {k} * 8]",
+                "mov qword ptr [{c}], {t}",
+            ],
+            fail: "xor {k:e}, {k:e}",
             src = in(reg) blocks.as_ptr(),
             len = in(reg) blocks.len(),
-            stride = const CPU_STRIDE,
-            sig = const RSEQ_SIG,
-            t = out(reg) _,
-            c = out(reg) _,
             j = out(reg) _,
             x = out(reg) _,
             k = out(reg) n,
-            options(nostack),
         )
     };
     n
