@@ -5,6 +5,8 @@
 //! carries a pattern naming its owner, checked before it is freed, so a
 //! block handed out twice or a lost commit shows up as a wrong pattern.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Barrier, Mutex};
@@ -302,17 +304,9 @@ fn the_tests_pass_on_restartable_sequences_in_a_child() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--test-threads=1", "--skip", "in_a_child"])
-        .env("ACEALLOC_RSEQ", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child {:?}:\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::run_child(
+        &["--test-threads=1", "--skip", "in_a_child"],
+        &[("ACEALLOC_RSEQ", "1")],
     );
     assert!(stdout.contains("4 passed"), "{stdout}");
 }

@@ -5,6 +5,8 @@
 //! The tests take turns (`SERIAL`), so that each one's statistics before and
 //! after describe its own work.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -350,26 +352,20 @@ fn unchecked_and_lean_in_a_child() {
         return;
     }
     let _turn = SERIAL.lock().unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
+    let stdout = common::run_child(
+        &[
             "threads_free_each_others_blocks",
             "--exact",
             "--test-threads=1",
-        ])
-        .env(EXPECT_CHECKS, "0")
-        .env("ACEALLOC_CHECKS", "0")
-        .env("ACEALLOC_PROFILE", "lean")
-        .env("ACEALLOC_CACHE_CAPACITY", "8")
-        .env("ACEALLOC_BUNDLE_WIDTH", "4")
-        .env("ACEALLOC_DRAIN_THRESHOLD", "16")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child {:?}:\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[
+            (EXPECT_CHECKS, "0"),
+            ("ACEALLOC_CHECKS", "0"),
+            ("ACEALLOC_PROFILE", "lean"),
+            ("ACEALLOC_CACHE_CAPACITY", "8"),
+            ("ACEALLOC_BUNDLE_WIDTH", "4"),
+            ("ACEALLOC_DRAIN_THRESHOLD", "16"),
+        ],
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
 }

@@ -1,6 +1,6 @@
 //! Shared by the test binaries: a single-CPU platform, pretend CPUs, heap
-//! regions for `RegionProvider`, mmap-backed allocators, and per-block byte
-//! patterns.
+//! regions for `RegionProvider`, mmap-backed allocators, per-block byte
+//! patterns, and re-running the test binary in a child.
 
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
@@ -161,6 +161,24 @@ pub fn mmap_allocator<Pl: Platform>(profile: Profile) -> Box<Allocator<MmapProvi
     )
     .unwrap();
     a
+}
+
+/// Runs this test binary again in a child process with `args` and `envs`,
+/// asserts that the child succeeded, and returns its stdout.
+pub fn run_child(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child {:?}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 /// Byte `i` of the pattern with `seed`.
