@@ -626,11 +626,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// (adding a slab when no slab has blocks). Returns how many; 0 when
     /// out of memory.
     fn fetch(&self, class: Class, out: &mut [Slot]) -> usize {
-        let transfer = &self.transfer[class];
-        let mut ring = transfer.ring.lock::<Pl>();
-        let n = ring.take_newest(out);
-        transfer.publish(&ring);
-        drop(ring);
+        let n = self.transfer[class].with_ring::<Pl, _>(|ring| ring.take_newest(out));
         if n > 0 {
             return n;
         }
@@ -691,12 +687,11 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let transfer = &self.transfer[class];
         let mut oldest = [ptr::null_mut(); MAX_BATCH];
         loop {
-            let mut ring = transfer.ring.lock::<Pl>();
-            blocks = &blocks[ring.put(blocks)..];
-            let over = ring.len().saturating_sub(threshold).min(MAX_BATCH);
-            let n = ring.take_oldest(&mut oldest[..over]);
-            transfer.publish(&ring);
-            drop(ring);
+            let n = transfer.with_ring::<Pl, _>(|ring| {
+                blocks = &blocks[ring.put(blocks)..];
+                let over = ring.len().saturating_sub(threshold).min(MAX_BATCH);
+                ring.take_oldest(&mut oldest[..over])
+            });
             if n == 0 {
                 // Under the threshold, or a full ring that may not drain:
                 // what did not fit goes to the slabs.
@@ -809,12 +804,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         let mut batch = [ptr::null_mut(); MAX_BATCH];
         for class in 0..NUM_CLASSES {
-            let transfer = &self.transfer[class];
             loop {
-                let mut ring = transfer.ring.lock::<Pl>();
-                let n = ring.take_oldest(&mut batch);
-                transfer.publish(&ring);
-                drop(ring);
+                let n =
+                    self.transfer[class].with_ring::<Pl, _>(|ring| ring.take_oldest(&mut batch));
                 if n == 0 {
                     break;
                 }

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::cpu_cache::Slot;
 use crate::lock::Lock;
+use crate::platform::Platform;
 
 /// A per-class transfer cache.
 pub(crate) struct TransferCache {
@@ -60,6 +61,15 @@ impl TransferCache {
             slow_allocs: AtomicU64::new(0),
             slow_frees: AtomicU64::new(0),
         }
+    }
+
+    /// Runs `f` on the ring under its lock (waiting as `Pl` waits), and
+    /// publishes the length it leaves before releasing the lock.
+    pub fn with_ring<Pl: Platform, R>(&self, f: impl FnOnce(&mut Ring) -> R) -> R {
+        let mut ring = self.ring.lock::<Pl>();
+        let result = f(&mut ring);
+        self.publish(&ring);
+        result
     }
 
     /// Publishes `ring`'s length (call before releasing its lock).
