@@ -42,7 +42,7 @@ pub(crate) struct Slabs {
 // only reached through the lock.
 unsafe impl Send for Slabs {}
 
-/// Where a slab with `available` of `capacity` blocks belongs.
+/// Where a slab belongs, by how many of its blocks are available.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Place {
     /// Every block is out: on no list.
@@ -51,7 +51,8 @@ enum Place {
     Empty,
 }
 
-fn place(available: u32, capacity: u32) -> Place {
+fn place(slab: &Slab) -> Place {
+    let (available, capacity) = (slab.available, slab.capacity);
     if available == 0 {
         Place::Full
     } else if available == capacity {
@@ -89,9 +90,9 @@ impl Slabs {
             // SAFETY: listed slabs are live descriptors owned by this list,
             // reached under its lock; no other reference to it is alive.
             let (before, after) = unsafe {
-                let before = place((*slab).available, (*slab).capacity);
+                let before = place(&*slab);
                 taken += (*slab).take(&mut out[taken..]);
-                (before, place((*slab).available, (*slab).capacity))
+                (before, place(&*slab))
             };
             self.replace(slab, before, after);
         }
@@ -119,9 +120,9 @@ impl Slabs {
         // SAFETY: the caller guarantees the slab is ours and the block is
         // out; no other reference to the descriptor is alive.
         let (before, after) = unsafe {
-            let before = place((*slab).available, (*slab).capacity);
+            let before = place(&*slab);
             (*slab).put(block);
-            (before, place((*slab).available, (*slab).capacity))
+            (before, place(&*slab))
         };
         if after == Place::Empty && self.empty_slabs >= reserve {
             self.unlink(slab, before);
