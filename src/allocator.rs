@@ -494,26 +494,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Flushes this CPU's cache if another CPU ran out of memory since the
-    /// last flush (see `reclaim`); returns whether it flushed. Called from
-    /// this CPU's slow paths, inside its section.
-    fn honour_flush_request(&self, here: Section<'_>) -> bool {
-        let cache = here.counters();
-        let requested = self.flush_requests.load(Relaxed);
-        if cache.flushed_at.load(Relaxed) == requested {
-            return false;
+    /// last flush (see `reclaim`). Called from this CPU's slow paths,
+    /// inside its section.
+    fn honour_flush_request(&self, here: Section<'_>) {
+        if newly_requested(&self.flush_requests, &here.counters().flushed_at) {
+            self.flush_cache(here);
         }
-        cache.flushed_at.store(requested, Relaxed);
-        self.flush_cache(here);
-        true
     }
 
     /// Prewarms this CPU's cache if the profile switched to FAST since its
     /// last prewarm. Called from this CPU's slow paths, inside its section.
     fn honour_prewarm_request(&self, here: Section<'_>) {
-        let cache = here.counters();
-        let requested = self.prewarm_requests.load(Relaxed);
-        if cache.prewarmed_at.load(Relaxed) != requested {
-            cache.prewarmed_at.store(requested, Relaxed);
+        if newly_requested(&self.prewarm_requests, &here.counters().prewarmed_at) {
             self.prewarm(here);
         }
     }
@@ -1474,6 +1466,18 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // SAFETY: `caches` holds `cpus` live caches for the allocator's life.
         unsafe { core::slice::from_raw_parts(caches, self.cpus.load(Relaxed)) }
     }
+}
+
+/// Whether the request counter `requests` moved past the request a CPU
+/// last honoured (`honoured`, which only that CPU's section writes); if so,
+/// records it as honoured.
+fn newly_requested(requests: &AtomicU32, honoured: &AtomicU32) -> bool {
+    let requested = requests.load(Relaxed);
+    if honoured.load(Relaxed) == requested {
+        return false;
+    }
+    honoured.store(requested, Relaxed);
+    true
 }
 
 /// Pages of the run that serves a large `layout` (at least one).
