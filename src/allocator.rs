@@ -440,7 +440,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 // are free blocks of `class` that we own.
                 let kept = unsafe { here.put(class, rest) };
                 self.release_batch(class, &rest[kept..]);
-                self.transfer[class].slow_allocs.fetch_add(1, Relaxed);
+                self.transfer[class].allocs.fetch_add(1, Relaxed);
                 block
             }
             None => ptr::null_mut(),
@@ -464,7 +464,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn drain(&self, here: Section<'_>, class: Class, block: *mut Block) {
         here.apply_cap(class);
         let cache = here.counters();
-        let frees = &self.transfer[class].slow_frees;
+        let frees = &self.transfer[class].frees;
         here.count(&cache.misses[class].drains);
         // A restartable push counts its own free.
         let push_counts = matches!(here, Section::Restartable { .. });
@@ -542,7 +542,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.fetch(class, &mut one);
         }
         if !one[0].is_null() {
-            self.transfer[class].direct_allocs.fetch_add(1, Relaxed);
+            self.transfer[class].allocs.fetch_add(1, Relaxed);
         }
         let clip = self.slow_clip.load(Relaxed);
         self.direct_slow
@@ -553,7 +553,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Free without a CPU cache: the block goes to the transfer cache.
     #[cold]
     fn dealloc_direct(&self, block: *mut Block, class: Class) {
-        self.transfer[class].direct_frees.fetch_add(1, Relaxed);
+        self.transfer[class].frees.fetch_add(1, Relaxed);
         self.release_batch(class, &[block]);
     }
 

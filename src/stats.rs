@@ -277,10 +277,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let mut small_live = 0u64;
         let caches = self.cpu_caches();
         for (class, transfer) in self.transfer.iter().enumerate() {
-            let (mut allocs, mut frees) = (
-                transfer.direct_allocs.load(Relaxed) + transfer.slow_allocs.load(Relaxed),
-                transfer.direct_frees.load(Relaxed) + transfer.slow_frees.load(Relaxed),
-            );
+            let (mut allocs, mut frees) =
+                (transfer.allocs.load(Relaxed), transfer.frees.load(Relaxed));
             for cache in caches {
                 allocs += cache.classes[class].allocs.load(Relaxed);
                 frees += cache.classes[class].frees.load(Relaxed);
@@ -309,8 +307,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         for (class, c) in classes.iter_mut().enumerate() {
             let transfer = &self.transfer[class];
             c.size = size_class::size_of(class);
-            c.allocs = transfer.direct_allocs.load(Relaxed) + transfer.slow_allocs.load(Relaxed);
-            c.frees = transfer.direct_frees.load(Relaxed) + transfer.slow_frees.load(Relaxed);
+            c.allocs = transfer.allocs.load(Relaxed);
+            c.frees = transfer.frees.load(Relaxed);
             c.depot_blocks = transfer.backlog_hint.load(Relaxed);
             if let Some(slabs) = self.central[class].slabs.try_lock() {
                 c.slabs = slabs.slabs as u64;

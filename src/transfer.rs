@@ -24,15 +24,14 @@ pub(crate) struct TransferCache {
     /// The ring's length as the last lock holder left it: readable without
     /// the lock (ACE's tick sums it instead of trying 72 locks).
     pub backlog_hint: AtomicU64,
-    /// Allocations and frees that bypassed every CPU cache.
-    pub direct_allocs: AtomicU64,
-    pub direct_frees: AtomicU64,
-    /// Allocations and frees that CPU caches' slow paths served (a refill
-    /// that returned a block, a drain that cached one). Kept apart from the
-    /// caches' own counters, which restartable sections add to without an
-    /// atomic read-modify-write (an atomic add to those could be lost).
-    pub slow_allocs: AtomicU64,
-    pub slow_frees: AtomicU64,
+    /// Allocations and frees that no CPU cache counted: those that
+    /// bypassed every CPU cache, and those that the caches' slow paths
+    /// served (a refill that returned a block, a drain that cached one).
+    /// Kept apart from the caches' own counters, which restartable sections
+    /// add to without an atomic read-modify-write (an atomic add to those
+    /// could be lost).
+    pub allocs: AtomicU64,
+    pub frees: AtomicU64,
 }
 
 /// The blocks of a transfer cache: `len` slots from `head`, wrapping.
@@ -56,10 +55,8 @@ impl TransferCache {
                 len: 0,
             }),
             backlog_hint: AtomicU64::new(0),
-            direct_allocs: AtomicU64::new(0),
-            direct_frees: AtomicU64::new(0),
-            slow_allocs: AtomicU64::new(0),
-            slow_frees: AtomicU64::new(0),
+            allocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
         }
     }
 
