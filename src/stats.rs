@@ -285,9 +285,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             }
             t.operations += allocs + frees;
             small_live += allocs.saturating_sub(frees) * size_class::size_of(class) as u64;
-            let (contended, spins) = self.shared_lock_waits(class);
-            t.depot_contended += contended;
-            t.depot_spins += spins;
+            t.depot_contended += self.shared_lock_waits(class).0;
             t.depot_backlog += transfer.backlog_hint.load(Relaxed);
         }
         (t.slow_paths, t.slow_path_time) = self.slow_path_totals();

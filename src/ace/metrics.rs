@@ -25,8 +25,6 @@ pub struct Totals {
     pub operations: u64,
     /// Depot lock acquisitions that found the lock taken (cumulative).
     pub depot_contended: u64,
-    /// Spin iterations waiting for depot locks (cumulative).
-    pub depot_spins: u64,
     /// Page provider calls (cumulative).
     pub provider_calls: u64,
     /// Allocation slow paths run (cumulative).
@@ -49,8 +47,6 @@ pub struct Metrics {
     pub operations: u64,
     /// Contended depot lock acquisitions in the interval.
     pub depot_contended: u64,
-    /// Depot lock spin iterations in the interval.
-    pub depot_spins: u64,
     /// Provider calls in the interval.
     pub provider_calls: u64,
     /// Allocation slow paths in the interval.
@@ -74,7 +70,6 @@ impl Totals {
     pub const ZERO: Totals = Totals {
         operations: 0,
         depot_contended: 0,
-        depot_spins: 0,
         provider_calls: 0,
         slow_paths: 0,
         slow_path_time: 0,
@@ -89,7 +84,6 @@ impl Metrics {
     pub const ZERO: Metrics = Metrics {
         operations: 0,
         depot_contended: 0,
-        depot_spins: 0,
         provider_calls: 0,
         slow_paths: 0,
         slow_path_time: 0,
@@ -105,7 +99,6 @@ impl Metrics {
         Metrics {
             operations: after.operations.wrapping_sub(before.operations),
             depot_contended: after.depot_contended.wrapping_sub(before.depot_contended),
-            depot_spins: after.depot_spins.wrapping_sub(before.depot_spins),
             provider_calls: after.provider_calls.wrapping_sub(before.provider_calls),
             slow_paths: after.slow_paths.wrapping_sub(before.slow_paths),
             slow_path_time: after.slow_path_time.wrapping_sub(before.slow_path_time),
