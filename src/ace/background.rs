@@ -28,8 +28,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering::SeqCst};
 use std::time::Duration;
 
-use super::perf::PerfCounters;
-use super::ticker::{self, HOSTED_CLOCK_HZ};
+use super::ticker::{self, HOSTED_CLOCK_HZ, Ticks};
 use super::{Ace, Tunable};
 
 /// The engine the background thread runs (one per process).
@@ -112,19 +111,14 @@ extern "C" fn run<T: Tunable + Sync + 'static>(arg: *mut c_void) -> *mut c_void 
         ENGINE.enable(target, config, HOSTED_CLOCK_HZ);
         target.attach(&ENGINE);
     }
-    let log = ticker::log_from_env();
-    let mut hw = PerfCounters::open().ok();
-    let mut seen = 0;
+    let mut ticks = Ticks::open(ticker::log_from_env());
     while ENGINE.is_enabled() {
         std::thread::sleep(Duration::from_millis(config.fast_ms.max(1)));
         TICKING.store(true, SeqCst);
         if !PAUSED.load(SeqCst) {
-            ENGINE.tick(target, hw.as_mut().map(PerfCounters::sample));
+            ticks.tick(&ENGINE, target);
         }
         TICKING.store(false, SeqCst);
-        if log {
-            seen = ticker::print_after(&ENGINE, seen);
-        }
     }
     STATE.store(FINISHED, SeqCst);
     core::ptr::null_mut()

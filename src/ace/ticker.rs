@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread;
 use std::time::Duration;
 
-use super::perf::{PerfCounters, Unavailable};
+use super::perf::PerfCounters;
 use super::{Ace, AceConfig, Decision, Tunable};
 
 /// Clock rate of the hosted platform's `now` (`CLOCK_MONOTONIC` in ns).
@@ -55,51 +55,62 @@ pub fn log_from_env() -> bool {
 /// counters open when it starts: threads the main thread starts after that
 /// count (see [`perf`](super::perf)).
 pub fn run<T: Tunable>(ace: &Ace, target: &T, fast_ms: u64, stop: &AtomicBool, log: bool) {
-    tick_until(ace, target, fast_ms, stop, log, PerfCounters::open());
-}
-
-/// [`run`] with the hardware counters (or why there are none) given.
-fn tick_until<T: Tunable>(
-    ace: &Ace,
-    target: &T,
-    fast_ms: u64,
-    stop: &AtomicBool,
-    log: bool,
-    hw: Result<PerfCounters, Unavailable>,
-) {
-    let mut hw = match hw {
-        Ok(counters) => Some(counters),
-        Err(why) => {
-            if log {
-                std::eprintln!("acealloc ace: no hardware counts ({why}): software metrics only");
-            }
-            None
-        }
-    };
-    let mut seen = 0;
+    let mut ticks = Ticks::open(log);
     while !stop.load(Relaxed) && ace.is_enabled() {
         thread::sleep(Duration::from_millis(fast_ms.max(1)));
-        ace.tick(target, hw.as_mut().map(PerfCounters::sample));
-        if log {
-            seen = print_after(ace, seen);
-        }
+        ticks.tick(ace, target);
     }
-    if log {
-        print_after(ace, seen);
-    }
+    ticks.print(ace);
 }
 
-/// Prints the decisions after `seen` to stderr; returns the last `seq`.
-pub(super) fn print_after(ace: &Ace, mut seen: u64) -> u64 {
-    let mut batch = [Decision::EMPTY; 16];
-    loop {
-        let n = ace.decisions(seen, &mut batch);
-        for decision in &batch[..n] {
-            std::eprintln!("acealloc ace: {decision}");
-            seen = decision.seq;
+/// What a ticking thread keeps between ticks: the process's hardware
+/// counters (where the kernel offers them) and, when it logs, the last
+/// decision it printed. Shared by [`run`] and the background thread.
+pub(super) struct Ticks {
+    hw: Option<PerfCounters>,
+    log: bool,
+    seen: u64,
+}
+
+impl Ticks {
+    /// Opens the counters; with `log`, says once why there are none.
+    pub(super) fn open(log: bool) -> Ticks {
+        let hw = match PerfCounters::open() {
+            Ok(counters) => Some(counters),
+            Err(why) => {
+                if log {
+                    std::eprintln!(
+                        "acealloc ace: no hardware counts ({why}): software metrics only"
+                    );
+                }
+                None
+            }
+        };
+        Ticks { hw, log, seen: 0 }
+    }
+
+    /// One tick with the counts since the previous one; then, when
+    /// logging, prints the decisions it brought.
+    pub(super) fn tick<T: Tunable>(&mut self, ace: &Ace, target: &T) {
+        ace.tick(target, self.hw.as_mut().map(PerfCounters::sample));
+        self.print(ace);
+    }
+
+    /// When logging, prints the decisions not printed yet to stderr.
+    fn print(&mut self, ace: &Ace) {
+        if !self.log {
+            return;
         }
-        if n < batch.len() {
-            return seen;
+        let mut batch = [Decision::EMPTY; 16];
+        loop {
+            let n = ace.decisions(self.seen, &mut batch);
+            for decision in &batch[..n] {
+                std::eprintln!("acealloc ace: {decision}");
+                self.seen = decision.seq;
+            }
+            if n < batch.len() {
+                return;
+            }
         }
     }
 }
