@@ -254,7 +254,10 @@ impl Ace {
             slot.instructions.fetch_add(hw.instructions, Relaxed);
         }
         // Every CPU's own housekeeping (idle cache, due purges) is the
-        // allocator's, on every tick, within the tick budget.
+        // allocator's, on every tick, within a tick budget of its own: it
+        // is not ACE's cost, and a deciding tick neither counts it against
+        // ACE's budget nor shares its budget with it. A tick is thus
+        // bounded by two budgets.
         target.maintain(start.saturating_add(self.budget.load(Relaxed)));
         if start.wrapping_sub(self.last_fast.load(Relaxed)) < fast {
             return;
@@ -270,7 +273,7 @@ impl Ace {
             return;
         }
         self.last_fast.store(start, Relaxed);
-        engine.decide(self, target, start);
+        engine.decide(self, target, target.now());
     }
 
     /// ACE's state. Waits for the engine: not from an interrupt handler.
