@@ -241,11 +241,26 @@ impl Ace {
     /// counts since its previous tick (`arch::pmu::Counters::sample`; `None`
     /// without a PMU). Adds them to this CPU's slot; then, when the fast
     /// interval is due and no other CPU is deciding, runs the loops.
+    ///
+    /// From the first `enable` on, every tick runs the allocator's
+    /// housekeeping ([`Tunable::maintain`]), also once ACE is off (a guard
+    /// or `disable`): the timer keeps ticking one thing either way.
     pub fn tick<T: Tunable>(&self, target: &T, hw: Option<HwCounts>) {
-        if !self.enabled.load(Relaxed) {
+        let budget = self.budget.load(Relaxed);
+        if budget == u64::MAX {
+            // Never enabled: no budget to bound the housekeeping by.
             return;
         }
         let start = target.now();
+        // Every CPU's own housekeeping (idle cache, due purges) is the
+        // allocator's, on every tick, within a tick budget of its own: it
+        // is not ACE's cost, and a deciding tick neither counts it against
+        // ACE's budget nor shares its budget with it. A tick is thus
+        // bounded by two budgets.
+        target.maintain(start.saturating_add(budget));
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
         let fast = self.fast.load(Relaxed);
         if let Some(slot) = self.cpus.get(target.current_cpu())
             && let Some(hw) = hw
@@ -253,12 +268,6 @@ impl Ace {
             slot.llc_misses.fetch_add(hw.llc_misses, Relaxed);
             slot.instructions.fetch_add(hw.instructions, Relaxed);
         }
-        // Every CPU's own housekeeping (idle cache, due purges) is the
-        // allocator's, on every tick, within a tick budget of its own: it
-        // is not ACE's cost, and a deciding tick neither counts it against
-        // ACE's budget nor shares its budget with it. A tick is thus
-        // bounded by two budgets.
-        target.maintain(start.saturating_add(self.budget.load(Relaxed)));
         if start.wrapping_sub(self.last_fast.load(Relaxed)) < fast {
             return;
         }

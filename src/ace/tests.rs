@@ -319,8 +319,23 @@ fn ticks_over_budget_switch_ace_off_and_restore_the_knobs() {
         (Knob::Engine, 1, 0, Reason::TickBudget)
     );
     fake.interval(100_000, |t| backlog(t, 100_000));
+    let maintains = fake.maintains.get();
     ace.tick(&fake, None);
     assert_eq!(ace.status().decisions, status.decisions, "off stays off");
+    assert_eq!(
+        fake.maintains.get(),
+        maintains + 1,
+        "a tick still runs the housekeeping"
+    );
+}
+
+/// An engine never enabled has no budget to bound the housekeeping by:
+/// its ticks do nothing (a kernel without ACE calls `maintain` itself).
+#[test]
+fn an_engine_never_enabled_ticks_nothing() {
+    let (ace, fake) = (Ace::new(), Fake::new());
+    ace.tick(&fake, None);
+    assert_eq!(fake.maintains.get(), 0);
 }
 
 /// Adds `paths` allocation slow paths of `mean` clock units each.
