@@ -1,9 +1,11 @@
 //! `cargo xtask demo [seconds]`: boots the demo kernel (`qemu-tests/kernels/demo`) on 4 CPUs in
-//! QEMU, a phased workload with ACE tuning acealloc from the timer interrupt, and streams its
-//! serial console, a table of acealloc's state each second and ACE's decisions, to the
-//! terminal; then boots the same run with ACE off (the `demo-no-ace` run) and closes with a
-//! line setting the two side by side: operations per second of busy time, committed memory in
-//! the quiet spells. `cargo xtask demo --no-ace [seconds]` boots only the run with ACE off.
+//! QEMU, a phased workload with ACE tuning acealloc (BALANCED) from the timer interrupt, and
+//! streams its serial console, a table of acealloc's state each second and ACE's decisions, to
+//! the terminal; then boots the same workload under the static profiles with ACE off (the
+//! `demo-fast`, `demo-no-ace` and `demo-lean` runs) and closes with lines setting ACE against
+//! them: operations per second of busy time against FAST's, committed memory in the quiet
+//! spells against LEAN's (ACE's aim: FAST's speed at LEAN's memory), and both against
+//! BALANCED's. `cargo xtask demo --no-ace [seconds]` boots only BALANCED with ACE off.
 //! `cargo xtask demo --hosted [seconds] [threads]` runs the hosted demo (`examples/demo.rs`)
 //! instead.
 //!
@@ -15,9 +17,11 @@ use std::path::Path;
 use crate::toolchain::{self, cargo};
 use crate::{bench, kernels, qemu};
 
-/// The demo kernel's run (ACE on), and its run with ACE off.
+/// The demo kernel's run (ACE on), and its runs with ACE off: FAST, BALANCED, LEAN.
 const DEMO: &str = "demo";
+const DEMO_FAST: &str = "demo-fast";
 const DEMO_NO_ACE: &str = "demo-no-ace";
+const DEMO_LEAN: &str = "demo-lean";
 /// Seconds a run may take beyond the guest time it is asked for (boot, build already done).
 const TIMEOUT_MARGIN_SECS: u64 = 30;
 
@@ -26,7 +30,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     let (names, args) = match args.split_first() {
         Some((flag, rest)) if flag == "--hosted" => return hosted(root, rest),
         Some((flag, rest)) if flag == "--no-ace" => (&[DEMO_NO_ACE][..], rest),
-        _ => (&[DEMO, DEMO_NO_ACE][..], args),
+        _ => (&[DEMO, DEMO_FAST, DEMO_NO_ACE, DEMO_LEAN][..], args),
     };
     let seconds = match args {
         [seconds] => Some(
@@ -47,10 +51,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
     for name in names {
         let (ok, result) = kernel(root, name, seconds)?;
         passed &= ok;
-        results.extend(result);
+        results.push(result);
     }
-    if let [on, off] = results[..] {
-        println!("{}", comparison(on, off));
+    if let [Some(ace), Some(fast), Some(balanced), Some(lean)] = results[..] {
+        for line in comparison(ace, fast, balanced, lean) {
+            println!("{line}");
+        }
     }
     Ok(passed)
 }
@@ -72,18 +78,34 @@ fn parse_result(log: &str) -> Option<Outcome> {
     })
 }
 
-/// The closing line: ACE on against ACE off.
-fn comparison(on: Outcome, off: Outcome) -> String {
-    format!(
-        "demo: ACE on vs off: {:.2}x the operations per second of busy time ({:.0} vs {:.0}), \
-         {:.2}x the committed memory in quiet spells ({:.0} vs {:.0} KiB)",
-        on.ops_per_s / off.ops_per_s.max(1.0),
-        on.ops_per_s,
-        off.ops_per_s,
-        on.quiet_kib / off.quiet_kib.max(1.0),
-        on.quiet_kib,
-        off.quiet_kib
-    )
+/// The closing lines: BALANCED with ACE against FAST's speed and LEAN's memory (ACE's aim,
+/// with the targets of the issue "ACE v2": at least 0.95x FAST's operations per second, at
+/// most 1.2x LEAN's quiet-spell memory), and against BALANCED without it.
+fn comparison(ace: Outcome, fast: Outcome, balanced: Outcome, lean: Outcome) -> [String; 2] {
+    let speed = ace.ops_per_s / fast.ops_per_s.max(1.0);
+    let memory = ace.quiet_kib / lean.quiet_kib.max(1.0);
+    let verdict = |met: bool| if met { "aim met" } else { "aim not met" };
+    [
+        format!(
+            "demo: BALANCED+ACE: {speed:.2}x FAST's operations per second of busy time \
+             ({:.0} vs {:.0}; aim >= 0.95x: {}), {memory:.2}x LEAN's committed memory in quiet \
+             spells ({:.0} vs {:.0} KiB; aim <= 1.2x: {})",
+            ace.ops_per_s,
+            fast.ops_per_s,
+            verdict(speed >= 0.95),
+            ace.quiet_kib,
+            lean.quiet_kib,
+            verdict(memory <= 1.2),
+        ),
+        format!(
+            "demo: BALANCED+ACE vs BALANCED: {:.2}x the operations per second, {:.2}x the \
+             committed memory in quiet spells ({:.0} vs {:.0} KiB)",
+            ace.ops_per_s / balanced.ops_per_s.max(1.0),
+            ace.quiet_kib / balanced.quiet_kib.max(1.0),
+            ace.quiet_kib,
+            balanced.quiet_kib,
+        ),
+    ]
 }
 
 /// Builds and boots the demo kernel's run `name`, for `seconds` of guest time if given:
@@ -142,23 +164,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_closing_line_sets_the_result_lines_side_by_side() {
-        let on = parse_result(
-            "demo:   8 quiet\ndemo: result busy_ops_per_s=270000 quiet_committed_kib=1200 ace=1\n",
+    fn the_closing_lines_set_ace_against_fast_speed_and_lean_memory() {
+        let ace = parse_result(
+            "demo:   8 quiet\ndemo: result busy_ops_per_s=285000 quiet_committed_kib=1200 ace=1\n",
         );
-        let off = parse_result("demo: result busy_ops_per_s=300000 quiet_committed_kib=4800 ace=0");
         assert_eq!(
-            on,
+            ace,
             Some(Outcome {
-                ops_per_s: 270000.0,
+                ops_per_s: 285000.0,
                 quiet_kib: 1200.0
             })
         );
-        let line = comparison(on.unwrap(), off.unwrap());
-        assert!(line.contains("0.90x the operations per second"), "{line}");
+        let outcome = |line: &str| parse_result(line).unwrap();
+        let fast = outcome("demo: result busy_ops_per_s=300000 quiet_committed_kib=9000 ace=0");
+        let balanced = outcome("demo: result busy_ops_per_s=290000 quiet_committed_kib=4800 ace=0");
+        let lean = outcome("demo: result busy_ops_per_s=200000 quiet_committed_kib=800 ace=0");
+        let [aim, own] = comparison(ace.unwrap(), fast, balanced, lean);
+        assert!(aim.contains("0.95x FAST's operations per second"), "{aim}");
+        assert!(aim.contains("aim >= 0.95x: aim met"), "{aim}");
+        assert!(aim.contains("1.50x LEAN's committed memory"), "{aim}");
+        assert!(aim.contains("aim <= 1.2x: aim not met"), "{aim}");
         assert!(
-            line.contains("0.25x the committed memory in quiet spells (1200 vs 4800 KiB)"),
-            "{line}"
+            own.contains("0.25x the committed memory in quiet spells (1200 vs 4800 KiB)"),
+            "{own}"
         );
         assert_eq!(parse_result("demo: no result"), None);
     }

@@ -7,9 +7,10 @@
 //! - `preload -- CMD...` runs any program on `libacealloc.so`; `misuse` runs the C misuse
 //!   suite; `programs` runs real programs on it and on glibc and compares their output;
 //!   `c-bench` times a malloc/free loop on it against mimalloc (`capi.rs`).
-//! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, ACE on), streaming its
-//!   table to the terminal, then the same with ACE off, and compares the two; `demo --no-ace`
-//!   only the run with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
+//! - `demo` boots the demo kernel on 4 CPUs in QEMU (a phased workload, BALANCED with ACE),
+//!   streaming its table to the terminal, then the same under FAST, BALANCED and LEAN with ACE
+//!   off, and sets ACE against FAST's speed and LEAN's memory; `demo --no-ace` only BALANCED
+//!   with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
 //!   instead (`demo.rs`).
 //! - `bench` sets acealloc against the other allocators, one process per run, and writes the
 //!   results and plots (`bench.rs`).
@@ -65,8 +66,9 @@ usage: cargo xtask <task>
       The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
       ticked by every CPU's timer, and prints a table of the allocator's state
       each second and ACE's decisions (default 8 s of guest time); then the
-      same with ACE off, and a line comparing the two.
-      --no-ace: only the run with ACE off.
+      same under FAST, BALANCED and LEAN with ACE off, and lines setting ACE
+      against FAST's speed and LEAN's memory.
+      --no-ace: only BALANCED with ACE off.
   demo --hosted [seconds] [threads]
       The hosted demo: acealloc as the global allocator of a threaded workload.
   bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]

@@ -5,13 +5,15 @@
 //! a row: the phase, each CPU's operations in that second, each CPU's cache hit rate, committed
 //! and live memory, and the knob values; and ACE's decisions as it takes them. The run closes
 //! with a `demo: result` line (operations per second of busy time, mean committed memory in the
-//! quiet spells) that `cargo xtask demo` sets against a run with ACE off. The run passes if
-//! every block came back intact (and, with ACE, if it decided something).
+//! quiet spells) that `cargo xtask demo` sets against the static profiles' runs. The run passes
+//! if every block came back intact (and, with ACE, if it decided something).
 //!
-//! ACE is on unless `ace=0` (`cargo xtask demo --no-ace`, and the `demo-no-ace` test run): a
-//! 1 kHz timer on every CPU ticks it (the timer runs with ACE off too: it wakes the halted CPUs).
-//! Its purges decommit idle runs from the timer handler, each with a TLB shootdown to every
-//! CPU, as in `timer-isr-ace`.
+//! ACE is on unless `ace=0` (`cargo xtask demo --no-ace`, and the `demo-no-ace`, `demo-fast`
+//! and `demo-lean` runs); `profile=fast|balanced|lean` picks the profile (BALANCED unless
+//! given). A 1 kHz timer on every CPU ticks ACE, which runs the allocator's housekeeping on
+//! every tick; with ACE off the timer calls `Allocator::maintain` itself, as any kernel's tick
+//! should, so that the runs differ only in ACE. Purges decommit idle runs from the timer
+//! handler, each with a TLB shootdown to every CPU, as in `timer-isr-ace`.
 #![no_std]
 #![no_main]
 
@@ -21,7 +23,8 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use acealloc::ace::Decision;
 use acealloc::ace::{Ace, AceConfig, Knob};
-use acealloc::{Allocator, CpuStats, Knobs};
+use acealloc::arch::cpu::rdtsc;
+use acealloc::{Allocator, Config, CpuStats, Knobs, Profile};
 use acealloc_kernel_rt::{
     BootInfo, ExitCode, MAX_CPUS, cpu_count, entry, exit, interrupts, println, run_on_all_cpus,
     timer,
@@ -57,11 +60,32 @@ static BUSY_MS: AtomicU64 = AtomicU64::new(0);
 
 /// ACE, on with `ace=1`, ticked by every CPU's timer.
 static ACE: Ace = Ace::new();
-/// Timer rate of the `ace=1` run.
-const ACE_TIMER_HZ: u32 = 1000;
+static ACE_ON: AtomicBool = AtomicBool::new(false);
+/// Timer rate of every run.
+const TIMER_HZ: u32 = 1000;
+/// The tick budget: TCG runs a deciding tick about a hundred times slower than hardware.
+const TICK_BUDGET_US: u64 = 20_000;
+/// [`TICK_BUDGET_US`] in TSC cycles, set once the clock is calibrated.
+static TICK_BUDGET: AtomicU64 = AtomicU64::new(0);
 
-fn tick_ace(_cpu: usize) {
-    ACE.tick(&HEAP, None);
+/// Every CPU's timer: ACE's tick (which runs the allocator's housekeeping), or with ACE off the
+/// housekeeping alone, within the same budget.
+fn tick(_cpu: usize) {
+    if ACE_ON.load(Relaxed) {
+        ACE.tick(&HEAP, None);
+    } else {
+        HEAP.maintain(rdtsc().saturating_add(TICK_BUDGET.load(Relaxed)));
+    }
+}
+
+/// The profile `profile=` names on the command line (BALANCED unless given).
+fn profile(boot: &BootInfo) -> Profile {
+    match boot.cmdline_value("profile") {
+        None | Some("balanced") => Profile::Balanced,
+        Some("fast") => Profile::Fast,
+        Some("lean") => Profile::Lean,
+        Some(other) => panic!("profile={other}: not fast, balanced or lean"),
+    }
 }
 
 /// Whether the spell under way at `millis` is a busy one: the run starts with a short busy
@@ -73,14 +97,17 @@ fn busy_at(millis: u64) -> bool {
 fn main(boot: &'static BootInfo) -> ! {
     let seconds = args::number(boot, "seconds", 8);
     let ace = args::number(boot, "ace", 1) != 0;
+    let profile = profile(boot);
     clock::calibrate();
-    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), CONFIG) {
+    TICK_BUDGET.store(clock::tsc_hz() / 1_000_000 * TICK_BUDGET_US, Relaxed);
+    let config = Config { profile, ..CONFIG };
+    if let Err(error) = heaps::init_frame_heap(&HEAP, PhysicalFrames::init(boot), config) {
         println!("demo: heap init failed: {error:?}");
         exit(ExitCode::Failure);
     }
     let cpus = cpu_count();
     println!(
-        "demo: acealloc on {cpus} CPUs, heap of frames mapped on demand at {FRAME_HEAP_START:#x}"
+        "demo: acealloc ({profile:?}) on {cpus} CPUs, heap of frames mapped on demand at {FRAME_HEAP_START:#x}"
     );
     println!(
         "demo: busy spells of {} s (every CPU runs mixed-ws400: 400 slots, 16-1040 B, holds {HELD} blocks of {} KiB \
@@ -90,23 +117,25 @@ fn main(boot: &'static BootInfo) -> ! {
         SPELL_MS / 1000
     );
     if ace {
-        // TCG runs a deciding tick about a hundred times slower than hardware: a 20 ms budget.
         let config = AceConfig {
             fast_ms: 250,
             slow_s: 2,
-            tick_budget_us: 20_000,
+            tick_budget_us: TICK_BUDGET_US,
             ..AceConfig::DEFAULT
         };
         println!(
-            "demo: ACE tunes the knobs (fast loop {} ms, slow loop {} s), ticked by a {ACE_TIMER_HZ} Hz timer on every CPU",
+            "demo: ACE tunes the knobs (fast loop {} ms, slow loop {} s), ticked by a {TIMER_HZ} Hz timer on every CPU",
             config.fast_ms, config.slow_s
         );
         ACE.enable(&HEAP, config, clock::tsc_hz());
         HEAP.attach_ace(&ACE);
+        ACE_ON.store(true, Relaxed);
     } else {
-        println!("demo: ACE off (BALANCED's static settings)");
+        println!(
+            "demo: ACE off ({profile:?}'s static settings); a {TIMER_HZ} Hz timer on every CPU runs the allocator's housekeeping"
+        );
     }
-    timer::set_handler(tick_ace);
+    timer::set_handler(tick);
     println!("{}", Header(cpus));
     let stopwatch = Stopwatch::start();
     run_on_all_cpus(&|cpu| {
@@ -115,7 +144,7 @@ fn main(boot: &'static BootInfo) -> ! {
         let mut held = [const { None }; HELD];
         let mut large_operations = 0;
         let mut table = (cpu == 0).then(|| Table::new(cpus, seconds));
-        timer::start(ACE_TIMER_HZ);
+        timer::start(TIMER_HZ);
         interrupts::enable();
         while !STOP.load(Relaxed) {
             let mut intact = true;
