@@ -1056,7 +1056,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.knobs.release_pages.store(knobs.release_pages, Relaxed);
         self.reserve_lowered.store(true, Relaxed);
         for class in 0..NUM_CLASSES {
-            self.apply_class_capacity(class);
+            self.apply_class_capacity(class, true);
         }
     }
 
@@ -1066,11 +1066,41 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// CPUs allocate: they apply it on their next slow path of the class.
     pub fn set_class_capacity(&self, class: Class, capacity: u32) {
         self.class_caps[class].store(capacity, Relaxed);
-        self.apply_class_capacity(class);
+        self.apply_class_capacity(class, true);
     }
 
-    fn apply_class_capacity(&self, class: Class) {
+    /// [`set_class_capacity`](Self::set_class_capacity) for a timer tick:
+    /// with restartable sections, where the capacity is applied under each
+    /// cache's lock, the locks are only tried; false if a cache was busy
+    /// (call again later).
+    pub(crate) fn try_set_class_capacity(&self, class: Class, capacity: u32) -> bool {
+        self.class_caps[class].store(capacity, Relaxed);
+        self.apply_class_capacity(class, false)
+    }
+
+    /// The capacity each CPU's cache of `class` has, and the most it can be
+    /// given (its slots); (0, 0) before `init`.
+    pub(crate) fn class_capacity_range(&self, class: Class) -> (u32, u32) {
+        self.cpu_caches().first().map_or((0, 0), |c| {
+            let slots = c.class(class).slots();
+            (self.class_capacity(class).min(slots), slots)
+        })
+    }
+
+    /// Allocations that found `class`'s cache empty plus frees that found
+    /// it full, on every CPU, since `init`.
+    pub(crate) fn class_pressure(&self, class: Class) -> u64 {
+        let cold = self.cpu_caches().iter().map(|c| &c.misses[class]);
+        cold.map(|m| m.misses.load(Relaxed) + m.drains.load(Relaxed))
+            .sum()
+    }
+
+    /// Gives every cache of `class` the capacity in force. With restartable
+    /// sections it is applied under each cache's lock: waited for if
+    /// `wait`, else only tried; false if a cache was busy.
+    fn apply_class_capacity(&self, class: Class, wait: bool) -> bool {
         let capacity = self.class_capacity(class);
+        let mut applied = true;
         for cache in self.cpu_caches() {
             let slot = cache.class(class);
             slot.set_cap(capacity);
@@ -1081,15 +1111,25 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // No owner thread: apply it now, under the cache's lock (a
             // stopped cache stays stopped: whoever stopped it restarts it
             // with the new capacity).
-            let mut spins = 0;
-            while !cache.try_lock() {
-                Pl::lock_wait(spins);
-                spins += 1;
+            let locked = if wait {
+                let mut spins = 0;
+                while !cache.try_lock() {
+                    Pl::lock_wait(spins);
+                    spins += 1;
+                }
+                true
+            } else {
+                cache.try_lock()
+            };
+            if !locked {
+                applied = false;
+                continue;
             }
             // SAFETY: the lock is ours, with restartable sections in use.
             unsafe { slot.apply_cap() };
             cache.unlock();
         }
+        applied
     }
 
     /// The current profile.

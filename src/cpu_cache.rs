@@ -197,6 +197,11 @@ impl ClassCache {
         self.cap.load(Relaxed)
     }
 
+    /// The slots this class owns: the ceiling of its capacity.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
     /// Makes every restartable pop and push fail until
     /// [`restart`](Self::restart), so that another thread can work on the
     /// arrays (rseq.rs says how that is made safe against the owner's

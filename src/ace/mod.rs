@@ -10,6 +10,9 @@
 //!          metrics:   lean totals (atomics only) − previous → the interval
 //!          fast loop: backlog ↑ while committed ↑ → drain threshold ↓
 //!                     LLC misses ↑ → diet ↓ · contention ↑ → bundles wider
+//!          classes:   a class's misses over the floor → its capacity ×1.5,
+//!                     from the coldest classes' within one CPU's cache
+//!                     bytes at enable × the diet (classes.rs)
 //!          quiet spell: idle memory, no work for the purge delay → purge
 //!                     (budgeted scavenge); recommitted within the delay
 //!                     → delay ↑; over the memory target → delay ↓; the
@@ -37,6 +40,7 @@
 //! noise around a steady level fires nothing.
 #![deny(clippy::float_arithmetic)]
 
+mod classes;
 mod config;
 mod fixed;
 mod metrics;
@@ -65,6 +69,7 @@ pub use target::Tunable;
 pub use trace::{Decision, Knob, Reason, TRACE_LEN};
 
 use crate::config::Knobs;
+use classes::{ClassSizing, Move};
 use config::Clocked;
 use trace::Trace;
 
@@ -467,6 +472,8 @@ struct Engine {
     /// While a latency probe runs the starting knobs: ACE's knob positions
     /// and the mean slow path the last interval had with them.
     latency_probe: Option<(Positions, u64)>,
+    /// Per-class cache capacities within the cache byte budget.
+    classes: ClassSizing,
     off_reason: Option<Reason>,
     deciding_ticks: u64,
     last_tick: u64,
@@ -531,6 +538,7 @@ impl Engine {
             latency_over: 0,
             latency_strikes: 0,
             latency_probe: None,
+            classes: ClassSizing::NEW,
             off_reason: None,
             deciding_ticks: 0,
             last_tick: 0,
@@ -572,6 +580,7 @@ impl Engine {
             purge_baseline,
             purge_delay,
             purge_applied: purge_delay,
+            classes: ClassSizing::start(target),
             ..Engine::new()
         };
     }
@@ -639,6 +648,23 @@ impl Engine {
             Latency::Probing => {}
             Latency::Fine => {
                 self.fast_loop(&m, start);
+                let trace = &mut self.trace;
+                let mut moved = |class: usize, old: u32, new: u32, why: Move| {
+                    trace.record(Decision {
+                        seq: 0,
+                        at: start,
+                        knob: Knob::ClassCapacity(class as u8),
+                        old: old.into(),
+                        new: new.into(),
+                        reason: match why {
+                            Move::Grow => Reason::ClassMisses,
+                            Move::Shrink => Reason::CacheBudget,
+                        },
+                        metrics: m,
+                    })
+                };
+                self.classes
+                    .resize(target, m.operations, DIET[self.at.diet], &mut moved);
                 if start.wrapping_sub(self.last_slow) >= self.clocked.slow {
                     self.last_slow = start;
                     self.slow_loop(&m, &totals, start);
@@ -801,7 +827,7 @@ impl Engine {
             Knob::DrainThreshold => (&mut self.at.drain, &DRAIN),
             Knob::ReleasePages => (&mut self.at.release, &RELEASE),
             Knob::PurgeDelay => (&mut self.purge_delay, &PURGE_DELAY),
-            Knob::Scavenge | Knob::Engine => return false,
+            Knob::Scavenge | Knob::Engine | Knob::ClassCapacity(_) => return false,
         };
         let old = *pos;
         let new = if up {
@@ -941,6 +967,7 @@ impl Engine {
     ) {
         ace.enabled.store(false, Relaxed);
         target.set_knobs(self.baseline);
+        self.classes.release(target);
         if let Some(ms) = self.purge_baseline {
             target.set_purge_delay_ms(ms);
         }

@@ -35,6 +35,26 @@ pub trait Tunable {
     fn set_purge_delay_ms(&self, ms: u32) {
         let _ = ms;
     }
+    /// Allocations that found a CPU cache of `class` empty plus frees that
+    /// found it full, all CPUs, since the start (cumulative; 0 where the
+    /// target does not count them).
+    fn class_pressure(&self, class: usize) -> u64 {
+        let _ = class;
+        0
+    }
+    /// The capacity (blocks) every CPU's cache of `class` has, and the
+    /// most it can be given; (0, 0) where classes cannot be sized.
+    fn class_capacity(&self, class: usize) -> (u32, u32) {
+        let _ = class;
+        (0, 0)
+    }
+    /// Gives every CPU's cache of `class` `capacity` blocks (0: back to the
+    /// capacity knob's), only trying locks; false if a cache could not
+    /// take it now (the caller tries again later).
+    fn set_class_capacity(&self, class: usize, capacity: u32) -> bool {
+        let _ = (class, capacity);
+        false
+    }
     /// The platform clock (`Platform::now`).
     fn now(&self) -> u64;
     /// The running CPU's index.
@@ -76,6 +96,18 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
 
     fn set_purge_delay_ms(&self, ms: u32) {
         Allocator::set_purge_delay_ms(self, ms)
+    }
+
+    fn class_pressure(&self, class: usize) -> u64 {
+        Allocator::class_pressure(self, class)
+    }
+
+    fn class_capacity(&self, class: usize) -> (u32, u32) {
+        self.class_capacity_range(class)
+    }
+
+    fn set_class_capacity(&self, class: usize, capacity: u32) -> bool {
+        self.try_set_class_capacity(class, capacity)
     }
 
     fn now(&self) -> u64 {

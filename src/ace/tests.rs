@@ -4,6 +4,7 @@ use core::cell::Cell;
 use std::vec::Vec;
 
 use super::*;
+use crate::size_class::NUM_CLASSES;
 
 /// Clock units per second of the fake clock (1 unit = 1 µs).
 const HZ: u64 = 1_000_000;
@@ -28,6 +29,16 @@ struct Fake {
     clip: Cell<u64>,
     /// The purge delay, ms (`None`: the fake has none).
     purge_ms: Cell<Option<u32>>,
+    /// Per class: misses plus overflows so far, and the capacity in force.
+    pressure: [Cell<u64>; NUM_CLASSES],
+    caps: [Cell<u32>; NUM_CLASSES],
+    /// The most any class can be given (0: classes cannot be sized).
+    max_cap: Cell<u32>,
+    /// While set, capacities are stored but a cache is "busy" (the set
+    /// reports false) and does not apply them.
+    busy: Cell<bool>,
+    /// The capacity the caches last applied.
+    applied: [Cell<u32>; NUM_CLASSES],
 }
 
 impl Fake {
@@ -50,7 +61,29 @@ impl Fake {
             maintain_cost: Cell::new(0),
             clip: Cell::new(u64::MAX),
             purge_ms: Cell::new(None),
+            pressure: core::array::from_fn(|_| Cell::new(0)),
+            caps: core::array::from_fn(|_| Cell::new(0)),
+            max_cap: Cell::new(0),
+            busy: Cell::new(false),
+            applied: core::array::from_fn(|_| Cell::new(0)),
         }
+    }
+
+    /// A fake whose classes all have capacity `cap`, at most `max`.
+    fn with_classes(cap: u32, max: u32) -> Fake {
+        let fake = Fake::new();
+        fake.max_cap.set(max);
+        for c in &fake.caps {
+            c.set(cap);
+        }
+        fake
+    }
+
+    /// One CPU's cache bytes at the capacities in force.
+    fn cache_bytes(&self) -> u64 {
+        (0..NUM_CLASSES)
+            .map(|c| u64::from(self.caps[c].get()) * crate::size_class::size_of(c) as u64)
+            .sum()
     }
 
     /// One interval of `ops` operations with `f` adjusting the totals.
@@ -98,6 +131,19 @@ impl Tunable for Fake {
     }
     fn clip_slow_paths(&self, max: u64) {
         self.clip.set(max);
+    }
+    fn class_pressure(&self, class: usize) -> u64 {
+        self.pressure[class].get()
+    }
+    fn class_capacity(&self, class: usize) -> (u32, u32) {
+        (self.caps[class].get(), self.max_cap.get())
+    }
+    fn set_class_capacity(&self, class: usize, capacity: u32) -> bool {
+        self.caps[class].set(capacity);
+        if !self.busy.get() {
+            self.applied[class].set(capacity);
+        }
+        !self.busy.get()
     }
     fn now(&self) -> u64 {
         let now = self.clock.get();
@@ -1067,4 +1113,156 @@ fn the_allocator_s_purge_delay_follows_ace_s_and_comes_back_at_switch_off() {
     assert_eq!(quiet_purges(&ace), 0, "under 16 quiet intervals");
     busy_then_quiet(&ace, &fake, 16);
     assert_eq!(quiet_purges(&ace), 1);
+}
+
+/// Classes of 64 and 1024 bytes (their indices).
+fn class_of(size: usize) -> usize {
+    (0..NUM_CLASSES)
+        .find(|&c| crate::size_class::size_of(c) == size)
+        .expect("a class of that size")
+}
+
+/// A class that misses hard grows by half its capacity each interval,
+/// taking the bytes from classes that hardly miss: one CPU's cache bytes
+/// never pass what they were at enable. A class under the floor stays.
+#[test]
+fn a_class_that_misses_grows_within_the_cache_byte_budget() {
+    let fake = Fake::with_classes(16, 256);
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    let budget = fake.cache_bytes();
+    let (hot, lukewarm) = (class_of(1024), class_of(64));
+    let mut caps = std::vec![16];
+    for _ in 0..8 {
+        fake.pressure[hot].set(fake.pressure[hot].get() + 5_000);
+        fake.pressure[lukewarm].set(fake.pressure[lukewarm].get() + 50);
+        fake.interval(100_000, |_| {});
+        ace.tick(&fake, None);
+        assert!(
+            fake.cache_bytes() <= budget,
+            "{} > {budget}",
+            fake.cache_bytes()
+        );
+        caps.push(fake.caps[hot].get());
+    }
+    assert_eq!(&caps[..4], [16, 24, 36, 54], "half again each interval");
+    assert_eq!(*caps.last().unwrap(), 256, "up to its ceiling");
+    assert_eq!(
+        fake.caps[lukewarm].get(),
+        16,
+        "under the floor: neither grows nor gives"
+    );
+    let d = trace(&ace)
+        .into_iter()
+        .find(|d| d.reason == Reason::ClassMisses)
+        .expect("a class grew");
+    assert_eq!(
+        (d.knob, d.old, d.new),
+        (Knob::ClassCapacity(hot as u8), 16, 24)
+    );
+    assert!(trace(&ace).iter().any(|d| d.reason == Reason::CacheBudget));
+}
+
+/// The diet lowers the byte budget: the coldest classes give capacity
+/// back until one CPU's caches fit it.
+#[test]
+fn the_diet_shrinks_the_cache_byte_budget() {
+    let fake = Fake::with_classes(16, 256);
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    let budget = fake.cache_bytes();
+    let hw = |llc_misses| HwCounts {
+        llc_misses,
+        cycles: 1_000_000,
+        instructions: 1_000_000,
+    };
+    // LLC misses per operation rise (as in the diet rule's test): diet 224/256.
+    for misses in [1000, 1000, 1000, 8000] {
+        fake.interval(100_000, |_| {});
+        ace.tick(&fake, Some(hw(misses)));
+    }
+    assert_eq!(fake.knobs().cache_capacity, 64 * 224 / 256);
+    assert!(fake.cache_bytes() <= budget * 224 / 256);
+}
+
+/// A busy cache (restartable sections, lock taken) gets the capacity on a
+/// later interval; switching ACE off gives every sized class back to the
+/// capacity knob.
+#[test]
+fn busy_caches_are_set_again_and_switch_off_gives_classes_back() {
+    let fake = Fake::with_classes(16, 256);
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    let hot = class_of(1024);
+    fake.busy.set(true);
+    fake.pressure[hot].set(5_000);
+    fake.interval(100_000, |_| {});
+    ace.tick(&fake, None);
+    assert_eq!((fake.caps[hot].get(), fake.applied[hot].get()), (24, 0));
+    fake.busy.set(false);
+    fake.interval(100_000, |_| {});
+    ace.tick(&fake, None);
+    assert_eq!(
+        fake.applied[hot].get(),
+        24,
+        "set again once the cache is free"
+    );
+    ace.disable(&fake);
+    assert_eq!(fake.caps[hot].get(), 0, "back to the knob's");
+}
+
+/// On a real allocator (LEAN, whose per-class budgets keep caches small):
+/// a class worked hard grows past its static capacity, and one CPU's
+/// cache bytes stay within what they were at enable.
+#[cfg(feature = "std")]
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "the hosted heap: Miri cannot make its mmap reservation"
+)]
+fn a_real_allocators_hot_class_grows_within_the_budget() {
+    use core::alloc::Layout;
+
+    let heap = hosted_heap();
+    heap.set_profile(crate::Profile::Lean);
+    let class = class_of(1024);
+    let bytes = |heap: &crate::hosted::HostedAllocator| -> u64 {
+        (0..NUM_CLASSES)
+            .map(|c| {
+                let (cap, _) = Tunable::class_capacity(heap, c);
+                u64::from(cap) * crate::size_class::size_of(c) as u64
+            })
+            .sum()
+    };
+    let ace = Ace::new();
+    let ace_config = AceConfig {
+        fast_ms: 1,
+        tick_budget_us: 50_000,
+        ..AceConfig::DEFAULT
+    };
+    ace.enable(&heap, ace_config, ticker::HOSTED_CLOCK_HZ);
+    let (before, max) = Tunable::class_capacity(&heap, class);
+    let budget = bytes(&heap);
+    let layout = Layout::from_size_align(1024, 8).unwrap();
+    for _ in 0..8 {
+        let blocks: Vec<_> = (0..16 * max).map(|_| heap.alloc(layout)).collect();
+        for block in blocks {
+            // SAFETY: allocated just above with `layout`, freed once.
+            unsafe { heap.dealloc(block, layout) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        ace.tick(&heap, None);
+        assert!(bytes(&heap) <= budget, "{} > {budget}", bytes(&heap));
+    }
+    let (after, _) = Tunable::class_capacity(&heap, class);
+    assert!(
+        after > before,
+        "capacity {before} -> {after} (ceiling {max})"
+    );
+    ace.disable(&heap);
+    assert_eq!(
+        Tunable::class_capacity(&heap, class).0,
+        before,
+        "the knob's again"
+    );
 }

@@ -24,6 +24,8 @@ pub enum Knob {
     Scavenge,
     /// The purge delay, in quiet fast intervals.
     PurgeDelay,
+    /// The capacity (blocks) of every CPU's cache of one size class.
+    ClassCapacity(u8),
     /// ACE itself: 1 on, 0 off.
     Engine,
 }
@@ -47,6 +49,12 @@ pub enum Reason {
     OverTarget,
     /// Page provider calls per operation rose.
     ProviderCalls,
+    /// A size class's caches missed (empty on allocation, full on free)
+    /// over the floor: the class grew.
+    ClassMisses,
+    /// The cache byte budget was full (or the diet lowered it): a class
+    /// that hardly missed gave capacity back.
+    CacheBudget,
     /// Signals stable long enough: one step back toward the defaults.
     Restore,
     /// Guard: a tick took longer than its budget.
