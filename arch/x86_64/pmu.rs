@@ -6,7 +6,7 @@
 //!   version, the number and width of general-purpose counters and the
 //!   fixed counters (Intel SDM Vol. 3B §20.2, "Architectural Performance
 //!   Monitoring").
-//! - AMD core performance counter extensions: CPUID Fn8000_0001 ECX[23]
+//! - AMD core performance counter extensions: CPUID Fn8000_0001 ECX\[23\]
 //!   (PerfCtrExtCore) gives six counters at MSRs 0xC001_0200.. (AMD APM
 //!   Vol. 2 §13.2, "Performance Counters").
 //!
@@ -30,7 +30,7 @@ pub enum Pmu {
     None,
     /// Intel architectural performance monitoring.
     IntelArch {
-        /// Architectural perfmon version (leaf 0xA EAX[7:0]).
+        /// Architectural perfmon version (leaf 0xA EAX\[7:0\]).
         version: u8,
         /// General-purpose counters per logical CPU.
         counters: u8,
@@ -38,10 +38,10 @@ pub enum Pmu {
         width: u8,
         /// Fixed-function counters (version 2 and later).
         fixed: u8,
-        /// Width of the fixed-function counters in bits (leaf 0xA EDX[12:5]).
+        /// Width of the fixed-function counters in bits (leaf 0xA EDX\[12:5\]).
         fixed_width: u8,
         /// Whether the architectural "LLC Misses" event is available: EBX
-        /// bit 4 clear and within the EBX length of EAX[31:24].
+        /// bit 4 clear and within the EBX length of EAX\[31:24\].
         llc_misses: bool,
     },
     /// AMD core performance counters (PerfCtl/PerfCtr pairs at 0xC001_0200).

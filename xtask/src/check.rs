@@ -1,7 +1,8 @@
 //! `cargo xtask test`: everything CI runs, one step after another.
 //!
 //! Formatting and clippy (`-D warnings`) for the root workspace (xtask included) and the test
-//! kernels; the root workspace's tests with the hosted build (`acealloc/std`); the `no_std`
+//! kernels; the root workspace's tests with the hosted build (`acealloc/std`); the crate's
+//! docs with warnings (broken intra-doc links) as errors; the `no_std`
 //! library builds for `x86_64-unknown-none` and `aarch64-unknown-none`; the C library's misuse
 //! suite and real programs on it; then every QEMU run.
 //! A failing step does not stop the others; each step and each QEMU run counts once in the
@@ -72,6 +73,20 @@ fn steps(root: &Path) -> Vec<Step> {
             &["test", "--workspace", "--features", "acealloc/std"],
         ),
     ];
+    // The crate's docs as docs.rs builds them (every feature), with broken links as errors.
+    let mut docs = step(
+        "doc (RUSTDOCFLAGS=-D warnings)",
+        root,
+        &[
+            "doc",
+            "--no-deps",
+            "--package",
+            "acealloc",
+            "--all-features",
+        ],
+    );
+    docs.command.env("RUSTDOCFLAGS", "-D warnings");
+    steps.push(docs);
     for target in NO_STD_TARGETS {
         steps.push(step(
             &format!("build no_std {target}"),
