@@ -40,6 +40,8 @@ struct acealloc_stats {
     uint64_t large_allocs;   /* large-block (page run) allocations since start-up */
     uint64_t large_frees;
     size_t cpus;             /* CPUs with a cache */
+    size_t cached_bytes;     /* free blocks held by CPU caches (acealloc_maintain returns an
+                                idle CPU's) */
 };
 
 /* Fills *out with the allocator's statistics. */
@@ -112,8 +114,10 @@ struct acealloc_config {
 
 /* Hands the allocator its platform and [region, region + len), which it owns from now on
  * (page-aligned inward). config may be NULL (BALANCED, no checks). Returns 0, -1 if already
- * initialised, -2 if the region cannot hold the allocator's metadata, -3 for bad arguments.
- * Allocations before it return NULL. */
+ * initialised, -2 if the region cannot hold the allocator's metadata (nothing is kept: call it
+ * again with a larger region), -3 for bad arguments (NULL platform or region, cpu_count or
+ * clock_hz 0). Call it alone: at boot, before any other acealloc call and concurrent with
+ * none. Until it succeeds, allocations return NULL and the other calls do nothing. */
 int acealloc_init(const struct acealloc_platform *platform, void *region, size_t len,
                   const struct acealloc_config *config);
 
@@ -127,13 +131,15 @@ void *acealloc_realloc(void *p, size_t size);
 size_t acealloc_usable_size(const void *p);
 
 /* Timer work, fit for interrupt context (no allocation, locks only tried, bounded):
- * acealloc_maintain returns idle memory (this CPU's cache if it was idle since its previous
- * call, then up to max_pages pages of idle runs and surplus empty slabs), stopping once now()
- * reaches deadline (UINT64_MAX: none); returns the pages decommitted. acealloc_ace_tick ticks
- * ACE, the adaptive controller, once acealloc_ace_start (not from an interrupt) switched it
- * on: call it from every CPU's timer. */
-size_t acealloc_maintain(size_t max_pages, uint64_t deadline);
-void acealloc_ace_start(void);
+ * acealloc_maintain returns idle memory: this CPU's cache if it did no allocator work for
+ * the purge delay (the profile's: FAST 10 s, BALANCED 1 s, LEAN 50 ms, in clock_hz units),
+ * empty slabs beyond the profile's reserve, and the page runs unused for the purge delay;
+ * it stops once now() reaches deadline (UINT64_MAX: none) and returns the pages decommitted.
+ * Call it from every CPU's timer. acealloc_ace_tick ticks ACE, the adaptive controller, once
+ * acealloc_ace_start (not from an interrupt; 0, or -1 before acealloc_init) switched it on:
+ * call it from every CPU's timer too. */
+size_t acealloc_maintain(uint64_t deadline);
+int acealloc_ace_start(void);
 void acealloc_ace_tick(void);
 
 #endif /* ACEALLOC_FREESTANDING */

@@ -11,13 +11,18 @@
 //! allocate.
 //!
 //! Timer work, all fit for interrupt context (no allocation, try-locks
-//! only, bounded): [`acealloc_ace_tick`] ticks ACE once
-//! [`acealloc_ace_start`] switched it on; [`acealloc_maintain`] returns
-//! idle memory (the allocator's `flush_idle_caches`, then `scavenge`,
-//! which takes the header's `max_pages` budget and ignores the purge
-//! delay; `Allocator::maintain`, the core's timer entry, has no page
-//! budget and waits out the purge delay).
+//! only, bounded): [`acealloc_maintain`] is the core's timer entry
+//! (`Allocator::maintain`: idle caches flushed, surplus empty slabs and
+//! page runs idle for the purge delay returned); [`acealloc_ace_tick`]
+//! ticks ACE once [`acealloc_ace_start`] switched it on.
+//!
+//! `acealloc_init` runs alone (the header's contract: once at boot, before
+//! any other call of this library and concurrent with none); until it
+//! succeeds the platform is [`UNSET`], under which every entry point is
+//! harmless (null, 0 or nothing done), and a failed `acealloc_init` may be
+//! called again.
 
+use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::ptr;
 
@@ -25,7 +30,7 @@ use acealloc::ace::{Ace, AceConfig};
 use acealloc::{
     Allocator, Config, InitError, Misuse, MisuseKind, Platform, Profile, RegionProvider,
 };
-use spin::Once;
+use spin::mutex::SpinMutex;
 
 use crate::CStats;
 use crate::c_api;
@@ -73,46 +78,91 @@ pub struct CConfig {
     pub misuse: Option<extern "C" fn(*const CMisuse)>,
 }
 
-static PLATFORM: Once<CPlatform> = Once::new();
-static MISUSE_HOOK: Once<Option<extern "C" fn(*const CMisuse)>> = Once::new();
+/// What `acealloc_init` was handed last.
+struct Setup {
+    platform: CPlatform,
+    misuse: Option<extern "C" fn(*const CMisuse)>,
+}
+
+/// [`Setup`] in a static that `acealloc_init` writes.
+struct SetupCell(UnsafeCell<Setup>);
+
+// SAFETY: only `acealloc_init` writes the cell, and it runs alone (module
+// doc): no read or write of it runs meanwhile.
+unsafe impl Sync for SetupCell {}
+
+/// The platform before `acealloc_init`: one CPU, no masking, a clock that
+/// stands still. The allocator reaches it only on paths that find nothing
+/// initialised and do nothing (no cache, no page layer).
+pub const UNSET: CPlatform = CPlatform {
+    cpu_count: 1,
+    current_cpu: unset_cpu,
+    irq_save: unset_irq_save,
+    irq_restore: unset_irq_restore,
+    now: unset_now,
+    clock_hz: 1,
+};
+
+extern "C" fn unset_cpu() -> u32 {
+    0
+}
+
+extern "C" fn unset_irq_save() -> usize {
+    0
+}
+
+extern "C" fn unset_irq_restore(_: usize) {}
+
+extern "C" fn unset_now() -> u64 {
+    0
+}
+
+static SETUP: SetupCell = SetupCell(UnsafeCell::new(Setup {
+    platform: UNSET,
+    misuse: None,
+}));
+
+/// Serialises `acealloc_init` calls with each other.
+static INIT: SpinMutex<()> = SpinMutex::new(());
+
+/// What `acealloc_init` was handed (or [`UNSET`] and no hook before).
+#[inline(always)]
+fn setup() -> &'static Setup {
+    // SAFETY: written only by `acealloc_init`, which runs alone (module
+    // doc), so no write overlaps this borrow's use.
+    unsafe { &*SETUP.0.get() }
+}
 
 /// The platform of the kernel that called `acealloc_init`.
 pub struct KernelPlatform;
 
-fn platform() -> &'static CPlatform {
-    // Nothing reaches the platform before `init` succeeded (the allocator
-    // returns null before it), and `init` runs after the platform is set.
-    PLATFORM
-        .get()
-        .expect("acealloc_init sets the platform first")
-}
-
 // SAFETY: `acealloc_init`'s contract (the header's) makes the kernel
-// promise `EXCLUSIVE_CPU`'s rule for its callbacks.
+// promise `EXCLUSIVE_CPU`'s rule for its callbacks; `UNSET` keeps it too
+// (no cache exists while it is in force).
 unsafe impl Platform for KernelPlatform {
     const EXCLUSIVE_CPU: bool = true;
 
     fn cpu_count() -> usize {
-        platform().cpu_count as usize
+        setup().platform.cpu_count as usize
     }
 
     #[inline]
     fn current_cpu() -> usize {
-        (platform().current_cpu)() as usize
+        (setup().platform.current_cpu)() as usize
     }
 
     #[inline]
     fn irq_save() -> usize {
-        (platform().irq_save)()
+        (setup().platform.irq_save)()
     }
 
     #[inline]
     fn irq_restore(state: usize) {
-        (platform().irq_restore)(state)
+        (setup().platform.irq_restore)(state)
     }
 
     fn now() -> u64 {
-        (platform().now)()
+        (setup().platform.now)()
     }
 }
 
@@ -128,7 +178,7 @@ fn forward_misuse(misuse: &Misuse) {
         MisuseKind::UseAfterFree => 3,
         MisuseKind::LayoutMismatch => 4,
     };
-    match MISUSE_HOOK.get().copied().flatten() {
+    match setup().misuse {
         Some(hook) => hook(&CMisuse {
             kind,
             addr: misuse.addr,
@@ -140,12 +190,14 @@ fn forward_misuse(misuse: &Misuse) {
 }
 
 /// `acealloc_init`: 0 on success, -1 if already initialised, -2 if the
-/// region cannot hold the allocator's metadata, -3 for invalid arguments.
+/// region cannot hold the allocator's metadata (nothing is kept: call it
+/// again with a larger one), -3 for invalid arguments.
 ///
 /// # Safety
 /// `platform` and `config` (which may be null: BALANCED, no checks) are
 /// valid for reads; `[region, region + len)` is memory that nothing else
-/// uses from now on; the callbacks keep the platform contract (module doc).
+/// uses from now on; the callbacks keep the platform contract (module
+/// doc); no other call of this library runs meanwhile.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn acealloc_init(
     platform: *const CPlatform,
@@ -158,25 +210,37 @@ pub unsafe extern "C" fn acealloc_init(
     }
     // SAFETY: the caller's contract.
     let given = unsafe { *platform };
-    if given.cpu_count == 0 {
+    if given.cpu_count == 0 || given.clock_hz == 0 {
         return -3;
     }
-    if PLATFORM.is_completed() {
+    let _serialised = INIT.lock();
+    if ALLOC.is_initialized() {
         return -1;
     }
-    PLATFORM.call_once(|| given);
-    let mut c = Config::DEFAULT;
+    let mut c = Config {
+        clock_hz: given.clock_hz,
+        checks: false,
+        misuse_hook: Some(forward_misuse),
+        ..Config::DEFAULT
+    };
     // SAFETY: the caller's contract (null or valid).
-    if let Some(config) = unsafe { config.as_ref() } {
+    let config = unsafe { config.as_ref() };
+    if let Some(config) = config {
         c.profile = match config.profile {
             0 => Profile::Fast,
             2 => Profile::Lean,
             _ => Profile::Balanced,
         };
         c.checks = config.checks != 0;
-        MISUSE_HOOK.call_once(|| config.misuse);
     }
-    c.misuse_hook = Some(forward_misuse);
+    // SAFETY: the allocator is not initialised, so nothing reads the setup
+    // but this call's `init` below; other calls do not run (the contract).
+    unsafe {
+        *SETUP.0.get() = Setup {
+            platform: given,
+            misuse: config.and_then(|config| config.misuse),
+        }
+    };
     // SAFETY: the caller hands the region over for good.
     let provider = unsafe { RegionProvider::new(region, len) };
     match ALLOC.init(provider, c) {
@@ -246,23 +310,28 @@ pub unsafe extern "C" fn acealloc_stats(out: *mut CStats) {
     unsafe { out.write(stats) };
 }
 
-/// `acealloc_maintain`: returns idle memory, for a timer tick (interrupt
-/// context included): the caches of this CPU when it did no allocator work
-/// since its previous call, then up to `max_pages` pages of idle runs and
-/// the empty slabs beyond the profile's reserve. Stops once the clock
-/// reaches `deadline` (`UINT64_MAX`: none). Returns the pages decommitted.
+/// `acealloc_maintain`: the core's timer entry, `Allocator::maintain`,
+/// fit for interrupt context: flushes this CPU's cache when it did no
+/// allocator work for the purge delay, releases surplus empty slabs and
+/// decommits the page runs unused for the purge delay, stopping once the
+/// clock reaches `deadline` (`UINT64_MAX`: none). Returns the pages
+/// decommitted (0 before `acealloc_init`).
 #[unsafe(no_mangle)]
-pub extern "C" fn acealloc_maintain(max_pages: usize, deadline: u64) -> usize {
-    ALLOC.flush_idle_caches(deadline);
-    ALLOC.scavenge(max_pages, deadline)
+pub extern "C" fn acealloc_maintain(deadline: u64) -> usize {
+    ALLOC.maintain(deadline)
 }
 
 /// `acealloc_ace_start`: switches ACE on (default settings, the platform's
-/// clock rate). Not from an interrupt handler.
+/// clock rate); 0, or -1 before `acealloc_init`. Not from an interrupt
+/// handler.
 #[unsafe(no_mangle)]
-pub extern "C" fn acealloc_ace_start() {
-    if ALLOC.is_initialized() {
-        ACE.enable(&ALLOC, AceConfig::DEFAULT, platform().clock_hz);
+pub extern "C" fn acealloc_ace_start() -> c_int {
+    match ALLOC.config() {
+        Some(config) => {
+            ACE.enable(&ALLOC, AceConfig::DEFAULT, config.clock_hz);
+            0
+        }
+        None => -1,
     }
 }
 

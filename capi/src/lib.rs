@@ -51,6 +51,9 @@ pub struct CStats {
     pub large_frees: u64,
     /// CPUs with a cache.
     pub cpus: usize,
+    /// Bytes of free blocks that CPU caches hold (the timer's
+    /// `acealloc_maintain` returns an idle CPU's).
+    pub cached_bytes: usize,
 }
 
 impl From<&acealloc::Stats> for CStats {
@@ -65,6 +68,11 @@ impl From<&acealloc::Stats> for CStats {
             large_allocs: stats.large_allocs,
             large_frees: stats.large_frees,
             cpus: stats.cpus,
+            cached_bytes: stats
+                .classes
+                .iter()
+                .map(|c| c.cached_blocks as usize * c.size)
+                .sum(),
         }
     }
 }

@@ -137,6 +137,19 @@ fn steps(root: &Path) -> Vec<Step> {
             "staticlib",
         ],
     ));
+    // The freestanding C API on the host, with a platform whose clock the test moves.
+    steps.push(step(
+        "test capi freestanding API (host)",
+        root,
+        &[
+            "test",
+            "--package",
+            "acealloc-capi",
+            "--no-default-features",
+            "--test",
+            "kernel_api",
+        ],
+    ));
     // The C library's misuse suite (C programs compiled against libacealloc, `capi.rs`).
     steps.push(step("misuse suite (capi/)", root, &["xtask", "misuse"]));
     // Real programs on glibc and on libacealloc, outputs compared (`capi.rs`).

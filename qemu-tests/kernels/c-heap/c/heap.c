@@ -92,12 +92,19 @@ static size_t pick_size(uint64_t *s) {
     return 1 + (size_t)(r >> 8) % ((r & 1) ? 256 : 4096);
 }
 
-/* Set-up: checked mode with the hook above, on the kernel's region. Returns acealloc_init's
- * result. */
+/* acealloc_init on the first page of the region alone, too small for the metadata: returns
+ * its result (-2, and nothing kept: c_heap_init follows on the whole region). */
+int c_heap_init_too_small(const struct acealloc_platform *platform, void *region) {
+    struct acealloc_config config = {ACEALLOC_BALANCED, 1, on_misuse};
+    return acealloc_init(platform, region, 4096, &config);
+}
+
+/* Set-up: checked mode with the hook above, on the kernel's region, then ACE. Returns
+ * acealloc_init's result, or -4 if ACE refused to start on the initialised allocator. */
 int c_heap_init(const struct acealloc_platform *platform, void *region, size_t len) {
     struct acealloc_config config = {ACEALLOC_BALANCED, 1, on_misuse};
     int result = acealloc_init(platform, region, len, &config);
-    if (result == 0) acealloc_ace_start();
+    if (result == 0 && acealloc_ace_start() != 0) return -4;
     return result;
 }
 
@@ -207,7 +214,7 @@ void c_heap_tick(unsigned cpu) {
     k->p = acealloc_malloc(k->size);
     k->seed = s;
     if (k->p) fill(k->p, k->size, s); else tick_errors[cpu]++;
-    if (n % 16 == 0) acealloc_maintain(8, UINT64_MAX);
+    if (n % 16 == 0) acealloc_maintain(UINT64_MAX);
 }
 
 /* Ticks `cpu` handled, and the errors its ticks found. */

@@ -29,6 +29,7 @@ const REGION_SIZE: usize = 16 << 20;
 static REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned([0; REGION_SIZE]));
 
 unsafe extern "C" {
+    fn c_heap_init_too_small(platform: *const CPlatform, region: *mut u8) -> i32;
     fn c_heap_init(platform: *const CPlatform, region: *mut u8, len: usize) -> i32;
     fn c_heap_misuse_reports() -> i32;
     fn c_heap_worker(cpu: u32, seed: u64, steps: u64) -> u64;
@@ -70,7 +71,7 @@ fn main(boot: &'static BootInfo) -> ! {
     clock::calibrate();
     let cpus = cpu_count();
     suite.test(
-        "acealloc_init from C with the kernel's platform and region",
+        "acealloc_init from C: a region too small refused, then the kernel's region taken",
         || {
             let platform = CPlatform {
                 cpu_count: cpus as u32,
@@ -82,9 +83,19 @@ fn main(boot: &'static BootInfo) -> ! {
             };
             let region = &mut REGION.take().0;
             // SAFETY: the region is ours for good (`take`); the callbacks keep the platform
-            // contract: the runtime's fixed CPU index, interrupts masked, no scheduler.
+            // contract: the runtime's fixed CPU index, interrupts masked, no scheduler. A
+            // refused region is not kept, so the whole of it can go to the second call.
+            let small = unsafe { c_heap_init_too_small(&platform, region.as_mut_ptr()) };
+            check!(
+                small == -2,
+                "acealloc_init on one page returned {small}, not -2"
+            );
+            // SAFETY: as above.
             let result = unsafe { c_heap_init(&platform, region.as_mut_ptr(), region.len()) };
-            check!(result == 0, "acealloc_init returned {result}");
+            check!(
+                result == 0,
+                "acealloc_init after a refused region returned {result}"
+            );
         },
     );
     suite.test(
