@@ -166,6 +166,22 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
     }
 
+    /// [`alloc`](Self::alloc) with the block's bytes zero (C's `calloc`):
+    /// cleared unless the block is a large one whose pages were never used
+    /// and come from a provider whose fresh pages read as zero (then they
+    /// stay untouched, and unbacked until written).
+    pub fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let (p, zero) = match size_class::for_layout(layout) {
+            Some(class) => (self.alloc_small(class), false),
+            None => self.alloc_large_zero_known(layout),
+        };
+        if !p.is_null() && !zero {
+            // SAFETY: a fresh block of at least `layout.size()` bytes.
+            unsafe { ptr::write_bytes(p, 0, layout.size()) };
+        }
+        p
+    }
+
     #[inline(always)]
     fn alloc_small(&self, class: Class) -> *mut u8 {
         let caches = self.fast.load(Acquire);
@@ -835,8 +851,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /* ------------------------------------------------------------------ */
 
     fn alloc_large(&self, layout: Layout) -> *mut u8 {
+        self.alloc_large_zero_known(layout).0
+    }
+
+    /// A large block, and whether it reads as zero (its pages never used:
+    /// [`Pages::alloc_zero_known`]).
+    fn alloc_large_zero_known(&self, layout: Layout) -> (*mut u8, bool) {
         if self.caches.load(Acquire).is_null() {
-            return ptr::null_mut();
+            return (ptr::null_mut(), false);
         }
         let pages = large_pages(layout);
         let align = layout.align().max(PAGE_SIZE);
@@ -846,17 +868,19 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             run = self.large_run(pages, align);
         }
         Pl::irq_restore(irq);
-        run.map_or(ptr::null_mut(), NonNull::as_ptr)
+        run.map_or((ptr::null_mut(), false), |(run, zero)| (run.as_ptr(), zero))
     }
 
-    fn large_run(&self, pages: usize, align: usize) -> Option<NonNull<u8>> {
+    fn large_run(&self, pages: usize, align: usize) -> Option<(NonNull<u8>, bool)> {
         let mut guard = self.pages.lock();
-        let run = guard.as_mut()?.alloc(pages, align, &self.counters)?;
+        let (run, zero) = guard
+            .as_mut()?
+            .alloc_zero_known(pages, align, &self.counters)?;
         self.map()
             .set(run.as_ptr() as usize, 1, Entry::Large { pages });
         self.large_live.fetch_add(pages * PAGE_SIZE, Relaxed);
         self.counters.large_allocs.fetch_add(1, Relaxed);
-        Some(run)
+        Some((run, zero))
     }
 
     /// [`reclaim`](Self::reclaim) from outside any per-CPU section.
@@ -1533,6 +1557,10 @@ unsafe impl<P: PageProvider + Send, Pl: Platform> GlobalAlloc for Allocator<P, P
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Allocator::alloc(self, layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Allocator::alloc_zeroed(self, layout)
     }
 
     #[inline]

@@ -336,6 +336,11 @@ unsafe impl GlobalAlloc for HostedAlloc {
         self.inner.alloc(layout)
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.ensure_init();
+        self.inner.alloc_zeroed(layout)
+    }
+
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded caller contract.

@@ -197,12 +197,26 @@ impl<P: PageProvider> Pages<P> {
         align: usize,
         counters: &PageCounters,
     ) -> Option<NonNull<u8>> {
+        self.alloc_zero_known(pages, align, counters)
+            .map(|(run, _)| run)
+    }
+
+    /// [`alloc`](Self::alloc), and whether the run reads as zero: never
+    /// used (fresh from the provider, or clean) from a provider whose fresh
+    /// runs are zero ([`PageProvider::ZEROED`]). `calloc` need not clear
+    /// it then, which leaves its pages untouched.
+    pub fn alloc_zero_known(
+        &mut self,
+        pages: usize,
+        align: usize,
+        counters: &PageCounters,
+    ) -> Option<(NonNull<u8>, bool)> {
         let align_pages = align.max(PAGE_SIZE) / PAGE_SIZE;
         if let Some((page, state)) = self.heap.take(pages, align_pages) {
             let run = self.addr_of(page);
             if self.make_usable(run, pages, state, counters) {
                 self.count_heap(counters);
-                return Some(run);
+                return Some((run, P::ZEROED && state == RunState::Clean));
             }
             self.heap.insert(page, pages, state, 0);
         }
@@ -212,7 +226,7 @@ impl<P: PageProvider> Pages<P> {
             Some(_) => counters.committed.fetch_add(pages * PAGE_SIZE, Relaxed),
             None => counters.failed_calls.fetch_add(1, Relaxed) as usize,
         };
-        run
+        run.map(|run| (run, P::ZEROED))
     }
 
     /// Makes pages just taken from the heap in `state` usable: recommits

@@ -34,7 +34,12 @@ pub fn aligned<P: PageProvider + Send, Pl: Platform>(
     size: usize,
 ) -> Result {
     let layout = Layout::from_size_align(size, align).map_err(|_| Error::NoMemory)?;
-    let p = a.alloc(layout);
+    non_null(a.alloc(layout))
+}
+
+/// A block, or `ENOMEM` for null.
+#[inline(always)]
+fn non_null(p: *mut u8) -> Result {
     if p.is_null() {
         Err(Error::NoMemory)
     } else {
@@ -43,16 +48,16 @@ pub fn aligned<P: PageProvider + Send, Pl: Platform>(
 }
 
 /// `calloc`: `n * size` zeroed bytes; an overflowing product is `ENOMEM`.
+/// Fresh pages that read as zero are not cleared again
+/// ([`Allocator::alloc_zeroed`]).
 pub fn calloc<P: PageProvider + Send, Pl: Platform>(
     a: &Allocator<P, Pl>,
     n: usize,
     size: usize,
 ) -> Result {
     let bytes = n.checked_mul(size).ok_or(Error::NoMemory)?;
-    let p = malloc(a, bytes)?;
-    // SAFETY: a fresh block of at least `bytes` bytes.
-    unsafe { ptr::write_bytes(p, 0, bytes) };
-    Ok(p)
+    let layout = Layout::from_size_align(bytes, MALLOC_ALIGN).map_err(|_| Error::NoMemory)?;
+    non_null(a.alloc_zeroed(layout))
 }
 
 /// `aligned_alloc`: `EINVAL` unless `align` is a power of two (glibc's
@@ -104,12 +109,7 @@ pub unsafe fn realloc<P: PageProvider + Send, Pl: Platform>(
         return Err(Error::NoMemory);
     }
     // SAFETY: forwarded caller contract.
-    let q = unsafe { a.realloc_unsized(p, size) };
-    if q.is_null() {
-        Err(Error::NoMemory)
-    } else {
-        Ok(q)
-    }
+    non_null(unsafe { a.realloc_unsized(p, size) })
 }
 
 /// `malloc_usable_size`: 0 for null.
