@@ -2,7 +2,9 @@
  * next thread's queue and receiving from the previous one's: the receiver checks each
  * message's contents and frees it, so most frees happen on another thread than the malloc.
  * Each thread also grows and shrinks a buffer with realloc and keeps a churning set of blocks.
- * The output (message counts and checksums per thread) depends only on the seeds. */
+ * The output (message counts and checksums per thread) depends only on the seeds. An
+ * allocation that fails ends the whole process at once, loudly: a thread that stopped would
+ * leave the next one waiting forever for its messages. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +29,12 @@ struct queue {
 static struct queue queues[THREADS];
 static uint64_t sent_sum[THREADS], received_sum[THREADS], realloc_sum[THREADS];
 static int bad[THREADS];
+
+/* An allocation failed: say which and end every thread (exit status 2). */
+static void out_of_memory(int me, const char *call, size_t size) {
+    fprintf(stderr, "thread %d: %s of %zu bytes failed\n", me, call, size);
+    exit(2);
+}
 
 static uint64_t next(uint64_t *s) {
     *s ^= *s << 13;
@@ -69,7 +77,7 @@ static void *run(void *arg) {
     for (int i = 0; i < MESSAGES; i++) {
         size_t size = message_size(&s);
         struct message *m = malloc(sizeof *m + size);
-        if (!m) { bad[me]++; break; }
+        if (!m) out_of_memory(me, "malloc", sizeof *m + size);
         m->size = size;
         m->seed = next(&s);
         for (size_t k = 0; k < size; k++) m->bytes[k] = (unsigned char)(m->seed >> (k % 8 * 8)) + (unsigned char)k;
@@ -84,11 +92,13 @@ static void *run(void *arg) {
 
         int slot = (int)(next(&s) % KEEP);
         free(keep[slot]);
-        keep[slot] = calloc(1, 16 + next(&s) % 2000);
+        size_t kept = 16 + next(&s) % 2000;
+        keep[slot] = calloc(1, kept);
+        if (!keep[slot]) out_of_memory(me, "calloc", kept);
 
         size_t want = (size_t)(next(&s) % 50000);
         unsigned char *grown = realloc(buf, want + 1);
-        if (!grown) { bad[me]++; break; }
+        if (!grown) out_of_memory(me, "realloc", want + 1);
         size_t same = buf_len < want + 1 ? buf_len : want + 1;
         for (size_t k = 0; k < same; k += 4096) realloc_sum[me] += grown[k];
         memset(grown, me + i, want + 1);
