@@ -13,15 +13,14 @@
 //! exactly what the first one printed. A missing program fails its script, never skips it.
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Verdict;
 use crate::bench::Stat;
+use crate::child;
 use crate::toolchain::cargo;
 
 const MISUSE_DIR: &str = "capi/tests/misuse";
@@ -34,6 +33,8 @@ const PROGRAM_TIMEOUT: Duration = Duration::from_secs(600);
 const BUILD_DIR: &str = "target/capi-tests";
 /// Longest a program of the suite may run.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running program is checked on.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// The signal `abort` raises (Linux).
 const SIGABRT: i32 = 6;
 
@@ -223,30 +224,11 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Outp
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().expect("piped")));
-    let stderr = reader(Box::new(child.stderr.take().expect("piped")));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| format!("waiting for {command:?}: {e}"))?
-        {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("timed out after {} s", timeout.as_secs()));
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    let stdout = child::read_to_end(child.stdout.take());
+    let stderr = child::read_to_end(child.stderr.take());
+    let status = child::wait_or_kill(&mut child, timeout, POLL_INTERVAL, || {})
+        .map_err(|e| format!("waiting for {command:?}: {e}"))?
+        .ok_or(format!("timed out after {} s", timeout.as_secs()))?;
     Ok(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),

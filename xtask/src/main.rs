@@ -25,6 +25,7 @@ mod ace_eval;
 mod bench;
 mod capi;
 mod check;
+mod child;
 mod demo;
 mod kernels;
 mod plot;

@@ -23,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Verdict;
+use crate::child;
 use crate::kernels::Run;
 use crate::toolchain::cargo;
 
@@ -258,20 +259,10 @@ pub fn run(root: &Path, run: &Run) -> Result<Verdict, String> {
 
 /// Waits for QEMU to exit, killing it after `timeout`.
 fn wait(child: &mut Child, timeout: Duration) -> Result<Outcome, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .map_err(|e| format!("waiting for QEMU: {e}"))?
-        {
-            return Ok(Outcome::from_exit_status(status.code()));
-        }
-        if Instant::now() >= deadline {
-            child.kill().map_err(|e| format!("killing QEMU: {e}"))?;
-            child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
-            return Ok(Outcome::Timeout);
-        }
-        thread::sleep(POLL_INTERVAL);
+    match child::wait_or_kill(child, timeout, POLL_INTERVAL, || {}) {
+        Ok(Some(status)) => Ok(Outcome::from_exit_status(status.code())),
+        Ok(None) => Ok(Outcome::Timeout),
+        Err(e) => Err(format!("waiting for QEMU: {e}")),
     }
 }
 

@@ -1,13 +1,12 @@
 //! Running one (allocator, workload) process and reading its result line; counting the fast
 //! path's instructions under callgrind.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::matrix::{Cell, Metric};
+use crate::child;
 
 /// What one run reported.
 #[derive(Clone, Debug)]
@@ -179,43 +178,29 @@ pub fn run_sampled(
             return (Err(format!("cannot start {program:?}: {e}")), None);
         }
     };
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let stdout = child::read_to_end(child.stdout.take());
+    let stderr = child::read_to_end(child.stderr.take());
     let statm = format!("/proc/{}/statm", child.id());
     let (mut kib, mut samples) = (0u64, 0u64);
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < limit => {
-                // statm's second field: resident pages.
-                if let Some(pages) = std::fs::read_to_string(&statm)
-                    .ok()
-                    .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
-                {
-                    kib += pages * 4;
-                    samples += 1;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+    let sample = || {
+        // statm's second field: resident pages.
+        if let Some(pages) = std::fs::read_to_string(&statm)
+            .ok()
+            .and_then(|t| t.split_whitespace().nth(1)?.parse::<u64>().ok())
+        {
+            kib += pages * 4;
+            samples += 1;
         }
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let status = child::wait_or_kill(&mut child, limit, Duration::from_millis(10), sample)
+        .unwrap_or_else(|_| {
+            // Not to be waited for: treated as killed.
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        });
+    let stdout = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
     let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
     let tail = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
     let result = match status {
