@@ -14,9 +14,12 @@
 //!                     from the coldest classes' within one CPU's cache
 //!                     bytes at enable × the diet (classes.rs)
 //!          quiet spell: idle memory, no work for the purge delay → purge
-//!                     (budgeted scavenge); recommitted within the delay
-//!                     → delay ↑; over the memory target → delay ↓; the
-//!                     allocator's own purge delay (free page runs) follows
+//!                     (budgeted scavenge); at a spell's end the delay
+//!                     moves toward the one the recurring spells call for
+//!                     (purges that hold the break-even time, or none);
+//!                     over the memory target → delay ↓; the allocator's
+//!                     own purge delay (free page runs) follows, never
+//!                     under the break-even
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
@@ -102,11 +105,13 @@ const RELEASE: [u32; 4] = [1, 2, 4, 8];
 /// quiet spell that lasts this long has its idle memory purged (a
 /// budgeted scavenge each quiet interval from then on), and the
 /// allocator's own purge delay (free page runs, `set_purge_delay_ms`) is
-/// set to as long. The start is the rung nearest the allocator's delay at
-/// `enable` (the profile's), else the second: one quiet interval is often
-/// a pause within a burst.
+/// set to as long, or to the break-even time if that is longer. The start
+/// is the rung nearest the allocator's delay at `enable` (the profile's),
+/// else the second: one quiet interval is often a pause within a burst.
 const PURGE_DELAY: [u32; 6] = [1, 2, 4, 8, 16, 32];
 const PURGE_DELAY_START: usize = 1;
+/// Quiet spells the purge rule remembers: it plans for the shortest.
+const SPELLS: usize = 4;
 
 /// Fewest operations in an interval for per-operation rates to count;
 /// an interval with fewer is quiet.
@@ -364,15 +369,6 @@ impl Trend {
     }
 }
 
-/// A quiet spell's purges: bytes purged in all, committed bytes after the
-/// last, fast intervals since.
-#[derive(Clone, Copy)]
-struct Purged {
-    bytes: u64,
-    floor: u64,
-    intervals: u32,
-}
-
 /// Whether a mean slow path of `mean` is over `limit_pct` percent of `base`.
 fn over_limit(mean: u64, base: u64, limit_pct: u32) -> bool {
     u128::from(mean) * 100 > u128::from(base) * u128::from(limit_pct)
@@ -451,10 +447,14 @@ struct Engine {
     /// The purge delay: its rung on [`PURGE_DELAY`]. Learned from demand,
     /// so not one of the knobs the slow loop restores.
     purge_delay: usize,
-    /// The quiet spell's purges from its first, while their aftermath is
-    /// watched; whether this spell purged.
-    purged: Option<Purged>,
-    spell_purged: bool,
+    /// The lengths (quiet intervals) of the last [`SPELLS`] quiet spells,
+    /// and how many have ended.
+    spells: [u32; SPELLS],
+    spells_seen: usize,
+    /// The break-even time of a purge, in fast intervals: the allocator's
+    /// purge delay at `enable` (the profile's price of idle memory), else
+    /// the starting rung's.
+    break_even: u32,
     /// Idle bytes (committed, not live) at the last quiet interval.
     idle: u64,
     /// The target's purge delay (ms) at `enable`, restored at switch-off;
@@ -528,8 +528,9 @@ impl Engine {
             scavenge_reason: Reason::Fragmentation,
             quiet: 0,
             purge_delay: PURGE_DELAY_START,
-            purged: None,
-            spell_purged: false,
+            spells: [0; SPELLS],
+            spells_seen: 0,
+            break_even: PURGE_DELAY[PURGE_DELAY_START],
             idle: 0,
             purge_baseline: None,
             purge_applied: PURGE_DELAY_START,
@@ -560,10 +561,13 @@ impl Engine {
         let trace = core::mem::replace(&mut self.trace, Trace::new());
         let totals = target.totals();
         let purge_baseline = target.purge_delay_ms();
-        let purge_delay = purge_baseline.map_or(PURGE_DELAY_START, |ms| {
+        let baseline_intervals = purge_baseline.map(|ms| {
             let intervals = u64::from(ms) / config.fast_ms.max(1);
-            nearest(&PURGE_DELAY, intervals.min(u64::from(u32::MAX)) as u32)
+            intervals.clamp(1, u64::from(u32::MAX)) as u32
         });
+        let purge_delay =
+            baseline_intervals.map_or(PURGE_DELAY_START, |n| nearest(&PURGE_DELAY, n));
+        let break_even = baseline_intervals.unwrap_or(PURGE_DELAY[PURGE_DELAY_START]);
         *self = Engine {
             started: true,
             config,
@@ -580,6 +584,7 @@ impl Engine {
             purge_baseline,
             purge_delay,
             purge_applied: purge_delay,
+            break_even,
             classes: ClassSizing::start(target),
             ..Engine::new()
         };
@@ -677,7 +682,10 @@ impl Engine {
         }
         if self.purge_delay != self.purge_applied && self.purge_baseline.is_some() {
             self.purge_applied = self.purge_delay;
-            let ms = u64::from(PURGE_DELAY[self.purge_delay]) * self.config.fast_ms;
+            // Busy spells free and reuse page runs too: their purges keep
+            // at least the break-even wait, however short quiet spells'.
+            let intervals = PURGE_DELAY[self.purge_delay].max(self.break_even);
+            let ms = u64::from(intervals) * self.config.fast_ms;
             target.set_purge_delay_ms(ms.min(u64::from(u32::MAX)) as u32);
         }
         // The scavenge is the one piece of work whose cost varies: run it
@@ -707,22 +715,6 @@ impl Engine {
                     reason,
                     m,
                 );
-                if reason == Reason::Quiet {
-                    // Judged from the spell's first purge: the memory it
-                    // took has been free the longest.
-                    match &mut self.purged {
-                        Some(p) => (p.bytes, p.floor) = (p.bytes + bytes, after),
-                        None if !self.spell_purged => {
-                            self.purged = Some(Purged {
-                                bytes,
-                                floor: after,
-                                intervals: 0,
-                            })
-                        }
-                        None => {}
-                    }
-                    self.spell_purged = true;
-                }
             }
         }
 
@@ -844,28 +836,30 @@ impl Engine {
         true
     }
 
-    /// The purge rule, after TCMalloc's skip-subrelease: memory purged in
-    /// a quiet spell and committed again (by half of it) within the purge
-    /// delay of the spell's first purge was needed after all, so the purge
-    /// was wasted: the delay doubles. Idle memory (committed, not live) over [`COMMITTED_FLOOR`]
-    /// in a spell quiet for the delay is purged; if committed memory is
-    /// then over the memory target, the delay kept too much for too long:
-    /// it halves. Without a target, delays only lengthen, as demand says.
+    /// The purge rule, an idle timeout learned from the quiet spells (after
+    /// TCMalloc's skip-subrelease, and the ski-rental argument behind
+    /// timeouts). Idle memory (committed, not live) over
+    /// [`COMMITTED_FLOOR`] in a spell quiet for the delay is purged. A
+    /// purge pays when its memory then stays purged for the break-even
+    /// time (the profile's own delay: its price of idle memory against a
+    /// purge and the faults that bring the memory back). So at each
+    /// spell's end the delay moves one rung toward the shortest whose
+    /// purges the recurring spells (the shortest of the last [`SPELLS`])
+    /// would hold for the break-even time, or, if none would, toward the
+    /// first longer than those spells: they are not purged at all. Long
+    /// spells get their memory back at once; pauses within bursts keep it
+    /// (a lengthening is a wasted purge, TCMalloc's word). With a memory
+    /// target, committed memory over it when a spell reaches the delay
+    /// shortens it, and no spell lengthens it meanwhile.
     fn purge_rule(&mut self, m: &Metrics, at: u64) {
-        let delay = PURGE_DELAY[self.purge_delay];
-        if let Some(purged) = &mut self.purged {
-            purged.intervals += 1;
-            if purged.intervals > delay {
-                self.purged = None;
-            } else if m.committed >= purged.floor.saturating_add(purged.bytes / 2) {
-                self.purged = None;
-                self.fired |= self.step(Knob::PurgeDelay, true, Reason::WastedPurge, at, m);
-            }
-        }
         if m.operations >= MIN_OPS {
-            (self.quiet, self.spell_purged) = (0, false);
+            if self.quiet > 0 {
+                self.spell_ended(self.quiet, m, at);
+            }
+            self.quiet = 0;
             return;
         }
+        let delay = PURGE_DELAY[self.purge_delay];
         self.quiet = self.quiet.saturating_add(1);
         self.idle = m.committed.saturating_sub(m.live);
         if self.quiet < delay || self.idle < COMMITTED_FLOOR {
@@ -873,9 +867,35 @@ impl Engine {
         }
         self.scavenge_due = true;
         self.scavenge_reason = Reason::Quiet;
-        let target = self.config.memory_target;
-        if self.quiet == delay && target != 0 && m.committed > target {
+        if self.quiet == delay && self.over_target(m) {
             self.fired |= self.step(Knob::PurgeDelay, false, Reason::OverTarget, at, m);
+        }
+    }
+
+    /// Whether committed memory is over the memory target (if there is one).
+    fn over_target(&self, m: &Metrics) -> bool {
+        let target = self.config.memory_target;
+        target != 0 && m.committed > target
+    }
+
+    /// A quiet spell of `length` intervals ended: the delay takes one step
+    /// toward the one the recurring spells call for (see
+    /// [`purge_rule`](Self::purge_rule)).
+    fn spell_ended(&mut self, length: u32, m: &Metrics, at: u64) {
+        self.spells[self.spells_seen % SPELLS] = length;
+        self.spells_seen += 1;
+        let seen = &self.spells[..self.spells_seen.min(SPELLS)];
+        let shortest = seen.iter().copied().min().unwrap_or(length);
+        let rungs = 0..PURGE_DELAY.len();
+        let want = rungs
+            .clone()
+            .find(|&r| shortest >= PURGE_DELAY[r].saturating_add(self.break_even))
+            .or_else(|| rungs.clone().find(|&r| PURGE_DELAY[r] > shortest))
+            .unwrap_or(PURGE_DELAY.len() - 1);
+        if want < self.purge_delay {
+            self.fired |= self.step(Knob::PurgeDelay, false, Reason::PurgeHeld, at, m);
+        } else if want > self.purge_delay && !self.over_target(m) {
+            self.fired |= self.step(Knob::PurgeDelay, true, Reason::WastedPurge, at, m);
         }
     }
 

@@ -972,6 +972,15 @@ fn busy_then_quiet(ace: &Ace, fake: &Fake, quiet: usize) -> usize {
     fake.scavenge_calls.get() - before
 }
 
+/// The quiet spells' purges traced so far (the slow loop's scavenges,
+/// on fragmentation, have their own reason).
+fn quiet_purges(ace: &Ace) -> usize {
+    trace(ace)
+        .iter()
+        .filter(|d| d.knob == Knob::Scavenge && d.reason == Reason::Quiet)
+        .count()
+}
+
 fn purge_delays(ace: &Ace) -> Vec<(u64, u64, Reason)> {
     trace(ace)
         .iter()
@@ -1021,49 +1030,77 @@ fn a_quiet_spell_as_long_as_the_purge_delay_purges_its_idle_memory() {
     assert_eq!(fake.scavenge_calls.get(), before, "nothing idle to purge");
 }
 
+/// The fake has no purge delay of its own: the break-even time is the
+/// starting rung's, two intervals, and so is the delay.
 #[test]
-fn memory_committed_again_soon_after_a_purge_lengthens_the_delay() {
+fn spells_too_short_for_a_purge_to_pay_lengthen_the_delay() {
     let (ace, fake) = started(config());
-    // A purge (6 MiB, all the idle memory), then the next busy interval
-    // commits the 8 MiB again: wasted, the delay doubles.
+    // Spells of two quiet intervals: a purge at two is undone by the next
+    // burst at once. At a spell's end, the delay goes past them.
     busy_then_quiet(&ace, &fake, 2);
-    assert_eq!(purge_delays(&ace), [], "nothing to judge before the purge");
-    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(quiet_purges(&ace), 1);
+    assert_eq!(purge_delays(&ace), [], "judged when the spell ends");
+    busy_then_quiet(&ace, &fake, 2);
     assert_eq!(purge_delays(&ace), [(2, 4, Reason::WastedPurge)]);
-    // With a delay of 4, two quiet intervals no longer purge.
-    assert_eq!(busy_then_quiet(&ace, &fake, 2), 0);
-}
-
-#[test]
-fn a_purge_is_judged_from_the_spell_s_first() {
-    let (ace, fake) = started(config());
-    // The first purge at the second quiet interval; more idle memory
-    // purged at the third; the burst comes three intervals after the
-    // first (past the delay of 2), one after the second: not wasted.
-    busy_then_quiet(&ace, &fake, 2);
-    fake.interval(0, |t| t.committed += 2 << 20);
-    ace.tick(&fake, None);
-    fake.interval(0, |_| {});
-    ace.tick(&fake, None);
-    fake.interval(100_000, |t| t.committed = 8 << 20);
-    ace.tick(&fake, None);
-    assert_eq!(purge_delays(&ace), []);
-}
-
-#[test]
-fn a_purge_whose_memory_stays_free_keeps_the_delay() {
-    let (ace, fake) = started(config());
-    // Purged at the second quiet interval down to the live 2 MiB; quiet
-    // intervals pass the delay; then a burst commits a little again
-    // (under half of the 6 MiB purged), and quiet comes back.
-    assert_eq!(busy_then_quiet(&ace, &fake, 8), 1);
-    fake.interval(100_000, |t| t.committed += 1 << 20);
-    ace.tick(&fake, None);
-    for _ in 0..4 {
-        fake.interval(0, |_| {});
-        ace.tick(&fake, None);
+    for _ in 0..3 {
+        busy_then_quiet(&ace, &fake, 2);
     }
+    assert_eq!(quiet_purges(&ace), 1, "with a delay of 4, no more purges");
+    assert_eq!(purge_delays(&ace).len(), 1, "and no more moves");
+}
+
+#[test]
+fn recurring_long_spells_bring_the_delay_down_to_the_shortest() {
+    let (ace, fake) = started(config());
+    // Spells of eight: a purge at one interval holds for seven, over the
+    // break-even of two.
+    busy_then_quiet(&ace, &fake, 8);
+    busy_then_quiet(&ace, &fake, 8);
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+    for _ in 0..3 {
+        busy_then_quiet(&ace, &fake, 8);
+    }
+    assert_eq!(purge_delays(&ace).len(), 1, "it stays at the shortest");
+    assert_eq!(quiet_purges(&ace), 5, "each spell's idle memory, once");
+}
+
+/// Pauses within bursts (a quiet interval here and there) are never
+/// purged, and a short spell among long ones holds the delay up: the
+/// rule plans for the shortest of the recent spells.
+#[test]
+fn pauses_within_bursts_keep_their_memory() {
+    let (ace, fake) = started(config());
+    for _ in 0..4 {
+        busy_then_quiet(&ace, &fake, 1);
+    }
+    assert_eq!(quiet_purges(&ace), 0);
     assert_eq!(purge_delays(&ace), []);
+    for _ in 0..3 {
+        busy_then_quiet(&ace, &fake, 8);
+    }
+    assert_eq!(
+        purge_delays(&ace),
+        [],
+        "a pause of one is still among the last four"
+    );
+    busy_then_quiet(&ace, &fake, 8);
+    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+}
+
+/// A purge's break-even time is the allocator's own delay at enable: ACE
+/// never sets the allocator's delay for free page runs below it.
+#[test]
+fn the_allocator_s_purge_delay_stays_at_least_the_break_even() {
+    let fake = Fake::new();
+    fake.purge_ms.set(Some(1000));
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    for _ in 0..3 {
+        busy_then_quiet(&ace, &fake, 8);
+    }
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+    assert_eq!(fake.purge_ms.get(), Some(1000), "two intervals, not one");
 }
 
 #[test]
@@ -1103,12 +1140,6 @@ fn the_allocator_s_purge_delay_follows_ace_s_and_comes_back_at_switch_off() {
     fake.purge_ms.set(Some(8000));
     let ace = Ace::new();
     ace.enable(&fake, config(), HZ);
-    let quiet_purges = |ace: &Ace| {
-        trace(ace)
-            .iter()
-            .filter(|d| d.reason == Reason::Quiet)
-            .count()
-    };
     busy_then_quiet(&ace, &fake, 15);
     assert_eq!(quiet_purges(&ace), 0, "under 16 quiet intervals");
     busy_then_quiet(&ace, &fake, 16);

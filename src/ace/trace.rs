@@ -43,8 +43,13 @@ pub enum Reason {
     Fragmentation,
     /// A quiet spell lasted the purge delay: its idle memory is purged.
     Quiet,
-    /// Memory purged in a quiet spell was committed again within the delay.
+    /// The recurring quiet spells end too soon after a purge at this delay
+    /// for it to pay (its memory is committed again within the break-even
+    /// time): the delay lengthens.
     WastedPurge,
+    /// The recurring quiet spells outlast a purge at a shorter delay by
+    /// the break-even time: the delay shortens.
+    PurgeHeld,
     /// Committed memory over the target when a quiet spell reached the delay.
     OverTarget,
     /// Page provider calls per operation rose.
