@@ -61,6 +61,7 @@ pub mod ticker;
 #[cfg(test)]
 mod tests;
 
+use core::cmp::Ordering;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use spin::mutex::SpinMutex;
@@ -843,7 +844,7 @@ impl Engine {
     /// purge pays when its memory then stays purged for the break-even
     /// time (the profile's own delay: its price of idle memory against a
     /// purge and the faults that bring the memory back). So at each
-    /// spell's end the delay moves one rung toward the shortest whose
+    /// spell's end the delay goes to the shortest rung whose
     /// purges the recurring spells (the shortest of the last [`SPELLS`])
     /// would hold for the break-even time, or, if none would, toward the
     /// first longer than those spells: they are not purged at all. Long
@@ -878,9 +879,8 @@ impl Engine {
         target != 0 && m.committed > target
     }
 
-    /// A quiet spell of `length` intervals ended: the delay takes one step
-    /// toward the one the recurring spells call for (see
-    /// [`purge_rule`](Self::purge_rule)).
+    /// A quiet spell of `length` intervals ended: the delay goes to the one
+    /// the recurring spells call for (see [`purge_rule`](Self::purge_rule)).
     fn spell_ended(&mut self, length: u32, m: &Metrics, at: u64) {
         self.spells[self.spells_seen % SPELLS] = length;
         self.spells_seen += 1;
@@ -892,11 +892,15 @@ impl Engine {
             .find(|&r| shortest >= PURGE_DELAY[r].saturating_add(self.break_even))
             .or_else(|| rungs.clone().find(|&r| PURGE_DELAY[r] > shortest))
             .unwrap_or(PURGE_DELAY.len() - 1);
-        if want < self.purge_delay {
-            self.fired |= self.step(Knob::PurgeDelay, false, Reason::PurgeHeld, at, m);
-        } else if want > self.purge_delay && !self.over_target(m) {
-            self.fired |= self.step(Knob::PurgeDelay, true, Reason::WastedPurge, at, m);
-        }
+        let reason = match want.cmp(&self.purge_delay) {
+            Ordering::Less => Reason::PurgeHeld,
+            Ordering::Greater if !self.over_target(m) => Reason::WastedPurge,
+            _ => return,
+        };
+        let (old, new) = (PURGE_DELAY[self.purge_delay], PURGE_DELAY[want]);
+        self.record(at, Knob::PurgeDelay, old.into(), new.into(), reason, *m);
+        self.purge_delay = want;
+        self.fired = true;
     }
 
     /// The fast loop: react to this interval.

@@ -1088,6 +1088,18 @@ fn pauses_within_bursts_keep_their_memory() {
     assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
 }
 
+/// The delay goes where the spells call for in one move, not rung by rung.
+#[test]
+fn a_spell_s_end_moves_the_delay_all_the_way() {
+    let fake = Fake::new();
+    fake.purge_ms.set(Some(2000));
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    busy_then_quiet(&ace, &fake, 12);
+    busy_then_quiet(&ace, &fake, 0);
+    assert_eq!(purge_delays(&ace), [(4, 1, Reason::PurgeHeld)]);
+}
+
 /// A purge's break-even time is the allocator's own delay at enable: ACE
 /// never sets the allocator's delay for free page runs below it.
 #[test]

@@ -22,7 +22,12 @@ const DEMO: &str = "demo";
 const DEMO_FAST: &str = "demo-fast";
 const DEMO_NO_ACE: &str = "demo-no-ace";
 const DEMO_LEAN: &str = "demo-lean";
-/// Seconds a run may take beyond the guest time it is asked for (boot, build already done).
+/// Guest seconds of each run unless given: four 2 s quiet spells end in it, enough for ACE to
+/// settle its purge delay (the test runs, `cargo xtask qemu`, take 8).
+const DEMO_SECONDS: u64 = 16;
+/// A run's time limit: its guest time this many times over (a loaded host stretches TCG's
+/// guest time), plus a margin for boot (the build is done before).
+const TIMEOUT_FACTOR: u64 = 3;
 const TIMEOUT_MARGIN_SECS: u64 = 30;
 
 /// Runs the demo `args` ask for; true if it passed.
@@ -33,12 +38,10 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         _ => (&[DEMO, DEMO_FAST, DEMO_NO_ACE, DEMO_LEAN][..], args),
     };
     let seconds = match args {
-        [seconds] => Some(
-            seconds
-                .parse()
-                .map_err(|_| format!("demo {seconds}: seconds must be a number"))?,
-        ),
-        [] => None,
+        [seconds] => seconds
+            .parse()
+            .map_err(|_| format!("demo {seconds}: seconds must be a number"))?,
+        [] => DEMO_SECONDS,
         _ => {
             return Err(
                 "usage: cargo xtask demo [--no-ace] [seconds] | demo --hosted [seconds] [threads]"
@@ -108,13 +111,9 @@ fn comparison(ace: Outcome, fast: Outcome, balanced: Outcome, lean: Outcome) -> 
     ]
 }
 
-/// Builds and boots the demo kernel's run `name`, for `seconds` of guest time if given:
+/// Builds and boots the demo kernel's run `name`, for `seconds` of guest time:
 /// whether it passed, and its result line.
-fn kernel(
-    root: &Path,
-    name: &str,
-    seconds: Option<u64>,
-) -> Result<(bool, Option<Outcome>), String> {
+fn kernel(root: &Path, name: &str, seconds: u64) -> Result<(bool, Option<Outcome>), String> {
     qemu::ensure_installed()?;
     toolchain::ensure_target(qemu::TARGET)?;
     let mut runs = kernels::discover(&root.join(kernels::KERNELS_DIR))?;
@@ -123,17 +122,15 @@ fn kernel(
         "no kernel run named {name} in {}",
         kernels::KERNELS_DIR
     ))?;
-    if let Some(seconds) = seconds {
-        let others = run
-            .append
-            .split_whitespace()
-            .filter(|w| !w.starts_with("seconds="));
-        run.append = others
-            .chain([format!("seconds={seconds}").as_str()])
-            .collect::<Vec<_>>()
-            .join(" ");
-        run.timeout_secs = seconds + TIMEOUT_MARGIN_SECS;
-    }
+    let others = run
+        .append
+        .split_whitespace()
+        .filter(|w| !w.starts_with("seconds="));
+    run.append = others
+        .chain([format!("seconds={seconds}").as_str()])
+        .collect::<Vec<_>>()
+        .join(" ");
+    run.timeout_secs = seconds * TIMEOUT_FACTOR + TIMEOUT_MARGIN_SECS;
     qemu::build(root, std::slice::from_ref(&run))?;
     let verdict = qemu::run(root, &run)?;
     println!("{}", verdict.line);
