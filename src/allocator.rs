@@ -34,7 +34,7 @@ use crate::cpu_cache::{
 use crate::page_map::{Entry, PageMap};
 use crate::pages::{PageCounters, Pages};
 use crate::platform::Platform;
-use crate::provider::{PAGE_SIZE, PageProvider};
+use crate::provider::{AddRegionError, PAGE_SIZE, PageProvider};
 use crate::rseq;
 use crate::size_class::{self, Class, NUM_CLASSES};
 use crate::slab::{Block, Slab};
@@ -48,6 +48,12 @@ pub enum InitError {
     /// The provider could not supply the allocator's metadata.
     OutOfMemory,
 }
+
+/// The out-of-memory hook ([`Allocator::set_oom_hook`]): called with the
+/// allocator and the bytes of the page run it could not get, before an
+/// allocation fails; returns whether it handed over memory (then the
+/// allocation tries again).
+pub type OomHook<P, Pl> = fn(&Allocator<P, Pl>, usize) -> bool;
 
 /// The knobs, as the allocator reads them at run time.
 pub(crate) struct KnobCells {
@@ -103,6 +109,8 @@ pub struct Allocator<P, Pl> {
     pub(crate) slow_clip: AtomicU64,
     /// The ACE engine tuning this allocator, for `ace_stats` (null: none).
     pub(crate) ace: AtomicPtr<Ace>,
+    /// The out-of-memory hook, an [`OomHook<P, Pl>`] (null: none).
+    oom_hook: AtomicPtr<()>,
     _platform: PhantomData<fn() -> Pl>,
 }
 
@@ -149,6 +157,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             direct_slow: SlowPaths::new(),
             slow_clip: AtomicU64::new(u64::MAX),
             ace: AtomicPtr::new(ptr::null_mut()),
+            oom_hook: AtomicPtr::new(ptr::null_mut()),
             _platform: PhantomData,
         }
     }
@@ -446,10 +455,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.honour_flush_request(here);
         let mut batch = [ptr::null_mut(); MAX_BATCH];
         let want = &mut batch[..self.bundle_width(class)];
-        let mut got = self.fetch(class, want);
-        if got == 0 && self.reclaim(Some(here)) {
-            got = self.fetch(class, want);
-        }
+        let got = self.fetch_or_grow(class, want, Some(here));
         let block = match batch[..got].split_first() {
             Some((&block, rest)) => {
                 // SAFETY: in this CPU's section (our caller's); the blocks
@@ -554,9 +560,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn alloc_direct(&self, class: Class) -> *mut Block {
         let start = Pl::now();
         let mut one = [ptr::null_mut()];
-        if self.fetch(class, &mut one) == 0 && self.reclaim(None) {
-            self.fetch(class, &mut one);
-        }
+        self.fetch_or_grow(class, &mut one, None);
         if !one[0].is_null() {
             self.transfer[class].allocs.fetch_add(1, Relaxed);
         }
@@ -650,6 +654,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             }
         }
         n
+    }
+
+    /// [`fetch`](Self::fetch), and when memory ran out: again after a
+    /// [`reclaim`](Self::reclaim) (`own`: the caller's section), then
+    /// again for as long as the out-of-memory hook hands over memory.
+    fn fetch_or_grow(&self, class: Class, out: &mut [Slot], own: Option<Section<'_>>) -> usize {
+        let mut got = self.fetch(class, out);
+        if got == 0 && self.reclaim(own) {
+            got = self.fetch(class, out);
+        }
+        while got == 0 && self.more_memory(size_class::slab_pages(class) * PAGE_SIZE) {
+            got = self.fetch(class, out);
+        }
+        got
     }
 
     /// On hosted builds, the blocks of `class` that another CPU's cache
@@ -867,6 +885,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         if run.is_none() && self.reclaim_here() {
             run = self.large_run(pages, align);
         }
+        while run.is_none() && self.more_memory(pages * PAGE_SIZE + (align - PAGE_SIZE)) {
+            run = self.large_run(pages, align);
+        }
         Pl::irq_restore(irq);
         run.map_or((ptr::null_mut(), false), |(run, zero)| (run.as_ptr(), zero))
     }
@@ -1044,6 +1065,69 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.fast.store(caches, Release);
         }
         Ok(())
+    }
+
+    /// Hands the allocator more memory: `[start, start + size)`, trimmed
+    /// inward to whole pages, joins its provider and serves allocations
+    /// from then on; returns the bytes taken. For a kernel that finds
+    /// usable memory after `init` (the rest of its memory map), or hands
+    /// some over from the [out-of-memory hook](Self::set_oom_hook). A
+    /// [`RegionProvider`](crate::RegionProvider) takes memory inside the
+    /// span it was made with ([`with_span`](crate::RegionProvider::with_span));
+    /// other providers refuse ([`AddRegionError::Unsupported`]).
+    ///
+    /// Waits for the page lock: call it from ordinary kernel code or from
+    /// the hook, never from an interrupt handler that may have interrupted
+    /// the allocator.
+    ///
+    /// # Safety
+    /// The memory is valid, writable and used by nothing else for the
+    /// allocator's lifetime.
+    pub unsafe fn add_region(&self, start: *mut u8, size: usize) -> Result<usize, AddRegionError> {
+        let irq = Pl::irq_save();
+        let result = match self.pages.lock().as_mut() {
+            // SAFETY: forwarded caller contract.
+            Some(pages) => unsafe { pages.add_memory(start, size) },
+            None => Err(AddRegionError::NotInitialized),
+        };
+        Pl::irq_restore(irq);
+        result
+    }
+
+    /// Sets the out-of-memory hook (`None`: none, the default): when the
+    /// provider has no run for an allocation, even after the allocator gave
+    /// back what it caches, the hook is called with the bytes of the run
+    /// needed (a slab for a small block; a large block's pages, plus any
+    /// alignment beyond a page). If it returns `true`, having handed memory
+    /// over (with [`add_region`](Self::add_region), or to the provider's
+    /// own source, such as a kernel's frame allocator), the allocation tries
+    /// again, and calls the hook again if it still fails; if it returns
+    /// `false`, the allocation returns null.
+    ///
+    /// The hook runs with no page, central-list or transfer-cache lock
+    /// held, so it may call `add_region` and read [`stats`](Self::stats);
+    /// on kernels it runs with interrupts masked, inside the current CPU's
+    /// cache section. It must not allocate or free through this allocator
+    /// (the section it runs in is the one that would serve that), and it
+    /// must return `false` once it has nothing more to give, or the
+    /// allocation keeps asking.
+    pub fn set_oom_hook(&self, hook: Option<OomHook<P, Pl>>) {
+        let raw = hook.map_or(ptr::null_mut(), |hook| hook as *mut ());
+        self.oom_hook.store(raw, Release);
+    }
+
+    /// Asks the out-of-memory hook for memory for a run of `bytes`;
+    /// returns whether to try again.
+    #[cold]
+    fn more_memory(&self, bytes: usize) -> bool {
+        let raw = self.oom_hook.load(Acquire);
+        if raw.is_null() {
+            return false;
+        }
+        // SAFETY: only `set_oom_hook` stores a non-null value here, and
+        // only an `OomHook<P, Pl>` function pointer cast to a raw pointer.
+        let hook = unsafe { core::mem::transmute::<*mut (), OomHook<P, Pl>>(raw) };
+        hook(self, bytes)
     }
 
     /// Whether [`init`](Self::init) has succeeded.

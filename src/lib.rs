@@ -54,9 +54,9 @@ pub mod hosted;
 #[path = "../arch/x86_64/mod.rs"]
 pub mod arch;
 
-pub use allocator::{Allocator, InitError};
+pub use allocator::{Allocator, InitError, OomHook};
 pub use config::{Config, DecommitMode, Knobs, MisuseHook, Profile};
 pub use misuse::{Misuse, MisuseKind};
 pub use platform::Platform;
-pub use provider::{PAGE_SIZE, PageProvider, RegionProvider, Span};
+pub use provider::{AddRegionError, PAGE_SIZE, PageProvider, RegionProvider, Span};
 pub use stats::{ClassStats, CpuStats, PerCpuPath, ProviderStats, Stats};

@@ -163,6 +163,19 @@ impl<P: PageProvider> Pages<P> {
         &self.provider
     }
 
+    /// Gives the provider more memory ([`PageProvider::add_memory`]).
+    ///
+    /// # Safety
+    /// As for [`PageProvider::add_memory`].
+    pub unsafe fn add_memory(
+        &mut self,
+        start: *mut u8,
+        size: usize,
+    ) -> Result<usize, crate::provider::AddRegionError> {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.provider.add_memory(start, size) }
+    }
+
     fn page_of(&self, ptr: NonNull<u8>) -> usize {
         (ptr.as_ptr() as usize - self.provider.span().base) / PAGE_SIZE
     }

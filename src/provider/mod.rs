@@ -8,7 +8,7 @@
 
 mod region;
 mod runs;
-pub use region::RegionProvider;
+pub use region::{MAX_RANGES, RegionProvider};
 pub use runs::PageRuns;
 
 #[cfg(feature = "std")]
@@ -41,6 +41,25 @@ impl Span {
     pub fn contains(&self, addr: usize) -> bool {
         addr.wrapping_sub(self.base) < self.len
     }
+}
+
+/// Why memory could not join a heap
+/// ([`Allocator::add_region`](crate::Allocator::add_region)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddRegionError {
+    /// The allocator has no provider yet (before `init`).
+    NotInitialized,
+    /// The provider takes no memory after it was made (the default).
+    Unsupported,
+    /// Not one whole page in the range.
+    Empty,
+    /// The range reaches outside the provider's span, which the page map
+    /// covers.
+    OutsideSpan,
+    /// The range overlaps memory the provider already holds.
+    Overlaps,
+    /// The provider holds as many separate ranges as it can.
+    NoRoom,
 }
 
 /// Source of page runs for one allocator.
@@ -86,6 +105,21 @@ pub unsafe trait PageProvider {
     /// The range lies in a live run.
     unsafe fn recommit(&mut self, _ptr: NonNull<u8>, _pages: usize) -> bool {
         true
+    }
+
+    /// Takes `[start, start + size)` (trimmed inward to whole pages) as
+    /// more memory to hand out runs from; returns the bytes taken. The
+    /// default takes none ([`AddRegionError::Unsupported`]).
+    ///
+    /// # Safety
+    /// The memory is valid, writable and used by nothing else for the
+    /// provider's lifetime.
+    unsafe fn add_memory(
+        &mut self,
+        _start: *mut u8,
+        _size: usize,
+    ) -> Result<usize, AddRegionError> {
+        Err(AddRegionError::Unsupported)
     }
 
     /// Grows or shrinks a live run without moving it. Returns `false` (and
