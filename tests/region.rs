@@ -401,6 +401,60 @@ fn large_blocks_and_alignment() {
     f.assert_all_returned();
 }
 
+/// Large `realloc` over a region, whose provider cannot resize runs, so
+/// only the page heap can: a block grows in place into the free run that
+/// follows it, shrinks in place (its tail goes back to the page heap, so it
+/// can grow back into it), and moves when the pages after it are live. Its
+/// contents survive every step.
+#[test]
+fn large_realloc_grows_into_a_free_neighbour_and_moves_past_a_live_one() {
+    let region = Region::new(1024 * KIB, PAGE_SIZE);
+    let f = Fixture::new(&region);
+    let l = |kib: usize| layout(kib * KIB);
+    // Three runs in a row (first fit from the region's free end).
+    let a = f.alloc(l(64), 1);
+    let b = f.alloc(l(64), 2);
+    let c = f.alloc(l(64), 3);
+    assert_eq!(
+        (b as usize - a as usize, c as usize - b as usize),
+        (64 * KIB, 64 * KIB)
+    );
+    // SAFETY (each call below): live blocks with the layouts named, filled
+    // by `f.alloc` with the seeds named; the first 64 KiB of `a` carry its
+    // pattern through every resize.
+    unsafe {
+        f.free(b, l(64), 2);
+        let grown = f.heap.realloc(a, l(64), 100 * KIB);
+        assert_eq!(grown, a, "grown into the freed neighbour");
+        let grown = f.heap.realloc(a, l(100), 128 * KIB);
+        assert_eq!(grown, a, "grown to the end of the neighbour");
+        check(a, 64 * KIB, 1, "grown block");
+        let retained = f.heap.stats().retained_bytes;
+        let moved = f.heap.realloc(a, l(128), 192 * KIB);
+        assert_ne!(moved, a, "moved: the pages after it are live");
+        check(moved, 64 * KIB, 1, "moved block");
+        assert_eq!(
+            f.heap.stats().retained_bytes,
+            retained + 128 * KIB,
+            "the old run is free in the page heap"
+        );
+        let shrunk = f.heap.realloc(moved, l(192), 64 * KIB);
+        assert_eq!(shrunk, moved, "shrunk in place");
+        assert_eq!(
+            f.heap.stats().retained_bytes,
+            retained + 256 * KIB,
+            "the tail is free in the page heap"
+        );
+        let regrown = f.heap.realloc(moved, l(64), 160 * KIB);
+        assert_eq!(regrown, moved, "grown back into its own tail");
+        check(moved, 64 * KIB, 1, "regrown block");
+        assert_eq!(f.heap.stats().large_live_bytes, (160 + 64) * KIB);
+        f.heap.dealloc(moved, l(160));
+        f.free(c, l(64), 3);
+    }
+    f.assert_all_returned();
+}
+
 /// The kernel-style interface: a `static` heap, used through `GlobalAlloc`.
 #[test]
 fn global_alloc_interface_on_a_static_heap() {
