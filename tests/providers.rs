@@ -162,6 +162,38 @@ fn mmap_free_mode_decommit_keeps_the_range_usable() {
     assert_eq!(resident(r, 16), 0);
 }
 
+/// The provider counts the system calls it makes: two maps (the
+/// reservation and its bitmap) and the trims of the reservation at
+/// `new`, then one `madvise` per free, decommit and shrink, none for
+/// allocating or growing inside the reservation, nor for decommitting with
+/// decommit off.
+#[test]
+fn mmap_counts_its_system_calls() {
+    let mut p = provider(64 << 20, DecommitMode::DontNeed);
+    let start = p.os_calls();
+    assert_eq!(start.mmap, 2);
+    assert!((1..=2).contains(&start.munmap), "{start:?}");
+    assert_eq!(start.madvise, 0);
+    let a = p.alloc_pages(8, PAGE_SIZE).unwrap();
+    let b = p.alloc_pages(8, PAGE_SIZE).unwrap();
+    // SAFETY: live runs of this provider, of these sizes; none is used.
+    unsafe {
+        assert!(p.decommit(a, 2));
+        assert!(p.resize_in_place(a, 8, 4));
+        p.free_pages(b, 8);
+        assert!(p.resize_in_place(a, 4, 12));
+        p.free_pages(a, 12);
+    }
+    let end = p.os_calls();
+    assert_eq!((end.mmap, end.munmap), (start.mmap, start.munmap));
+    assert_eq!(end.madvise, 4, "decommit, shrink, two frees");
+    let mut off = provider(1 << 20, DecommitMode::Off);
+    let c = off.alloc_pages(1, PAGE_SIZE).unwrap();
+    // SAFETY: a live run, unused.
+    assert!(!unsafe { off.decommit(c, 1) });
+    assert_eq!(off.os_calls().madvise, 0);
+}
+
 #[test]
 fn mmap_resize_in_place() {
     for mode in MODES {

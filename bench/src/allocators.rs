@@ -16,11 +16,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use acealloc::ace::{Ace, AceConfig, AceStatus, Decision, Knob, Tunable, ticker};
 use acealloc::hosted::HostedPlatform;
-use acealloc::provider::{DecommitMode, MmapProvider};
+use acealloc::provider::{DecommitMode, MmapProvider, OsCalls};
 use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
 
 use crate::region::Region;
@@ -173,6 +174,16 @@ const THROUGHPUT_REGION: usize = 8 << 30;
 /// workload holds more than half a GiB. The reservation costs no memory either way.)
 const ACE_RESERVE: usize = THROUGHPUT_REGION;
 
+/// The system calls the provider of the last hosted acealloc run made (its own counters);
+/// `None` before one. The other allocators' calls the bench cannot see: `cargo xtask bench
+/// --strace` counts every allocator's with `strace`.
+static OS_CALLS: Mutex<Option<OsCalls>> = Mutex::new(None);
+
+/// What [`OS_CALLS`] holds.
+pub fn provider_os_calls() -> Option<OsCalls> {
+    *OS_CALLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Alloc {
     /// Every allocator this build has, in table order (acealloc first).
     pub fn all() -> Vec<Alloc> {
@@ -244,7 +255,10 @@ impl Alloc {
                 let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
                     .expect("reserve acealloc's address space");
                 ace.init(provider, variant.config()).expect("acealloc init");
-                variant.with_ace(&*ace, || visit.visit(&*ace))
+                let output = variant.with_ace(&*ace, || visit.visit(&*ace));
+                *OS_CALLS.lock().unwrap_or_else(|e| e.into_inner()) =
+                    ace.with_provider(MmapProvider::os_calls);
+                output
             }
             Alloc::AceallocOneCpu => {
                 let ace = Box::new(Allocator::<MmapProvider, OneCpu>::new());

@@ -57,6 +57,16 @@ pub fn line(
     );
     field("rss_peak_kib", &status_kib("VmHWM"));
     field("rss_base_kib", &rss_base_kib);
+    // The hosted acealloc's provider counts its system calls (it has no `mremap` to count).
+    match (alloc, crate::allocators::provider_os_calls()) {
+        (Alloc::Acealloc(_), Some(calls)) => {
+            field("os_mmap", &calls.mmap);
+            field("os_munmap", &calls.munmap);
+            field("os_madvise", &calls.madvise);
+            field("os_source", &"provider");
+        }
+        _ => field("os_source", &"-"),
+    }
     if outcome.live_peak_exact {
         field("live_peak_bytes", &t.live_peak);
     } else {

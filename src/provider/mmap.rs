@@ -17,6 +17,21 @@ pub struct MmapProvider {
     span: Span,
     runs: PageRuns,
     mode: DecommitMode,
+    calls: OsCalls,
+}
+
+/// The system calls an [`MmapProvider`] made on its memory (for
+/// benchmarks: how often the allocator talks to the OS). It makes no
+/// others: runs grow in place inside the reservation, so it never needs
+/// `mremap`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OsCalls {
+    /// `mmap`: the reservation and the page bitmap.
+    pub mmap: u64,
+    /// `munmap`: trimming the reservation to its alignment.
+    pub munmap: u64,
+    /// `madvise`: every decommit, free and shrink.
+    pub madvise: u64,
 }
 
 // SAFETY: the provider owns its mappings; nothing in it is tied to a thread.
@@ -46,8 +61,10 @@ fn map_lazy(len: usize) -> Option<NonNull<u8>> {
 /// Alignment of the span base: run alignment up to this is honoured.
 const SPAN_ALIGN: usize = 1 << 30;
 
-/// Maps `len` bytes starting at a multiple of [`SPAN_ALIGN`].
-fn reserve_aligned(len: usize) -> Option<NonNull<u8>> {
+/// Maps `len` bytes starting at a multiple of [`SPAN_ALIGN`], counting
+/// the calls in `calls`.
+fn reserve_aligned(len: usize, calls: &mut OsCalls) -> Option<NonNull<u8>> {
+    calls.mmap += 1;
     let raw = map_lazy(len.checked_add(SPAN_ALIGN)?)?.as_ptr() as usize;
     let base = raw.next_multiple_of(SPAN_ALIGN);
     let (head, tail) = (base - raw, SPAN_ALIGN - (base - raw));
@@ -55,9 +72,11 @@ fn reserve_aligned(len: usize) -> Option<NonNull<u8>> {
     // [base, base + len), which is all we keep.
     unsafe {
         if head > 0 {
+            calls.munmap += 1;
             libc::munmap(raw as *mut libc::c_void, head);
         }
         if tail > 0 {
+            calls.munmap += 1;
             libc::munmap((base + len) as *mut libc::c_void, tail);
         }
     }
@@ -73,7 +92,9 @@ impl MmapProvider {
         let len = bytes.next_multiple_of(PAGE_SIZE);
         let pages = len / PAGE_SIZE;
         let words = PageRuns::words_for(pages);
-        let base = reserve_aligned(len)?;
+        let mut calls = OsCalls::default();
+        let base = reserve_aligned(len, &mut calls)?;
+        calls.mmap += 1;
         let bits = map_lazy(words * size_of::<usize>())?;
         // SAFETY: the bitmap mapping is fresh, zeroed, `words` usizes long,
         // and owned by this provider until `drop` unmaps it.
@@ -85,18 +106,25 @@ impl MmapProvider {
             },
             runs: PageRuns::new(bits, pages),
             mode,
+            calls,
         })
+    }
+
+    /// The system calls made so far (the reservation's included).
+    pub fn os_calls(&self) -> OsCalls {
+        self.calls
     }
 
     /// Gives the physical pages of `[page, page + pages)` back to the OS
     /// (`MADV_FREE` or `MADV_DONTNEED`); with `Off`, keeps them and fails.
-    fn release(&self, page: usize, pages: usize, mode: DecommitMode) -> bool {
+    fn release(&mut self, page: usize, pages: usize, mode: DecommitMode) -> bool {
         let advice = match mode {
             DecommitMode::Free => libc::MADV_FREE,
             DecommitMode::DontNeed => libc::MADV_DONTNEED,
             DecommitMode::Off => return false,
         };
         let addr = self.span.base + page * PAGE_SIZE;
+        self.calls.madvise += 1;
         // SAFETY: the range lies inside our own reservation; dropping its
         // contents is what the caller asked for.
         unsafe { libc::madvise(addr as *mut libc::c_void, pages * PAGE_SIZE, advice) == 0 }

@@ -15,7 +15,7 @@ pub use runs::PageRuns;
 mod mmap;
 pub use crate::config::DecommitMode;
 #[cfg(feature = "std")]
-pub use mmap::MmapProvider;
+pub use mmap::{MmapProvider, OsCalls};
 
 use core::ptr::NonNull;
 

@@ -8,6 +8,12 @@
 //! `bench-results/<date>/` (`<date>-quick/` for quick runs): `results.csv` (every run),
 //! `results.md` (tables, targets: `report.rs`, `targets.rs`) and the plots (`plot.rs`).
 //!
+//! Beside each run's figure and peak RSS, the runner samples its resident set every 10 ms
+//! (time-averaged RSS), and the hosted acealloc's provider reports the system calls it made;
+//! `--strace` runs every process under `strace -f -c` instead, counting every allocator's
+//! `mmap`, `munmap`, `madvise` and `mremap` calls (tracing slows the runs: take the figures of
+//! such a run for its OS calls only).
+//!
 //! `--quick` runs every workload briefly, without jemalloc (whose C build takes a minute), and
 //! fails if any run's data checks failed or any run reported nothing: CI's smoke test. It asserts
 //! nothing about speed.
@@ -41,6 +47,7 @@ struct Options {
     workloads: Vec<String>,
     allocs: Vec<String>,
     repeats: u32,
+    strace: bool,
 }
 
 impl Options {
@@ -50,6 +57,7 @@ impl Options {
             workloads: Vec::new(),
             allocs: Vec::new(),
             repeats: 0,
+            strace: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -57,6 +65,7 @@ impl Options {
             let list = |v: &String| v.split(',').map(str::to_string).collect::<Vec<_>>();
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--strace" => options.strace = true,
                 "--workloads" => options.workloads = list(value("--workloads")?),
                 "--allocs" => options.allocs = list(value("--allocs")?),
                 "--repeats" => {
@@ -110,6 +119,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         options.time_limit_secs(),
         dir.join("callgrind"),
     );
+    if options.strace {
+        runner.strace_dir = Some(dir.join("strace"));
+    }
     let records = execute(&cells, &matrix::plan(&cells, options.repeats), &mut runner);
 
     let summaries = results::summarize(&cells, &records);
@@ -120,6 +132,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<bool, String> {
         repeats: options.repeats,
         jemalloc,
         time_limit_secs: options.time_limit_secs(),
+        strace: options.strace,
     };
     let markdown = report::markdown(
         &context,

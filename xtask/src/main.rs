@@ -72,11 +72,14 @@ usage: cargo xtask <task>
       --no-ace: only BALANCED with ACE off.
   demo --hosted [seconds] [threads]
       The hosted demo: acealloc as the global allocator of a threaded workload.
-  bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N]
+  bench [--quick] [--workloads W,...] [--allocs A,...] [--repeats N] [--strace]
       acealloc against glibc, mimalloc, jemalloc, talc, linked_list_allocator,
       buddy_system_allocator and rlsf, one process per run (bench.rs). Writes
       bench-results/<date>/: results.csv, results.md, plots. --quick: every
       workload briefly, without jemalloc; fails if a data check fails (CI).
+      Each run's time-averaged RSS (10 ms samples) and acealloc's OS calls are
+      columns; --strace counts every allocator's mmap/munmap/madvise/mremap
+      with strace -f -c (slows the runs).
   soak [--minutes N] [--profile fast|balanced|lean] [--epoch-secs S] [--phased] [--decommit M]
       mixed-ws400 on hosted acealloc in one process, in epochs (soak.rs): writes
       bench-results/soak/<profile>.csv and .png, reports RSS drift, throughput CV

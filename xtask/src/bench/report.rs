@@ -65,6 +65,8 @@ pub struct Context {
     pub repeats: u32,
     pub jemalloc: bool,
     pub time_limit_secs: u64,
+    /// Whether every run was traced (`--strace`).
+    pub strace: bool,
 }
 
 /// `YYYY-MM-DD` and `HH:MM` (UTC) now.
@@ -327,6 +329,37 @@ pub fn markdown(
             s.rss_kib.map_or("–".into(), |v| {
                 format!("{} ({})", sig3(v.median / 1024.0), ratio_text(s.rss_ratio))
             })
+        }));
+        md.push_str(
+            "\n## Time-averaged RSS\n\nThe run's resident set sampled every 10 ms from outside \
+             the process (`/proc/PID/statm`), averaged over the run, in MiB (median), beside its \
+             peak: what the allocator keeps resident over time, not only at the worst moment.\n\n",
+        );
+        md.push_str(&table(&throughput, summaries, |_, s| {
+            match (s.rss_avg_kib, s.rss_kib) {
+                (Some(avg), Some(peak)) => format!(
+                    "{} (peak {})",
+                    sig3(avg.median / 1024.0),
+                    sig3(peak.median / 1024.0)
+                ),
+                _ => "–".into(),
+            }
+        }));
+        let counted_by = if ctx.strace {
+            "counted by `strace -f -c` for every allocator (`--strace`: the whole process, the \
+             bench's own few calls included; tracing slowed these runs)"
+        } else {
+            "counted by the hosted acealloc's own page provider (its calls only); the other \
+             allocators' calls are counted with `cargo xtask bench --strace`"
+        };
+        let _ = write!(
+            md,
+            "\n## OS calls\n\n`mmap`, `munmap`, `madvise` and `mremap` calls of one run \
+             (median), {counted_by}.\n\n"
+        );
+        md.push_str(&table(&throughput, summaries, |_, s| {
+            s.os_calls
+                .map_or("–".into(), |v| format!("{:.0}", v.median))
         }));
     }
     for (i, cell) in pick(Metric::PairCost) {

@@ -64,6 +64,10 @@ pub struct Summary {
     pub incomplete: usize,
     pub value: Option<Stat>,
     pub rss_kib: Option<Stat>,
+    /// Resident set sampled every 10 ms over the run, averaged.
+    pub rss_avg_kib: Option<Stat>,
+    /// `mmap`, `munmap`, `madvise` and `mremap` calls together, where counted.
+    pub os_calls: Option<Stat>,
     /// Per round: this allocator's figure over the reference's in the same round.
     pub ratio: Option<Stat>,
     /// Per round: this allocator's peak RSS over the reference's.
@@ -123,6 +127,13 @@ fn summary(runs: &[&Record], reference: &[&Record]) -> Summary {
         incomplete: good.iter().filter(|(_, o)| !o.complete).count(),
         value: Stat::of(good.iter().map(|(_, o)| o.value).collect()),
         rss_kib: Stat::of(good.iter().map(|(_, o)| o.rss_peak_kib as f64).collect()),
+        rss_avg_kib: Stat::of(
+            good.iter()
+                .filter_map(|(_, o)| o.field("rss_avg_kib")?.parse().ok())
+                .collect(),
+        ),
+        os_calls: Stat::of(good.iter().filter_map(|(_, o)| os_calls(o)).collect()),
+
         ratio: paired(|o| o.value),
         rss_ratio: paired(|o| o.rss_peak_kib as f64),
         getcpu_per_pair: good.iter().find_map(|(_, o)| o.getcpu_per_pair),
@@ -133,11 +144,26 @@ fn summary(runs: &[&Record], reference: &[&Record]) -> Summary {
     }
 }
 
+/// The run's memory system calls together (`os_*` fields), if anyone counted them.
+fn os_calls(o: &Outcome) -> Option<f64> {
+    let counts: Vec<f64> = super::runner::OS_CALLS
+        .iter()
+        .filter_map(|call| o.field(&format!("os_{call}"))?.parse().ok())
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
 /// Every run as a CSV row.
 pub fn csv(cells: &[Cell], records: &[Record]) -> String {
-    const FIELDS: [&str; 8] = [
+    const FIELDS: [&str; 14] = [
         "ops",
         "secs",
+        "rss_avg_kib",
+        "os_mmap",
+        "os_munmap",
+        "os_madvise",
+        "os_mremap",
+        "os_source",
         "rss_base_kib",
         "live_peak_bytes",
         "corrupt",
@@ -233,6 +259,50 @@ mod tests {
     }
 
     #[test]
+    fn average_rss_and_os_calls_are_summarised_where_reported() {
+        let cells = vec![Cell {
+            workload: "w".into(),
+            threads: 1,
+            metric: Metric::Throughput,
+            allocs: vec![REFERENCE.into(), "x".into()],
+        }];
+        let with = |alloc: &str, round: u32, extra: &[(&str, &str)]| {
+            let mut r = record(alloc, round, 1.0);
+            if let Ok(o) = &mut r.result {
+                o.fields
+                    .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            }
+            r
+        };
+        let counted = [
+            ("os_mmap", "2"),
+            ("os_madvise", "10"),
+            ("os_source", "provider"),
+        ];
+        let records = vec![
+            with(
+                REFERENCE,
+                0,
+                &[&counted[..], &[("rss_avg_kib", "300")]].concat(),
+            ),
+            with(
+                REFERENCE,
+                1,
+                &[
+                    ("os_mmap", "4"),
+                    ("os_madvise", "20"),
+                    ("rss_avg_kib", "500"),
+                ],
+            ),
+            with("x", 0, &[("os_source", "-")]),
+        ];
+        let s = &summarize(&cells, &records)[0];
+        assert_eq!(s[0].os_calls.unwrap().median, 18.0);
+        assert_eq!(s[0].rss_avg_kib.unwrap().median, 400.0);
+        assert_eq!((s[1].os_calls, s[1].rss_avg_kib), (None, None));
+    }
+
+    #[test]
     fn ratios_pair_runs_of_the_same_round() {
         let cells = vec![Cell {
             workload: "w".into(),
@@ -260,6 +330,6 @@ mod tests {
         let csv = csv(&cells, &records);
         assert_eq!(csv.lines().count(), 6);
         assert!(csv.contains(",\"a,b\","));
-        assert!(csv.lines().all(|l| l.matches(',').count() >= 18));
+        assert!(csv.lines().all(|l| l.matches(',').count() >= 24));
     }
 }

@@ -57,7 +57,13 @@ pub struct Runner {
     pub callgrind_dir: PathBuf,
     /// Instructions of the fast path's empty loop, counted once.
     baseline: Option<u64>,
+    /// Where `strace -c` puts its counts of each run's memory system calls, when every run is
+    /// traced (`--strace`); `None`: only acealloc's provider counts its own.
+    pub strace_dir: Option<PathBuf>,
 }
+
+/// The system calls that `--strace` counts, as the result line's `os_*` fields name them.
+pub const OS_CALLS: [&str; 4] = ["mmap", "munmap", "madvise", "mremap"];
 
 impl Runner {
     pub fn new(bench: PathBuf, quick: bool, time_limit_secs: u64, callgrind_dir: PathBuf) -> Self {
@@ -67,6 +73,7 @@ impl Runner {
             time_limit_secs,
             callgrind_dir,
             baseline: None,
+            strace_dir: None,
         }
     }
 
@@ -75,10 +82,19 @@ impl Runner {
         match cell.metric {
             Metric::PairCost => self.count_pairs(cell, alloc),
             Metric::Throughput | Metric::Efficiency => {
-                let mut command = self.bench_command(cell, alloc);
                 let limit = Duration::from_secs(self.time_limit_secs + 60);
-                let stdout = run_to_end(&mut command, limit)?;
-                parse_result(&stdout)
+                if let Some(dir) = &self.strace_dir {
+                    return self.traced(cell, alloc, dir, limit);
+                }
+                let mut command = self.bench_command(cell, alloc);
+                let (stdout, rss_avg_kib) = run_sampled(&mut command, limit);
+                let mut outcome = parse_result(&stdout?)?;
+                if let Some(kib) = rss_avg_kib {
+                    outcome
+                        .fields
+                        .push(("rss_avg_kib".into(), format!("{kib:.0}")));
+                }
+                Ok(outcome)
             }
         }
     }
@@ -92,6 +108,40 @@ impl Runner {
             command.arg("--quick");
         }
         command
+    }
+
+    /// One run under `strace -f -c`, its counts of [`OS_CALLS`] in the outcome's `os_*` fields
+    /// (replacing the provider's own). No time-averaged RSS: the process sampled would be
+    /// strace's.
+    fn traced(
+        &self,
+        cell: &Cell,
+        alloc: &str,
+        dir: &std::path::Path,
+        limit: Duration,
+    ) -> Result<Outcome, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let counts = dir.join(format!("{}.{alloc}.txt", cell.label().replace(' ', "_")));
+        let bench = self.bench_command(cell, alloc);
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-c", "-e", &format!("trace={}", OS_CALLS.join(","))])
+            .arg("-o")
+            .arg(&counts)
+            .arg(bench.get_program())
+            .args(bench.get_args());
+        let mut outcome = parse_result(&run_to_end(&mut command, limit)?)?;
+        let text = std::fs::read_to_string(&counts)
+            .map_err(|e| format!("no strace counts in {}: {e}", counts.display()))?;
+        let calls = parse_strace_counts(&text);
+        outcome.fields.retain(|(k, _)| !k.starts_with("os_"));
+        for call in OS_CALLS {
+            let n = calls.iter().find(|(c, _)| c == call).map_or(0, |(_, n)| *n);
+            outcome.fields.push((format!("os_{call}"), n.to_string()));
+        }
+        outcome.fields.push(("os_source".into(), "strace".into()));
+        Ok(outcome)
     }
 
     /// Instructions per pair: the measured loop's inclusive count less the empty loop's, over
@@ -234,6 +284,18 @@ pub fn parse_result(stdout: &str) -> Result<Outcome, String> {
     })
 }
 
+/// The calls per system call in `strace -c`'s table (`% time seconds usecs/call calls
+/// [errors] syscall`).
+fn parse_strace_counts(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (name, calls) = (words.last()?, words.get(3)?.parse().ok()?);
+            (words.len() >= 5 && *name != "total").then(|| (name.to_string(), calls))
+        })
+        .collect()
+}
+
 /// Inclusive instruction counts read from `callgrind_annotate --inclusive=yes`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Counts {
@@ -277,6 +339,20 @@ mod tests {
         assert!(outcome.complete && outcome.ok);
         assert_eq!(outcome.field("alloc"), Some("talc"));
         assert!(parse_result("nothing").is_err());
+    }
+
+    #[test]
+    fn strace_counts_parse() {
+        let text = "% time     seconds  usecs/call     calls    errors syscall\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    \x20 58.08    0.000133          13        10           mmap\n\
+                    \x20 30.00    0.000070          17         4         1 munmap\n\
+                    ------ ----------- ----------- --------- --------- ----------------\n\
+                    100.00    0.000203          14        14         1 total\n";
+        assert_eq!(
+            parse_strace_counts(text),
+            [("mmap".to_string(), 10), ("munmap".to_string(), 4)]
+        );
     }
 
     #[test]
