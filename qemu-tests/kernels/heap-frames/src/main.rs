@@ -61,7 +61,7 @@ fn main(boot: &'static BootInfo) -> ! {
     let lean = boot.cmdline_flag("lean");
     let config = if lean {
         // A zero purge delay: every freed run is decommitted at once, the most
-        // unmapping and shootdown traffic (the `maintain` kernel shows the delay).
+        // unmapping and shootdown traffic (the `maintain-tick` kernel shows the delay).
         Config {
             profile: Profile::Lean,
             purge_delay_ms: Some(0),
