@@ -13,7 +13,13 @@
 //! The class of a block is recomputed from the `Layout` on `dealloc`
 //! (`GlobalAlloc` passes the allocation's own layout), so the free fast
 //! path reads no metadata at all; checked mode verifies the layout against
-//! the page map instead of trusting it.
+//! the page map instead of trusting it. A free by address alone (C's
+//! `free`) reads the class from the slab the page map names.
+//!
+//! A C library's `malloc` and `free` inline [`Allocator::alloc_cached`]
+//! and [`Allocator::free_cached`]: the restartable sections alone, with no
+//! call, so that these entry points need no stack frame; anything else
+//! goes to the full paths below.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::marker::PhantomData;
@@ -36,7 +42,7 @@ use crate::pages::{PageCounters, Pages};
 use crate::platform::Platform;
 use crate::provider::{AddRegionError, PAGE_SIZE, PageProvider};
 use crate::rseq;
-use crate::size_class::{self, Class, NUM_CLASSES};
+use crate::size_class::{self, Class, MIN_ALIGN, NUM_CLASSES};
 use crate::slab::{Block, Slab};
 use crate::transfer::TransferCache;
 
@@ -72,6 +78,10 @@ pub struct Allocator<P, Pl> {
     /// The per-CPU caches when the fast paths may use them directly: after
     /// `init`, in unchecked mode. Null sends them to their checked twins.
     fast: AtomicPtr<PerCpuCache>,
+    /// `fast` when the per-CPU sections are restartable: the caches of
+    /// the call-free fast paths [`alloc_cached`](Self::alloc_cached) and
+    /// [`free_cached`](Self::free_cached); null sends them to the full paths.
+    rseq_fast: AtomicPtr<PerCpuCache>,
     /// Per-CPU caches, null until `init`.
     caches: AtomicPtr<PerCpuCache>,
     cpus: AtomicUsize,
@@ -131,6 +141,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     pub const fn new() -> Self {
         Allocator {
             fast: AtomicPtr::new(ptr::null_mut()),
+            rseq_fast: AtomicPtr::new(ptr::null_mut()),
             caches: AtomicPtr::new(ptr::null_mut()),
             cpus: AtomicUsize::new(0),
             map: spin::Once::new(),
@@ -189,6 +200,42 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             unsafe { ptr::write_bytes(p, 0, layout.size()) };
         }
         p
+    }
+
+    /// [`alloc`](Self::alloc) of `size` bytes at the alignment every
+    /// class's blocks have (16, C's `malloc`'s): the class is the size's,
+    /// with no layout to check.
+    #[inline(always)]
+    pub fn alloc_bytes(&self, size: usize) -> *mut u8 {
+        match size_class::for_size(size) {
+            Some(class) => self.alloc_small(class),
+            None => self.alloc_large_bytes(size),
+        }
+    }
+
+    /// The restartable fast path of [`alloc_bytes`](Self::alloc_bytes)
+    /// alone, which makes no call (for a C library's `malloc`, which then
+    /// needs no stack frame): a block from the current CPU's cache, or
+    /// null, and then the caller calls `alloc_bytes`. Always null without
+    /// restartable sections, in checked mode, before `init` and above
+    /// [`MAX_SMALL`](size_class::MAX_SMALL).
+    #[inline(always)]
+    pub fn alloc_cached(&self, size: usize) -> *mut u8 {
+        let caches = self.rseq_fast.load(Acquire);
+        match size_class::for_size(size) {
+            // SAFETY: `init` set the caches up for restartable sections.
+            Some(class) if !caches.is_null() => unsafe { rseq::pop(class0(caches, class)) }.cast(),
+            _ => ptr::null_mut(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_large_bytes(&self, size: usize) -> *mut u8 {
+        match Layout::from_size_align(size, MIN_ALIGN) {
+            Ok(layout) => self.alloc_large(layout),
+            Err(_) => ptr::null_mut(),
+        }
     }
 
     #[inline(always)]
@@ -266,6 +313,69 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
         // SAFETY: forwarded caller contract.
         unsafe { self.dealloc_to(caches, ptr.cast(), class) }
+    }
+
+    /// The restartable fast path of [`free`](Self::free) alone, which makes
+    /// no call (for a C library's `free`): if the page map shows a slab at
+    /// `ptr`, caches the block on this CPU with the class the slab names;
+    /// false (nothing done) otherwise, and then the caller calls `free`.
+    /// Always false without restartable sections, in checked mode and
+    /// before `init`; also for a full cache and anything but a slab block.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline(always)]
+    pub unsafe fn free_cached(&self, ptr: *mut u8) -> bool {
+        let caches = self.rseq_fast.load(Acquire);
+        if caches.is_null() {
+            return false;
+        }
+        // SAFETY: `rseq_fast` is published after the map was set (`init`).
+        let Some(class) = (unsafe { self.slab_class_at(ptr) }) else {
+            return false;
+        };
+        // SAFETY: `init` set the caches up for restartable sections;
+        // unchecked mode trusts the caller that `ptr` is a live block of
+        // the slab, so of `class`.
+        unsafe { rseq::push(class0(caches, class), ptr.cast()) }
+    }
+
+    /// [`free`](Self::free)'s fast path: the block onto this CPU's cache,
+    /// with the class its slab names, when the fast paths are unchecked
+    /// and the page map shows a slab at `ptr`; false (nothing done) else.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[inline(always)]
+    pub(crate) unsafe fn free_to_cache(&self, ptr: *mut u8) -> bool {
+        let caches = self.fast.load(Acquire);
+        if caches.is_null() {
+            return false;
+        }
+        // SAFETY: `fast` is published after the map was set (`init`).
+        let Some(class) = (unsafe { self.slab_class_at(ptr) }) else {
+            return false;
+        };
+        // SAFETY: unchecked mode trusts the caller that `ptr` is a live
+        // block of the slab, so of `class`.
+        unsafe { self.dealloc_to(caches, ptr.cast(), class) };
+        true
+    }
+
+    /// The class of the slab the page map shows at `ptr`, if it shows one.
+    ///
+    /// # Safety
+    /// The allocator is initialised (its map is set).
+    #[inline(always)]
+    unsafe fn slab_class_at(&self, ptr: *mut u8) -> Option<Class> {
+        // SAFETY: the caller's contract.
+        let map = unsafe { self.map.get_unchecked() };
+        match map.get(ptr as usize) {
+            // SAFETY: descriptors named by the page map stay readable for
+            // the allocator's life; `class` never changes.
+            Entry::Slab(slab) => Some(unsafe { (*slab).class }),
+            _ => None,
+        }
     }
 
     /// Free when the fast pointer is null: checked mode (or a pointer that
@@ -1063,6 +1173,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         self.caches.store(caches, Release);
         if !config.checks {
             self.fast.store(caches, Release);
+            if restartable {
+                self.rseq_fast.store(caches, Release);
+            }
         }
         Ok(())
     }

@@ -52,6 +52,21 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// nor a live block from a freed one).
     #[inline]
     pub unsafe fn free(&self, ptr: *mut u8) {
+        // SAFETY: forwarded caller contract.
+        if !unsafe { self.free_to_cache(ptr) } {
+            // SAFETY: forwarded caller contract.
+            unsafe { self.free_uncached(ptr) }
+        }
+    }
+
+    /// [`free`](Self::free) past its fast path: large runs, checked mode,
+    /// pointers the page map shows no slab for.
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free).
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_uncached(&self, ptr: *mut u8) {
         match self.checked_block_at(ptr) {
             // SAFETY: forwarded caller contract (or verified in checked
             // mode); the layout leads to the block's own class or run.

@@ -184,6 +184,28 @@ impl HostedAlloc {
         self.inner.is_initialized() && ace_asked() && background::start(&self.inner, &self.ready)
     }
 
+    /// The fast path of C's `malloc`, [`Allocator::alloc_cached`]: null
+    /// when it cannot serve, and also before set-up (or in a fork's child
+    /// before ACE's thread restarted), when the caller's full path does it.
+    #[inline(always)]
+    pub fn alloc_cached(&self, size: usize) -> *mut u8 {
+        if !self.ready.load(Ordering::Acquire) {
+            return core::ptr::null_mut();
+        }
+        self.inner.alloc_cached(size)
+    }
+
+    /// The fast path of C's `free`, [`Allocator::free_cached`] (nothing to
+    /// set up: before `init` it does nothing and returns false).
+    ///
+    /// # Safety
+    /// As for [`Allocator::free`].
+    #[inline(always)]
+    pub unsafe fn free_cached(&self, ptr: *mut u8) -> bool {
+        // SAFETY: forwarded caller contract.
+        unsafe { self.inner.free_cached(ptr) }
+    }
+
     #[inline(always)]
     fn ensure_init(&self) {
         if !self.ready.load(Ordering::Acquire) {

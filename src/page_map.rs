@@ -42,6 +42,7 @@ impl Entry {
         }
     }
 
+    #[inline(always)]
     fn decode(word: usize) -> Entry {
         match word & TAG_MASK {
             0 if word == 0 => Entry::Unused,
@@ -83,6 +84,7 @@ impl PageMap {
         }
     }
 
+    #[inline(always)]
     fn slot(&self, page: usize) -> &AtomicUsize {
         debug_assert!(page < self.span.pages());
         // SAFETY: `page` is inside the span, so inside the array (`new`).
@@ -90,6 +92,7 @@ impl PageMap {
     }
 
     /// The entry for the page holding `addr`.
+    #[inline(always)]
     pub fn get(&self, addr: usize) -> Entry {
         if !self.span.contains(addr) {
             return Entry::Unused;

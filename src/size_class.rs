@@ -90,16 +90,33 @@ pub fn align_of(class: Class) -> usize {
     (size & size.wrapping_neg()).min(PAGE_SIZE)
 }
 
+/// The alignment of every class's blocks (all sizes are multiples of it).
+pub const MIN_ALIGN: usize = 16;
+
+/// The class of each size up to [`MAX_SMALL`] in steps of [`MIN_ALIGN`]
+/// (entry `n`: sizes `16n - 15 ..= 16n`; entry 0: size 0): every class
+/// size is a multiple of 16, so the step decides the class. 2 KiB, of
+/// which a program touches the lines of the sizes it uses.
+static CLASS_OF: [u8; MAX_SMALL / MIN_ALIGN + 1] = {
+    let mut table = [0u8; MAX_SMALL / MIN_ALIGN + 1];
+    let (mut step, mut class) = (1, 0);
+    while step < table.len() {
+        while class_size_at(class) < step * MIN_ALIGN {
+            class += 1;
+        }
+        table[step] = class as u8;
+        step += 1;
+    }
+    table
+};
+
+const _: () = assert!(NUM_CLASSES <= 256, "CLASS_OF holds classes as u8");
+
 /// Smallest class whose blocks hold `size` bytes, or `None` above [`MAX_SMALL`].
-#[inline]
+#[inline(always)]
 pub fn for_size(size: usize) -> Option<Class> {
-    if size <= 128 {
-        Some(size.saturating_sub(1) / 16)
-    } else if size <= MAX_SMALL {
-        let lg = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize; // 2^lg < size <= 2^(lg+1)
-        let step_shift = lg - 3;
-        let index = (size - (1 << lg) - 1) >> step_shift;
-        Some(8 + (lg - 7) * 8 + index)
+    if size <= MAX_SMALL {
+        Some(CLASS_OF[size.div_ceil(MIN_ALIGN)] as Class)
     } else {
         None
     }
@@ -109,10 +126,10 @@ pub fn for_size(size: usize) -> Option<Class> {
 ///
 /// Deterministic in the layout, so `dealloc` recomputes it instead of
 /// looking the block up: `GlobalAlloc` guarantees the same layout.
-#[inline]
+#[inline(always)]
 pub fn for_layout(layout: Layout) -> Option<Class> {
     let class = for_size(layout.size())?;
-    if layout.align() <= 16 {
+    if layout.align() <= MIN_ALIGN {
         return Some(class);
     }
     for_aligned(class, layout.align())

@@ -9,7 +9,7 @@ use core::ptr;
 use acealloc::{Allocator, PageProvider, Platform};
 
 /// The alignment C's `malloc` promises (`alignof(max_align_t)`).
-pub const MALLOC_ALIGN: usize = 16;
+pub const MALLOC_ALIGN: usize = acealloc::size_class::MIN_ALIGN;
 
 /// Why a call returned null.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,8 +23,9 @@ pub enum Error {
 type Result = core::result::Result<*mut u8, Error>;
 
 /// `malloc`: `size` 0 gives a unique block of the smallest class.
+#[inline(always)]
 pub fn malloc<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>, size: usize) -> Result {
-    aligned(a, MALLOC_ALIGN, size)
+    non_null(a.alloc_bytes(size))
 }
 
 /// A block of `size` bytes aligned to `align`, a power of two.
@@ -79,6 +80,7 @@ pub fn aligned_alloc<P: PageProvider + Send, Pl: Platform>(
 /// # Safety
 /// `p` is null or a block of `a` that is not used again (in checked mode
 /// anything else is reported).
+#[inline(always)]
 pub unsafe fn free<P: PageProvider + Send, Pl: Platform>(a: &Allocator<P, Pl>, p: *mut u8) {
     if !p.is_null() {
         // SAFETY: forwarded caller contract.

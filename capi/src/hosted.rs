@@ -56,18 +56,47 @@ fn or_errno(result: Result<*mut u8, Error>) -> *mut c_void {
     }
 }
 
-/// `malloc(3)`.
+/// `malloc(3)`: a block from this CPU's cache, with no call on the way;
+/// everything else in [`malloc_uncached`].
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    let p = ALLOC.alloc_cached(size);
+    if p.is_null() {
+        return malloc_uncached(size);
+    }
+    p.cast()
+}
+
+/// `malloc` past its fast path: set-up, refills, large blocks, checked
+/// mode, errno.
+#[cold]
+#[inline(never)]
+fn malloc_uncached(size: usize) -> *mut c_void {
     or_errno(c_api::malloc(a(), size))
 }
 
-/// `free(3)`.
+/// `free(3)`: a small block onto this CPU's cache, with no call on the
+/// way; everything else in [`free_uncached`].
 ///
 /// # Safety
 /// `p` is null or a live block from this library, not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: forwarded caller contract.
+    if !unsafe { ALLOC.free_cached(p.cast()) } {
+        // SAFETY: forwarded caller contract.
+        unsafe { free_uncached(p) }
+    }
+}
+
+/// `free` past its fast path: null, large blocks, drains, checked mode,
+/// misuse.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_uncached(p: *mut c_void) {
     // SAFETY: forwarded caller contract.
     unsafe { c_api::free(a(), p.cast()) }
 }

@@ -38,6 +38,7 @@ impl Span {
     }
 
     /// Whether `addr` lies inside the span.
+    #[inline(always)]
     pub fn contains(&self, addr: usize) -> bool {
         addr.wrapping_sub(self.base) < self.len
     }
