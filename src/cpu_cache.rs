@@ -17,10 +17,12 @@
 //! - `limit` bounds pushes at `base + cap`. Anyone may change `cap` (the
 //!   capacity knob, an atomic); `limit` follows it when the owner applies
 //!   it, on its CPU's next slow path of the class (a refill or a drain), so
-//!   the fast path reads `limit` as a plain field. With restartable
+//!   the fast path reads `limit` with a plain load. With restartable
 //!   sections the owner is not one thread: there `limit` and `begin` (the
 //!   floor of restartable pops) are written only under the cache's lock,
-//!   by whoever stops, restarts or resizes the cache.
+//!   by whoever stops, restarts or resizes the cache, and a restart stores
+//!   them after `top`, with Release; a section loads them before `top`
+//!   (rseq.rs), so it never pairs a restarted bound with a stale `top`.
 //! - Capacities and counters are atomics: written by the owner (plain load
 //!   and store, no locked instruction on the fast path), read by anyone for
 //!   statistics and control.
@@ -68,7 +70,7 @@ pub(crate) struct ClassCache {
     /// Restartable pops stop here: `base` (or [`STOPPED`]).
     begin: AtomicPtr<Slot>,
     /// Pushes stop here: `base + cap` as last applied (or null while stopped).
-    limit: UnsafeCell<*mut Slot>,
+    limit: AtomicPtr<Slot>,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
     /// The first of this class's slots (fixed at `init`).
@@ -121,8 +123,7 @@ impl ClassCache {
     pub unsafe fn push(&self, block: *mut Block) -> bool {
         // SAFETY: only the section owner (the caller) writes `top`.
         let top = unsafe { *self.top.get() };
-        // SAFETY: only the section owner writes `limit` (module doc).
-        if top >= unsafe { *self.limit.get() } {
+        if top >= self.limit.load(Relaxed) {
             return false;
         }
         // SAFETY: `top < limit <= base + slots`: a slot of this class.
@@ -160,8 +161,7 @@ impl ClassCache {
     pub unsafe fn put(&self, blocks: &[Slot]) -> usize {
         // SAFETY: the section is ours (caller).
         let top = unsafe { *self.top.get() };
-        // SAFETY: the section is ours (caller).
-        let limit = unsafe { *self.limit.get() };
+        let limit = self.limit.load(Relaxed);
         // Addresses, not `offset_from`: a stopped cache's `limit` is null,
         // and `top` may be past a lowered `limit` (no room then).
         let room = (limit as usize).saturating_sub(top as usize) / size_of::<Slot>();
@@ -210,18 +210,19 @@ impl ClassCache {
     /// # Safety
     /// The caller holds the cache's lock, with restartable sections in use.
     pub unsafe fn stop(&self) {
+        // Relaxed: the caller fences before it touches `top` (rseq.rs).
         self.begin.store(STOPPED, Relaxed);
-        // SAFETY: the lock makes the caller the only Rust writer; the
-        // restartable sections only read it.
-        unsafe { self.limit.get().write_volatile(ptr::null_mut()) };
+        self.limit.store(ptr::null_mut(), Relaxed);
     }
 
-    /// Undoes [`stop`](Self::stop), with the capacity in force now.
+    /// Undoes [`stop`](Self::stop), with the capacity in force now: with
+    /// Release stores, after every store the caller made to `top` (module
+    /// doc).
     ///
     /// # Safety
     /// As for [`stop`](Self::stop).
     pub unsafe fn restart(&self) {
-        self.begin.store(self.base, Relaxed);
+        self.begin.store(self.base, Release);
         // SAFETY: forwarded contract.
         unsafe { self.apply_cap() };
     }
@@ -240,9 +241,10 @@ impl ClassCache {
     /// section, or holding the cache's lock with restartable sections.
     pub unsafe fn apply_cap(&self) {
         let cap = self.cap.load(Relaxed) as usize;
-        // SAFETY: `cap <= slots`: within this class's slots; the caller is
-        // the only writer.
-        unsafe { self.limit.get().write_volatile(self.base.add(cap)) };
+        // SAFETY: `cap <= slots`: within this class's slots.
+        let limit = unsafe { self.base.add(cap) };
+        // Release: after the caller's stores to `top` (module doc).
+        self.limit.store(limit, Release);
     }
 }
 
@@ -393,7 +395,7 @@ impl PerCpuCache {
             let cache = ClassCache {
                 top: UnsafeCell::new(base),
                 begin: AtomicPtr::new(base),
-                limit: UnsafeCell::new(base),
+                limit: AtomicPtr::new(base),
                 allocs: AtomicU64::new(0),
                 frees: AtomicU64::new(0),
                 base,

@@ -49,16 +49,24 @@ const MEMBARRIER_CMD_FLAG_CPU: u32 = 1 << 0;
 
 /// One critical section on the current CPU's cache of the class whose
 /// cache on CPU 0 is `class0` (module doc), around the instructions that
-/// differ: it arms `rseq_cs` with its descriptor (label `3`), and leaves
-/// in `{c}` the current CPU's class cache for `commit`, the instructions
-/// from the start (label `2`) through the commit store. Then `after` runs
-/// (past label `4`, outside the section); a jump to label `5` leaves with
-/// `fail` instead. The abort handler (label `6`, after [`RSEQ_SIG`])
+/// differ: it arms `rseq_cs` with its descriptor (label `3`), puts the
+/// current CPU's class cache in `{c}`, runs `bound` (which loads `begin`
+/// or `limit` into a register), and only then loads `top` into `{t}`, and
+/// runs `commit`, the instructions through the commit store. Then `after`
+/// runs (past label `4`, outside the section); a jump to label `5` leaves
+/// with `fail` instead. The abort handler (label `6`, after [`RSEQ_SIG`])
 /// starts over from arming. `{t}` and `{c}` are scratch registers.
+///
+/// The bound before `top`: a thread that stopped this cache writes `top`
+/// and only then restarts it (Release stores, `ClassCache::restart`); a
+/// section that sees the restarted bound sees that `top` too (x86 keeps
+/// loads in order), and one that saw the old bound began before the fence
+/// and is aborted by it.
 macro_rules! section {
     (
         class0 = $class0:expr,
-        [$($commit:literal),* $(,)?],
+        bound = $bound:literal,
+        [$($commit:expr),* $(,)?],
         $(after: [$($after:literal),* $(,)?],)?
         fail: $fail:literal,
         $($operands:tt)*
@@ -71,6 +79,9 @@ macro_rules! section {
             "mov {c:e}, dword ptr fs:[{off}]",
             "imul {c}, {c}, {stride}",
             "add {c}, {cls}",
+            $bound,
+            race_window!(),
+            "mov {t}, qword ptr [{c}]",
             $($commit,)*
             "4:",
             $($($after,)*)?
@@ -97,6 +108,52 @@ macro_rules! section {
             c = out(reg) _,
             $($operands)*
             options(nostack),
+        )
+    };
+}
+
+/// Nothing between a section's two loads of its cache (`bound`, then
+/// `top`) in the library.
+#[cfg(not(test))]
+macro_rules! race_window {
+    () => {
+        ""
+    };
+}
+
+/// In unit tests, a delay between a section's two loads of its cache, as
+/// long as [`tests::RACE_WINDOW`] says (0: none): the moment in which a
+/// thread stalled without being preempted (an interrupt, a hypervisor)
+/// meets a stopper, made wide enough to hit. It counts down in `{t}`,
+/// which the next load overwrites.
+#[cfg(test)]
+macro_rules! race_window {
+    () => {
+        "mov {t}, qword ptr [rip + acealloc_rseq_race_window]\n\
+         21:\n\
+         sub {t}, 1\n\
+         jae 21b"
+    };
+}
+
+/// The copy loop of `take` and `put`: `{k}` slots from `[$from]` on to
+/// `[$to]` on, with `{j}` and `{x}` as scratch.
+macro_rules! copy_slots {
+    ($from:literal, $to:literal) => {
+        concat!(
+            "xor {j:e}, {j:e}\n",
+            "12:\n",
+            "cmp {j}, {k}\n",
+            "jae 13f\n",
+            "mov {x}, qword ptr [",
+            $from,
+            " + {j} * 8]\n",
+            "mov qword ptr [",
+            $to,
+            " + {j} * 8], {x}\n",
+            "inc {j}\n",
+            "jmp 12b\n",
+            "13:",
         )
     };
 }
@@ -190,9 +247,9 @@ pub unsafe fn pop(class0: *const ClassCache) -> *mut Block {
     unsafe {
         section!(
             class0 = class0,
+            bound = "mov {b}, qword ptr [{c} + 8]",
             [
-                "mov {t}, qword ptr [{c}]",
-                "cmp {t}, qword ptr [{c} + 8]",
+                "cmp {t}, {b}",
                 "jbe 5f",
                 "mov {b}, qword ptr [{t} - 8]",
                 "sub {t}, 8",
@@ -215,14 +272,14 @@ pub unsafe fn pop(class0: *const ClassCache) -> *mut Block {
 /// As for [`pop`]; `block` is a free block of the class nobody uses.
 #[inline(always)]
 pub unsafe fn push(class0: *const ClassCache, block: *mut Block) -> bool {
-    let done: u32;
+    let done: usize;
     // SAFETY: as in `pop`; the slot written lies below `limit`.
     unsafe {
         section!(
             class0 = class0,
+            bound = "mov {ok}, qword ptr [{c} + 16]",
             [
-                "mov {t}, qword ptr [{c}]",
-                "cmp {t}, qword ptr [{c} + 16]",
+                "cmp {t}, {ok}",
                 "jae 5f",
                 "mov qword ptr [{t}], {blk}",
                 "add {t}, 8",
@@ -256,27 +313,18 @@ pub unsafe fn take(class0: *const ClassCache, out: &mut [Slot]) -> usize {
     unsafe {
         section!(
             class0 = class0,
+            bound = "mov {j}, qword ptr [{c} + 8]",
             [
-                "mov {t}, qword ptr [{c}]",
-                "cmp {t}, qword ptr [{c} + 8]",
-                "jbe 5f",
                 "mov {k}, {t}",
-                "sub {k}, qword ptr [{c} + 8]",
+                "sub {k}, {j}",
+                "jbe 5f",
                 "shr {k}, 3",
                 "cmp {k}, {len}",
                 "cmova {k}, {len}",
                 "mov {j}, {k}",
                 "shl {j}, 3",
                 "sub {t}, {j}",
-                "xor {j:e}, {j:e}",
-                "12:",
-                "cmp {j}, {k}",
-                "jae 13f",
-                "mov {x}, qword ptr [{t} + {j} * 8]",
-                "mov qword ptr [{dst} + {j} * 8], {x}",
-                "inc {j}",
-                "jmp 12b",
-                "13:",
+                copy_slots!("{t}", "{dst}"),
                 "mov qword ptr [{c}], {t}",
             ],
             fail: "xor {k:e}, {k:e}",
@@ -301,24 +349,15 @@ pub unsafe fn put(class0: *const ClassCache, blocks: &[Slot]) -> usize {
     unsafe {
         section!(
             class0 = class0,
+            bound = "mov {k}, qword ptr [{c} + 16]",
             [
-                "mov {t}, qword ptr [{c}]",
-                "mov {k}, qword ptr [{c} + 16]",
                 "cmp {t}, {k}",
                 "jae 5f",
                 "sub {k}, {t}",
                 "shr {k}, 3",
                 "cmp {k}, {len}",
                 "cmova {k}, {len}",
-                "xor {j:e}, {j:e}",
-                "12:",
-                "cmp {j}, {k}",
-                "jae 13f",
-                "mov {x}, qword ptr [{src} + {j} * 8]",
-                "mov qword ptr [{t} + {j} * 8], {x}",
-                "inc {j}",
-                "jmp 12b",
-                "13:",
+                copy_slots!("{src}", "{t}"),
                 "lea {t}, [{t} + {k} * 8]",
                 "mov qword ptr [{c}], {t}",
             ],
@@ -331,4 +370,113 @@ pub unsafe fn put(class0: *const ClassCache, blocks: &[Slot]) -> usize {
         )
     };
     n
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use core::alloc::Layout;
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+    use std::collections::HashSet;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    use crate::hosted::HostedPlatform;
+    use crate::provider::{DecommitMode, MmapProvider};
+    use crate::{Allocator, Config, PerCpuPath};
+
+    /// Countdown of the race window between a section's two loads (see
+    /// `race_window!`): 0 outside the test that widens it.
+    #[unsafe(export_name = "acealloc_rseq_race_window")]
+    pub static RACE_WINDOW: AtomicU64 = AtomicU64::new(0);
+
+    fn pin(cpu: usize) {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
+        unsafe {
+            let mut set: libc::cpu_set_t = core::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+    }
+
+    /// A thread on CPU 0 allocates and frees while another, on CPU 1,
+    /// stops CPU 0's cache, empties it and restarts it (`trim`), again and
+    /// again; every section dawdles between its two loads of the cache.
+    /// A section that began after the stopper's fence and read `top`
+    /// before the stopper emptied the cache must not commit once the
+    /// cache restarts: it would hand out, or cache again, blocks the
+    /// stopper gave away, and a block would be live twice.
+    #[test]
+    fn a_section_that_outlasts_a_stop_never_commits_a_stale_top() {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            std::eprintln!("skipped: one CPU, no stopper beside the section");
+            return;
+        }
+        let heap: Allocator<MmapProvider, HostedPlatform> = Allocator::new();
+        let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
+        let config = Config {
+            restartable: true,
+            checks: false,
+            ..Config::DEFAULT
+        };
+        heap.init(provider, config).unwrap();
+        assert_eq!(
+            heap.per_cpu_path(),
+            PerCpuPath::Restartable,
+            "glibc 2.35+ and Linux 5.10+ offer rseq here"
+        );
+        // About 10 µs per section.
+        RACE_WINDOW.store(20_000, Relaxed);
+        let stop = AtomicBool::new(false);
+        let stops = AtomicU64::new(0);
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let (heap, stop_ref, stops_ref) = (&heap, &stop, &stops);
+        let steps = std::thread::scope(|s| {
+            let worker = s.spawn(move || {
+                pin(0);
+                let mut live: HashSet<usize> = HashSet::new();
+                let mut window: Vec<*mut u8> = Vec::new();
+                let mut steps = 0u64;
+                while !stop_ref.load(Relaxed) {
+                    let block = heap.alloc(layout);
+                    assert!(!block.is_null());
+                    assert!(
+                        live.insert(block as usize),
+                        "block {block:p} handed out while live"
+                    );
+                    window.push(block);
+                    if window.len() > 48 {
+                        let old = window.swap_remove((steps as usize * 7) % 48);
+                        live.remove(&(old as usize));
+                        // SAFETY: allocated above with `layout`, freed once.
+                        unsafe { heap.dealloc(old, layout) };
+                    }
+                    steps += 1;
+                }
+                for block in window {
+                    // SAFETY: as above.
+                    unsafe { heap.dealloc(block, layout) };
+                }
+                steps
+            });
+            s.spawn(move || {
+                pin(1);
+                while !stop_ref.load(Relaxed) {
+                    heap.trim();
+                    stops_ref.fetch_add(1, Relaxed);
+                }
+            });
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(2) && !worker.is_finished() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Relaxed);
+            worker.join().unwrap()
+        });
+        RACE_WINDOW.store(0, Relaxed);
+        std::eprintln!("{steps} steps, {} stops", stops.load(Relaxed));
+        assert!(stops.load(Relaxed) > 100 && steps > 1000);
+    }
 }
