@@ -432,11 +432,12 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(always)]
     fn enter(&self, caches: *mut PerCpuCache) -> Option<&PerCpuCache> {
         let cpu = Pl::current_cpu();
-        debug_assert!(
-            cpu < self.cpus.load(Relaxed),
-            "Platform::current_cpu out of range"
-        );
-        if !Pl::EXCLUSIVE_CPU && cpu >= self.cpus.load(Relaxed) {
+        if Pl::EXCLUSIVE_CPU {
+            debug_assert!(
+                cpu < self.cpus.load(Relaxed),
+                "Platform::current_cpu out of range"
+            );
+        } else if cpu >= self.cpus.load(Relaxed) {
             return None;
         }
         // SAFETY: `caches` holds `cpus` initialised caches that live as long

@@ -35,42 +35,16 @@ use crate::{Allocator, Config, Misuse, Platform, Profile, Stats};
 /// locks yield after a short spin.
 pub struct HostedPlatform;
 
-#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
-unsafe extern "C" {
-    /// Offset of glibc's `struct rseq` from the thread pointer (glibc 2.35+).
-    static __rseq_offset: isize;
-    /// Size of the registered `struct rseq`, 0 when rseq is not in use.
-    static __rseq_size: u32;
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+/// The CPU index from glibc's rseq area where it registered one (one load),
+/// else from `sched_getcpu`.
 #[inline(always)]
 fn current_cpu() -> usize {
-    // SAFETY: glibc defines both statics and never changes them after start-up.
-    if unsafe { __rseq_size } == 0 {
+    crate::rseq::cpu_id().unwrap_or_else(|| {
         // SAFETY: `sched_getcpu` has no preconditions.
-        return unsafe { libc::sched_getcpu() } as usize;
-    }
-    let tp: usize;
-    // SAFETY: on x86_64 Linux, `fs:0` holds the thread pointer (TCB self link).
-    unsafe {
-        core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags))
-    };
-    // `cpu_id` is the second u32 of `struct rseq`; the kernel updates it on
-    // migration, so read it volatile.
-    // SAFETY: glibc registered this thread's `struct rseq` at this offset.
-    unsafe {
-        ((tp as isize + __rseq_offset) as *const u32)
-            .add(1)
-            .read_volatile() as usize
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
-#[inline(always)]
-fn current_cpu() -> usize {
-    // SAFETY: `sched_getcpu` has no preconditions.
-    unsafe { libc::sched_getcpu() as usize }
+        let cpu = unsafe { libc::sched_getcpu() };
+        // -1 only where the kernel cannot say: CPU 0 is as good as any.
+        cpu.max(0) as usize
+    })
 }
 
 // SAFETY: EXCLUSIVE_CPU is false, so the allocator guards every cache with

@@ -167,15 +167,20 @@ pub fn init(cpus: usize, wanted: bool) -> bool {
     wanted && registered() && possible_cpus() <= cpus && register_fence()
 }
 
-/// Whether glibc registered this thread's area (its `cpu_id` is a CPU).
-fn registered() -> bool {
+/// The CPU this thread runs on, from the `cpu_id` that the kernel keeps in
+/// the thread's registered area; `None` when glibc registered none (an
+/// old glibc, `glibc.pthread.rseq=0`, a kernel without rseq), whose
+/// `cpu_id` is negative or whose area is absent.
+#[inline(always)]
+pub fn cpu_id() -> Option<usize> {
     // SAFETY: glibc defines both statics and never changes them after start-up.
     if unsafe { __rseq_size } < 20 {
-        return false;
+        return None;
     }
     let cpu_id: i32;
     // SAFETY: the registered area lies at this offset from the thread
-    // pointer; `cpu_id` (second u32) is negative while unregistered.
+    // pointer; `cpu_id` is its second u32, which the kernel rewrites on
+    // migration (a fresh load every time: the asm is not pure).
     unsafe {
         asm!(
             "mov {c:e}, dword ptr fs:[{off} + 4]",
@@ -184,7 +189,12 @@ fn registered() -> bool {
             options(nostack, readonly, preserves_flags)
         )
     };
-    cpu_id >= 0
+    usize::try_from(cpu_id).ok()
+}
+
+/// Whether glibc registered this thread's area.
+fn registered() -> bool {
+    cpu_id().is_some()
 }
 
 fn possible_cpus() -> usize {

@@ -12,6 +12,12 @@ pub fn init(_cpus: usize, _wanted: bool) -> bool {
 
 pub fn fence(_cpu: usize) {}
 
+/// No registered area here: the caller asks the OS.
+#[inline(always)]
+pub fn cpu_id() -> Option<usize> {
+    None
+}
+
 /// # Safety
 /// Never called: `init` returned false.
 pub unsafe fn pop(_class0: *const ClassCache) -> *mut Block {
