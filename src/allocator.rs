@@ -745,26 +745,31 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Fills `out` with free blocks of `class`, as far as it goes: the
-    /// newest of the transfer cache, else from the central free list
-    /// (adding a slab when no slab has blocks). Returns how many; 0 when
-    /// out of memory.
+    /// newest of the transfer cache, else from the central free list, else
+    /// what idle CPU caches hold, else from a new slab. Returns how many; 0
+    /// when out of memory. The central lock is not held across the last
+    /// two: stealing fences CPUs and a new slab may call the provider, both
+    /// system calls (two threads that find the class dry at once may then
+    /// both add a slab; the second is used up or kept as the reserve).
     fn fetch(&self, class: Class, out: &mut [Slot]) -> usize {
         let n = self.transfer[class].with_ring::<Pl, _>(|ring| ring.take_newest(out));
         if n > 0 {
             return n;
         }
-        let mut slabs = self.central[class].slabs.lock::<Pl>();
-        let mut n = slabs.take(out);
-        if n == 0 {
-            n = self.steal_cached(class, out);
-            if n == 0
-                && let Some(slab) = self.new_slab(class)
-            {
-                slabs.add_slab(slab);
-                n = slabs.take(out);
-            }
+        let n = self.central[class].slabs.lock::<Pl>().take(out);
+        if n > 0 {
+            return n;
         }
-        n
+        let n = self.steal_cached(class, out);
+        if n > 0 {
+            return n;
+        }
+        let Some(slab) = self.new_slab(class) else {
+            return 0;
+        };
+        let mut slabs = self.central[class].slabs.lock::<Pl>();
+        slabs.add_slab(slab);
+        slabs.take(out)
     }
 
     /// [`fetch`](Self::fetch), and when memory ran out: again after a
@@ -840,13 +845,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// Puts every block of `blocks` back into its slab, releasing slabs that
-    /// become empty beyond the class's reserve.
+    /// become empty beyond the class's reserve once the central lock is
+    /// released (the page layer may call the provider).
     fn return_to_slabs(&self, class: Class, blocks: &[Slot]) {
-        if blocks.is_empty() {
-            return;
+        for blocks in blocks.chunks(MAX_BATCH) {
+            let mut empty = [ptr::null_mut(); MAX_BATCH];
+            let mut n = 0;
+            let mut slabs = self.central[class].slabs.lock::<Pl>();
+            self.return_blocks(class, &mut slabs, blocks, |slab| {
+                empty[n] = slab;
+                n += 1;
+            });
+            drop(slabs);
+            self.release_slabs(&empty[..n]);
         }
-        let mut slabs = self.central[class].slabs.lock::<Pl>();
-        self.return_blocks(class, &mut slabs, blocks, |slab| self.release_slab(slab));
     }
 
     /// [`return_to_slabs`](Self::return_to_slabs) with the class's
@@ -893,14 +905,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         Some(slab)
     }
 
-    /// Gives an empty slab, already off its central list, back to the page layer.
-    fn release_slab(&self, slab: *mut Slab) {
+    /// Gives empty slabs, already off their central lists, back to the
+    /// page layer.
+    fn release_slabs(&self, slabs: &[*mut Slab]) {
+        if slabs.is_empty() {
+            return;
+        }
         let mut guard = self.pages.lock();
         let pages = guard.as_mut().expect("slabs exist only after init");
-        self.release_slab_to(pages, slab);
+        for &slab in slabs {
+            self.release_slab_to(pages, slab);
+        }
     }
 
-    /// [`release_slab`](Self::release_slab) with the page lock held.
+    /// [`release_slabs`](Self::release_slabs) with the page lock held.
     fn release_slab_to(&self, pages: &mut Pages<P>, slab: *mut Slab) {
         // SAFETY: the slab is a live descriptor no central list refers to any more.
         let (start, class) = unsafe { ((*slab).start, (*slab).class) };
@@ -949,9 +967,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 }
                 self.return_to_slabs(class, &batch[..n]);
             }
-            let mut slabs = self.central[class].slabs.lock::<Pl>();
-            while let Some(empty) = slabs.pop_empty_slab() {
-                self.release_slab(empty);
+            loop {
+                let (mut empty, mut n) = ([ptr::null_mut(); MAX_BATCH], 0);
+                let mut slabs = self.central[class].slabs.lock::<Pl>();
+                while n < MAX_BATCH
+                    && let Some(slab) = slabs.pop_empty_slab()
+                {
+                    empty[n] = slab;
+                    n += 1;
+                }
+                drop(slabs);
+                if n == 0 {
+                    break;
+                }
+                self.release_slabs(&empty[..n]);
             }
         }
         if let Some(pages) = self.pages.lock().as_mut() {

@@ -8,8 +8,12 @@
 //! slabs sit in a list of their own, a reserve kept for the class to grow
 //! into again; beyond the reserve they go back to the page layer.
 //!
-//! Lock order: a central-list lock, then the page lock (a new slab, or an
-//! empty one released). In kernels it is only taken with interrupts masked.
+//! Lock scope: a central-list lock covers list work only. A new slab is
+//! made, and empty slabs are released, with it dropped, so neither the
+//! page lock nor a system call (a new slab, stealing from other CPUs'
+//! caches) ever waits inside it; only the tick's paths, which hold the
+//! page lock, try central-list locks. In kernels it is only taken with
+//! interrupts masked.
 
 use core::ptr::{self, NonNull};
 

@@ -26,9 +26,9 @@
 //! - Capacities and counters are atomics: written by the owner (plain load
 //!   and store, no locked instruction on the fast path), read by anyone for
 //!   statistics and control.
-//! - Slow paths called from inside the section take a transfer-cache lock or
-//!   a central-list lock (never both), then the page lock; never the other
-//!   way round.
+//! - Slow paths called from inside the section take a transfer-cache lock,
+//!   a central-list lock or the page lock, one at a time (the tick's paths
+//!   hold the page lock and only try the others: central.rs).
 //!
 //! [`Platform::EXCLUSIVE_CPU`]: crate::Platform::EXCLUSIVE_CPU
 
