@@ -114,6 +114,9 @@ impl AceVariant {
             profile: self.profile,
             knobs: self.knobs,
             checks: false,
+            // As `HostedAlloc` reads it: `ACEALLOC_RSEQ=0` or `1` picks the per-CPU path.
+            restartable: std::env::var("ACEALLOC_RSEQ")
+                .map_or(Config::DEFAULT.restartable, |v| v == "1"),
             ..Config::DEFAULT
         }
     }
