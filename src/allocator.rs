@@ -270,7 +270,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // SAFETY: `init` set the caches up for restartable sections.
             let block = unsafe { rseq::pop(class0(caches, class)) };
             if block.is_null() {
-                return self.refill(self.restartable_section(caches), class);
+                return match self.restartable_section(caches) {
+                    Some(here) => self.refill(here, class),
+                    None => self.alloc_direct(class),
+                };
             }
             return block;
         }
@@ -403,7 +406,10 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // SAFETY: `init` set the caches up for restartable sections;
             // the caller hands over a block of `class`.
             if !unsafe { rseq::push(class0(caches, class), block) } {
-                self.drain(self.restartable_section(caches), class, block);
+                match self.restartable_section(caches) {
+                    Some(here) => self.drain(here, class, block),
+                    None => self.dealloc_direct(block, class),
+                }
             }
             return;
         }
@@ -472,13 +478,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     }
 
     /// The section of a restartable slow path, counting on the cache of
-    /// the CPU it runs on now.
+    /// the CPU it runs on now; `None` on a thread whose rseq area is not
+    /// registered (its sections always fail: rseq.rs), which bypasses the
+    /// caches.
     #[cold]
-    fn restartable_section(&self, caches: *mut PerCpuCache) -> Section<'_> {
-        let cpu = Pl::current_cpu().min(self.cpus.load(Relaxed) - 1);
+    fn restartable_section(&self, caches: *mut PerCpuCache) -> Option<Section<'_>> {
+        let cpu = rseq::cpu_id()?.min(self.cpus.load(Relaxed) - 1);
         // SAFETY: `caches` holds `cpus` live caches (published by `init`).
         let seen = unsafe { &*caches.add(cpu) };
-        Section::Restartable { caches, seen }
+        Some(Section::Restartable { caches, seen })
     }
 
     /// Runs `f` on the cache of `cpu`, another CPU's, if no other thread
@@ -1048,7 +1056,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     fn reclaim_here(&self) -> bool {
         let caches = self.caches.load(Acquire);
         if self.is_restartable() {
-            return self.reclaim(Some(self.restartable_section(caches)));
+            return self.reclaim(self.restartable_section(caches));
         }
         match self.enter(caches) {
             Some(cache) => {

@@ -50,7 +50,10 @@ const MEMBARRIER_CMD_FLAG_CPU: u32 = 1 << 0;
 /// One critical section on the current CPU's cache of the class whose
 /// cache on CPU 0 is `class0` (module doc), around the instructions that
 /// differ: it arms `rseq_cs` with its descriptor (label `3`), puts the
-/// current CPU's class cache in `{c}`, runs `bound` (which loads `begin`
+/// current CPU's class cache in `{c}` (from `cpu_id`, which is negative
+/// on a thread whose area is not registered: glibc's registration failed
+/// there, under a seccomp filter set up after start-up say, and nothing
+/// would abort its sections, so it fails at once), runs `bound` (which loads `begin`
 /// or `limit` into a register), and only then loads `top` into `{t}`, and
 /// runs `commit`, the instructions through the commit store. Then `after`
 /// runs (past label `4`, outside the section); a jump to label `5` leaves
@@ -76,7 +79,9 @@ macro_rules! section {
             "lea {t}, [rip + 3f]",
             "mov qword ptr fs:[{off} + 8], {t}",
             "2:",
-            "mov {c:e}, dword ptr fs:[{off}]",
+            "mov {c:e}, dword ptr fs:[{off} + 4]",
+            "test {c:e}, {c:e}",
+            "js 5f",
             "imul {c}, {c}, {stride}",
             "add {c}, {cls}",
             $bound,
@@ -390,9 +395,13 @@ pub(crate) mod tests {
     use std::time::{Duration, Instant};
     use std::vec::Vec;
 
+    use super::{RSEQ_SIG, asm};
     use crate::hosted::HostedPlatform;
     use crate::provider::{DecommitMode, MmapProvider};
     use crate::{Allocator, Config, PerCpuPath};
+
+    /// One test at a time: each sets the race window and wants the CPUs.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// Countdown of the race window between a section's two loads (see
     /// `race_window!`): 0 outside the test that widens it.
@@ -424,6 +433,7 @@ pub(crate) mod tests {
             std::eprintln!("skipped: one CPU, no stopper beside the section");
             return;
         }
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let heap: Allocator<MmapProvider, HostedPlatform> = Allocator::new();
         let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
         let config = Config {
@@ -488,5 +498,97 @@ pub(crate) mod tests {
         RACE_WINDOW.store(0, Relaxed);
         std::eprintln!("{steps} steps, {} stops", stops.load(Relaxed));
         assert!(stops.load(Relaxed) > 100 && steps > 1000);
+    }
+
+    /// Unregisters glibc's rseq area of the calling thread, as a failed
+    /// registration leaves it (its `cpu_id` negative, and no abort for its
+    /// sections); false if the kernel refuses.
+    fn unregister_this_thread() -> bool {
+        const RSEQ_FLAG_UNREGISTER: i32 = 1;
+        let tp: usize;
+        // SAFETY: on x86_64 Linux, `fs:0` holds the thread pointer.
+        unsafe { asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
+        // SAFETY: glibc's area of this thread; unregistering takes the
+        // length and signature it was registered with (glibc registers at
+        // least 32 bytes).
+        unsafe {
+            let area = (tp as isize + super::__rseq_offset) as *mut u8;
+            let size = super::__rseq_size.max(32);
+            libc::syscall(libc::SYS_rseq, area, size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) == 0
+        }
+    }
+
+    /// Two threads share CPU 0, one of them without a registered area:
+    /// nothing aborts that one's sections when the other preempts it, so
+    /// it must not use the caches at all (both allocate and free 64-byte
+    /// blocks; a block live twice fails the test).
+    #[test]
+    fn a_thread_without_a_registered_area_bypasses_the_caches() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let heap: Allocator<MmapProvider, HostedPlatform> = Allocator::new();
+        let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
+        let config = Config {
+            restartable: true,
+            checks: false,
+            ..Config::DEFAULT
+        };
+        heap.init(provider, config).unwrap();
+        assert_eq!(heap.per_cpu_path(), PerCpuPath::Restartable);
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        let stop = AtomicBool::new(false);
+        let (heap, stop) = (&heap, &stop);
+        // Blocks either thread holds: one handed out twice is caught at once.
+        let live = std::sync::Mutex::new(HashSet::new());
+        let live = &live;
+        let churn = move |steps: &mut u64| {
+            let mut window: Vec<*mut u8> = Vec::new();
+            while !stop.load(Relaxed) {
+                let block = heap.alloc(layout);
+                assert!(!block.is_null());
+                let fresh = live.lock().unwrap().insert(block as usize);
+                assert!(fresh, "block {block:p} handed out while live");
+                window.push(block);
+                if window.len() > 32 {
+                    let old = window.swap_remove((*steps as usize * 7) % 32);
+                    live.lock().unwrap().remove(&(old as usize));
+                    // SAFETY: allocated above with `layout`, freed once.
+                    unsafe { heap.dealloc(old, layout) };
+                }
+                *steps += 1;
+            }
+            for block in window {
+                live.lock().unwrap().remove(&(block as usize));
+                // SAFETY: as above.
+                unsafe { heap.dealloc(block, layout) };
+            }
+        };
+        // Sections long enough to be preempted inside.
+        RACE_WINDOW.store(20_000, Relaxed);
+        let before = heap.stats().slow_paths;
+        let (unregistered, registered) = std::thread::scope(|s| {
+            let unregistered = s.spawn(move || {
+                pin(0);
+                assert!(unregister_this_thread(), "the kernel kept the area");
+                assert_eq!(super::cpu_id(), None);
+                let mut steps = 0;
+                churn(&mut steps);
+                steps
+            });
+            let registered = s.spawn(move || {
+                pin(0);
+                let mut steps = 0;
+                churn(&mut steps);
+                steps
+            });
+            std::thread::sleep(Duration::from_millis(1500));
+            stop.store(true, Relaxed);
+            (unregistered.join().unwrap(), registered.join().unwrap())
+        });
+        RACE_WINDOW.store(0, Relaxed);
+        // Every allocation of the unregistered thread was a direct one.
+        let direct = heap.stats().slow_paths - before;
+        std::eprintln!("{unregistered} and {registered} steps, {direct} slow paths");
+        assert!(unregistered > 1000 && registered > 1000);
+        assert!(direct >= unregistered);
     }
 }

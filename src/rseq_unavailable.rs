@@ -13,7 +13,6 @@ pub fn init(_cpus: usize, _wanted: bool) -> bool {
 pub fn fence(_cpu: usize) {}
 
 /// No registered area here: the caller asks the OS.
-#[cfg(feature = "std")]
 #[inline(always)]
 pub fn cpu_id() -> Option<usize> {
     None
