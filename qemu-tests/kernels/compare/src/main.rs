@@ -1,9 +1,10 @@
-//! The same workloads, in the same guest run, on acealloc and on `linked_list_allocator`'s
-//! `LockedHeap` (its usual spin-locked configuration, the heap hobby kernels start with), each
-//! over its own 32 MiB region of `.bss`, timed with the TSC (best of 3 alternating runs). The
-//! ratio (how many times as long
-//! `linked_list_allocator` takes) is a figure, not a check; the tests fail only if a workload
-//! does (null from a heap, a broken pattern, memory left live).
+//! The same workloads, in the same guest run, on acealloc, on `linked_list_allocator`'s
+//! `LockedHeap` (its usual spin-locked configuration, the heap hobby kernels start with) and on
+//! talc's `TalcLock` over a spin lock (the best-regarded `no_std` heap), each over its own
+//! 32 MiB region of `.bss`, timed with the TSC (best of 3 alternating runs). The ratios (how
+//! many times as long the other heap takes) are figures, not checks; the tests fail only if a
+//! workload does (null from a heap, a broken pattern, memory left live in acealloc or
+//! `linked_list_allocator`).
 //!
 //! - `mixed-ws400` on CPU 0 alone, then on every CPU at once;
 //! - the cross-CPU workload on every CPU (blocks of 16 B–64 KiB, most freed by another CPU).
@@ -25,6 +26,10 @@ use kernel_support::static_memory::{PageAligned, StaticMut};
 use kernel_support::suite::Suite;
 use kernel_support::workload::{Mailboxes, Mixed};
 use linked_list_allocator::LockedHeap;
+use talc::source::Manual;
+
+/// talc as a kernel would use it: one spin lock around the heap.
+type Talc = talc::TalcLock<spin::mutex::SpinMutex<()>, Manual>;
 
 entry!(main);
 
@@ -34,19 +39,27 @@ const MIXED_STEPS: u64 = 100_000;
 const ROUNDS: usize = 3;
 const CROSS_STEPS: u64 = 20_000;
 
+/// Also the global allocator: talc links `alloc`, which wants one (nothing here uses it).
+#[global_allocator]
 static ACEALLOC: RegionHeap = Allocator::new();
 static LINKED_LIST: LockedHeap = LockedHeap::empty();
+static TALC: Talc = Talc::new(Manual);
 static ACEALLOC_REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
 static LINKED_LIST_REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
+static TALC_REGION: StaticMut<PageAligned<REGION_SIZE>> = StaticMut::new(PageAligned::ZERO);
 
 fn main(_boot: &'static BootInfo) -> ! {
     let mut suite = Suite::start("compare");
-    suite.test("init both heaps over 32 MiB each", || {
+    suite.test("init the three heaps over 32 MiB each", || {
         let result = heaps::init_region_heap(&ACEALLOC, &mut ACEALLOC_REGION.take().0, CONFIG);
         check!(result.is_ok(), "acealloc init failed: {result:?}");
         let region = &mut LINKED_LIST_REGION.take().0;
         // SAFETY: the region is a `&'static mut`, so nothing else uses it, ever.
         unsafe { LINKED_LIST.lock().init(region.as_mut_ptr(), region.len()) };
+        let region = &mut TALC_REGION.take().0;
+        // SAFETY: as above.
+        let claimed = unsafe { TALC.lock().claim(region.as_mut_ptr(), region.len()) };
+        check!(claimed.is_some(), "talc could not claim its region");
     });
     suite.test("mixed-ws400, 1 CPU", || {
         compare("mixed-ws400, 1 CPU", MIXED_STEPS, |heap| mixed(heap, 1))
@@ -67,19 +80,20 @@ fn main(_boot: &'static BootInfo) -> ! {
     suite.finish()
 }
 
-/// Either heap, for workloads that run on both.
+/// Any of the heaps, for workloads that run on each.
 #[derive(Clone, Copy)]
 enum Heap {
     Acealloc,
     LinkedList,
+    Talc,
 }
 
-/// Runs `workload` on acealloc, then on `linked_list_allocator`, [`ROUNDS`] times, and prints
-/// the best time of each (total and per operation, `operations` being the allocations plus frees
-/// of one run) and their ratio. Taking the best of alternating rounds keeps other load on the
-/// host from landing on one allocator only.
+/// Runs `workload` on acealloc, on `linked_list_allocator` and on talc in turn, [`ROUNDS`]
+/// times, and prints the best time of each (total and per operation, `operations` being the
+/// allocations plus frees of one run) and the ratios. Taking the best of alternating rounds
+/// keeps other load on the host from landing on one allocator only.
 fn compare(name: &str, operations: u64, workload: impl Fn(Heap) -> u64) {
-    let (mut acealloc, mut linked_list) = (u64::MAX, u64::MAX);
+    let (mut acealloc, mut linked_list, mut talc) = (u64::MAX, u64::MAX, u64::MAX);
     let before = ACEALLOC.stats().provider;
     for _ in 0..ROUNDS {
         acealloc = acealloc.min(workload(Heap::Acealloc));
@@ -91,6 +105,9 @@ fn compare(name: &str, operations: u64, workload: impl Fn(Heap) -> u64) {
             used == 0,
             "linked_list_allocator: {used} bytes used after the workload"
         );
+        // (talc counts its bytes only with its `counters` feature, which would slow it: the
+        // workloads free what they allocated, as the two checks above show.)
+        talc = talc.min(workload(Heap::Talc));
     }
     let stats = ACEALLOC.stats();
     println!(
@@ -101,16 +118,19 @@ fn compare(name: &str, operations: u64, workload: impl Fn(Heap) -> u64) {
         stats.provider.free_calls - before.free_calls
     );
     let nanos = |cycles: u64| (u128::from(cycles) * 1_000_000_000 / u128::from(tsc_hz())) as u64;
-    let (acealloc_ns, linked_list_ns) = (nanos(acealloc), nanos(linked_list));
-    let ratio = linked_list * 100 / acealloc.max(1);
+    let timing = |cycles: u64| {
+        let ns = nanos(cycles);
+        (ns / 1_000_000, ns / operations)
+    };
+    let ratio = |other: u64| {
+        let r = other * 100 / acealloc.max(1);
+        (r / 100, r % 100)
+    };
+    let ((ace_ms, ace_op), (ll_ms, ll_op), (talc_ms, talc_op)) =
+        (timing(acealloc), timing(linked_list), timing(talc));
+    let ((ll_x, ll_c), (talc_x, talc_c)) = (ratio(linked_list), ratio(talc));
     println!(
-        "    {name}, best of {ROUNDS}: acealloc {} ms ({} ns/op), linked_list_allocator {} ms ({} ns/op): ratio {}.{:02}",
-        acealloc_ns / 1_000_000,
-        acealloc_ns / operations,
-        linked_list_ns / 1_000_000,
-        linked_list_ns / operations,
-        ratio / 100,
-        ratio % 100
+        "    {name}, best of {ROUNDS}: acealloc {ace_ms} ms ({ace_op} ns/op), linked_list_allocator {ll_ms} ms ({ll_op} ns/op): ratio {ll_x}.{ll_c:02}; talc {talc_ms} ms ({talc_op} ns/op): ratio {talc_x}.{talc_c:02}"
     );
 }
 
@@ -133,6 +153,7 @@ fn mixed(heap: Heap, cpus: usize) -> u64 {
     match heap {
         Heap::Acealloc => run(&ACEALLOC, cpus),
         Heap::LinkedList => run(&LINKED_LIST, cpus),
+        Heap::Talc => run(&TALC, cpus),
     }
 }
 
@@ -151,5 +172,6 @@ fn cross_cpu(heap: Heap) -> u64 {
     match heap {
         Heap::Acealloc => run(&ACEALLOC),
         Heap::LinkedList => run(&LINKED_LIST),
+        Heap::Talc => run(&TALC),
     }
 }
