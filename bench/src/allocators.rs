@@ -220,8 +220,24 @@ impl Alloc {
         }
     }
 
+    /// The allocator named `name`: one of [`all`](Self::all), or any other profile with or
+    /// without ACE (`acealloc-lean-ace`, `acealloc-fast-ace`: measured on request, not in the
+    /// default matrix).
     pub fn from_name(name: &str) -> Option<Alloc> {
-        Alloc::all().into_iter().find(|a| a.name() == name)
+        let profiles = [Profile::Fast, Profile::Balanced, Profile::Lean];
+        let variants = profiles.into_iter().flat_map(|profile| {
+            [false, true].map(|ace| {
+                Alloc::Acealloc(AceVariant {
+                    profile,
+                    ace,
+                    knobs: Knobs::DEFAULT,
+                })
+            })
+        });
+        Alloc::all()
+            .into_iter()
+            .chain(variants)
+            .find(|a| a.name() == name)
     }
 
     /// The same allocator starting with `knobs`; `None` for anything but hosted acealloc.
@@ -415,6 +431,12 @@ mod tests {
             assert_eq!(Alloc::from_name(alloc.name()), Some(alloc));
         }
         assert_eq!(Alloc::from_name("nope"), None);
+        let lean_ace = Alloc::from_name("acealloc-lean-ace").expect("on request");
+        assert_eq!(lean_ace.name(), "acealloc-lean-ace");
+        assert!(
+            !Alloc::all().contains(&lean_ace),
+            "not in the default matrix"
+        );
     }
 
     #[test]
