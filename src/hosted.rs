@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `ACEALLOC_PROFILE` | `fast`, `balanced`, `lean` | `balanced` |
 //! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
-//! | `ACEALLOC_RSEQ` | `0` (try-locked caches), `1` (restartable sequences where available) | `0` ([`Config::restartable`]) |
+//! | `ACEALLOC_RSEQ` | `0` (try-locked caches), `1` (restartable sequences where available) | `1` ([`Config::restartable`]) |
 //! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_PURGE_MS` | how long free page runs stay committed ([`Config::purge_delay_ms`]) | the profile's |

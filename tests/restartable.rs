@@ -42,7 +42,8 @@ fn cpus() -> usize {
 }
 
 /// The fast path this machine gives std programs: restartable sequences
-/// where the kernel and glibc offer them (then these tests exercise them).
+/// where the kernel and glibc offer them (then these tests exercise them),
+/// unless `ACEALLOC_RSEQ=0`.
 fn path() -> PerCpuPath {
     A.stats().per_cpu_path
 }
@@ -277,17 +278,17 @@ fn more_threads_than_cpus_free_each_others_blocks() {
     );
 }
 
-/// The path these tests ran on: restartable sequences when the
-/// environment asks for them (`ACEALLOC_RSEQ=1`, as the child below does),
-/// the try-locked caches otherwise.
+/// The path these tests ran on: restartable sequences unless the
+/// environment asks for the try-locked caches (`ACEALLOC_RSEQ=0`, as the
+/// child below does).
 #[test]
 fn std_programs_use_the_path_the_environment_asks_for() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     drop(make(1, 4));
-    let expected = if std::env::var_os("ACEALLOC_RSEQ").is_some_and(|v| v == "1") {
-        PerCpuPath::Restartable
-    } else {
+    let expected = if std::env::var_os("ACEALLOC_RSEQ").is_some_and(|v| v == "0") {
         PerCpuPath::TryLock
+    } else {
+        PerCpuPath::Restartable
     };
     assert_eq!(
         path(),
@@ -296,17 +297,17 @@ fn std_programs_use_the_path_the_environment_asks_for() {
     );
 }
 
-/// The same tests again in a child on restartable sequences (the default
-/// path is the try-lock one; see `Config::restartable`).
+/// The same tests again in a child on the try-locked caches (the path of
+/// std programs without rseq; see `Config::restartable`).
 #[test]
-fn the_tests_pass_on_restartable_sequences_in_a_child() {
+fn the_tests_pass_on_try_locked_caches_in_a_child() {
     if std::env::var_os("ACEALLOC_RSEQ").is_some() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let stdout = common::run_child(
         &["--test-threads=1", "--skip", "in_a_child"],
-        &[("ACEALLOC_RSEQ", "1")],
+        &[("ACEALLOC_RSEQ", "0")],
     );
     assert!(stdout.contains("4 passed"), "{stdout}");
 }
