@@ -68,10 +68,11 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 }
 
 /// `malloc` past its fast path: set-up, refills, large blocks, checked
-/// mode, errno.
+/// mode, errno. `extern "C"` (a panic cannot leave it) so that `malloc`
+/// needs no unwinding pad around the call and ends in a jump to it.
 #[cold]
 #[inline(never)]
-fn malloc_uncached(size: usize) -> *mut c_void {
+extern "C" fn malloc_uncached(size: usize) -> *mut c_void {
     or_errno(c_api::malloc(a(), size))
 }
 
@@ -90,13 +91,13 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 }
 
 /// `free` past its fast path: null, large blocks, drains, checked mode,
-/// misuse.
+/// misuse. `extern "C"` as [`malloc_uncached`] is.
 ///
 /// # Safety
 /// As for [`free`].
 #[cold]
 #[inline(never)]
-unsafe fn free_uncached(p: *mut c_void) {
+unsafe extern "C" fn free_uncached(p: *mut c_void) {
     // SAFETY: forwarded caller contract.
     unsafe { c_api::free(a(), p.cast()) }
 }
