@@ -372,13 +372,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(always)]
     unsafe fn slab_class_at(&self, ptr: *mut u8) -> Option<Class> {
         // SAFETY: the caller's contract.
-        let map = unsafe { self.map.get_unchecked() };
-        match map.get(ptr as usize) {
-            // SAFETY: descriptors named by the page map stay readable for
-            // the allocator's life; `class` never changes.
-            Entry::Slab(slab) => Some(unsafe { (*slab).class }),
-            _ => None,
-        }
+        unsafe { self.map.get_unchecked() }.class_at(ptr as usize)
     }
 
     /// Free when the fast pointer is null: checked mode (or a pointer that
@@ -882,7 +876,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let map = self.map();
         let reserve = self.slab_reserve(class);
         for &block in blocks {
-            let Entry::Slab(slab) = map.get(block as usize) else {
+            let Entry::Slab { slab, .. } = map.get(block as usize) else {
                 debug_assert!(false, "a cached block outside every slab");
                 continue;
             };
@@ -908,8 +902,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             unsafe { pages.free(run, n, Pl::now(), &self.counters) };
             return None;
         };
-        self.map()
-            .set(run.as_ptr() as usize, n, Entry::Slab(slab.as_ptr()));
+        self.map().set(
+            run.as_ptr() as usize,
+            n,
+            Entry::Slab {
+                slab: slab.as_ptr(),
+                class,
+            },
+        );
         Some(slab)
     }
 

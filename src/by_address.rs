@@ -119,13 +119,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         let entry = self.entry_at(addr);
         let page_start = addr.is_multiple_of(PAGE_SIZE);
         let (size, align) = match entry {
-            Entry::Slab(slab) => {
-                // SAFETY: descriptors named by the page map stay readable for
-                // the allocator's life; `class` never changes.
-                let class = unsafe { (*slab).class };
-                // Alignment 1: `for_layout` maps a class size to its class.
-                (size_class::size_of(class), 1)
-            }
+            // Alignment 1: `for_layout` maps a class size to its class.
+            Entry::Slab { class, .. } => (size_class::size_of(class), 1),
             Entry::Large { pages } if page_start => {
                 let size = pages * PAGE_SIZE;
                 // A run of at most MAX_SMALL bytes was over-aligned (above a

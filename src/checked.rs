@@ -56,7 +56,7 @@ impl LiveBits {
 impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// Records that the small block at `addr` is now with the user.
     pub(crate) fn mark_live(&self, addr: usize) {
-        if let Entry::Slab(slab) = self.map().get(addr) {
+        if let Entry::Slab { slab, .. } = self.map().get(addr) {
             // SAFETY: the page map names the live descriptor of the slab the
             // block was just taken from; the bitmap is atomic.
             let slab = unsafe { &*slab };
@@ -98,7 +98,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         // invalid free, whatever layout came with it), then whether it is
         // live, and only then whether `layout` is the one it was given.
         match entry {
-            Entry::Slab(slab) => {
+            Entry::Slab { slab, .. } => {
                 // SAFETY: descriptors named by the page map stay readable for
                 // the allocator's life (the pool never returns its pages).
                 let slab = unsafe { &*slab };

@@ -2,12 +2,16 @@
 //! any address to what owns it in O(1) (one subtraction, one load).
 //!
 //! ```text
-//!   entry            meaning
-//!   0                not ours (metadata, never used, or released)
-//!   slab address     a page of that slab (descriptors are 128-aligned)
-//!   pages << 7 | 1   first page of a live large block of `pages` pages
-//!   2                first page of a freed large block (until reused)
+//!   entry                    meaning
+//!   0                        not ours (metadata, never used, or released)
+//!   slab address | 3 + class a page of that slab, of that size class
+//!                            (descriptors are 128-aligned)
+//!   pages << 7 | 1           first page of a live large block of `pages` pages
+//!   2                        first page of a freed large block (until reused)
 //! ```
+//!
+//! The class beside the slab's address spares C's `free` a load from the
+//! descriptor: one load of the map gives the class ([`PageMap::class_at`]).
 //!
 //! Entries are written under the lock that owns the page (a depot for slab
 //! pages, the page layer for large blocks) before any block on the page is
@@ -17,17 +21,21 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::PAGE_SIZE;
 use crate::provider::Span;
+use crate::size_class::{Class, NUM_CLASSES};
 use crate::slab::Slab;
 
 const TAG_MASK: usize = 127;
 const LARGE: usize = 1;
 const FREED_LARGE: usize = 2;
+/// A slab page's tag: this plus the slab's class.
+const SLAB: usize = 3;
+const _: () = assert!(SLAB + NUM_CLASSES - 1 <= TAG_MASK, "a class fits in a tag");
 
 /// What the page map says about a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
     Unused,
-    Slab(*mut Slab),
+    Slab { slab: *mut Slab, class: Class },
     Large { pages: usize },
     FreedLarge,
 }
@@ -36,7 +44,7 @@ impl Entry {
     fn encode(self) -> usize {
         match self {
             Entry::Unused => 0,
-            Entry::Slab(slab) => slab as usize,
+            Entry::Slab { slab, class } => slab as usize | (SLAB + class),
             Entry::Large { pages } => (pages << 7) | LARGE,
             Entry::FreedLarge => FREED_LARGE,
         }
@@ -45,10 +53,13 @@ impl Entry {
     #[inline(always)]
     fn decode(word: usize) -> Entry {
         match word & TAG_MASK {
-            0 if word == 0 => Entry::Unused,
-            0 => Entry::Slab(word as *mut Slab),
+            0 => Entry::Unused,
             LARGE => Entry::Large { pages: word >> 7 },
-            _ => Entry::FreedLarge,
+            FREED_LARGE => Entry::FreedLarge,
+            tag => Entry::Slab {
+                slab: (word & !TAG_MASK) as *mut Slab,
+                class: tag - SLAB,
+            },
         }
     }
 }
@@ -100,6 +111,17 @@ impl PageMap {
         Entry::decode(self.slot((addr - self.span.base) / PAGE_SIZE).load(Relaxed))
     }
 
+    /// The size class of the slab holding `addr`, if a slab does (one
+    /// load: the fast path of a free by address).
+    #[inline(always)]
+    pub fn class_at(&self, addr: usize) -> Option<Class> {
+        if !self.span.contains(addr) {
+            return None;
+        }
+        let word = self.slot((addr - self.span.base) / PAGE_SIZE).load(Relaxed);
+        (word & TAG_MASK).checked_sub(SLAB)
+    }
+
     /// Sets the entries of `pages` pages starting at page-aligned `addr`.
     pub fn set(&self, addr: usize, pages: usize, entry: Entry) {
         let first = (addr - self.span.base) / PAGE_SIZE;
@@ -125,11 +147,29 @@ mod tests {
         // outlives `map`.
         let map = unsafe { PageMap::new(span, words.as_mut_ptr().cast()) };
         let slab = 0x7f00_0080 as *mut Slab;
-        map.set(span.base + PAGE_SIZE, 2, Entry::Slab(slab));
+        let class = NUM_CLASSES - 1;
+        map.set(span.base + PAGE_SIZE, 2, Entry::Slab { slab, class });
+        map.set(span.base + 3 * PAGE_SIZE, 1, Entry::Slab { slab, class: 0 });
         map.set(span.base + 4 * PAGE_SIZE, 1, Entry::Large { pages: 9 });
         map.set(span.base + 5 * PAGE_SIZE, 1, Entry::FreedLarge);
-        assert_eq!(map.get(span.base + PAGE_SIZE + 100), Entry::Slab(slab));
-        assert_eq!(map.get(span.base + 3 * PAGE_SIZE - 1), Entry::Slab(slab));
+        assert_eq!(
+            map.get(span.base + PAGE_SIZE + 100),
+            Entry::Slab { slab, class }
+        );
+        assert_eq!(
+            map.get(span.base + 3 * PAGE_SIZE - 1),
+            Entry::Slab { slab, class }
+        );
+        assert_eq!(map.class_at(span.base + PAGE_SIZE + 100), Some(class));
+        assert_eq!(map.class_at(span.base + 3 * PAGE_SIZE), Some(0));
+        for not_a_slab in [
+            span.base,
+            span.base + 4 * PAGE_SIZE,
+            span.base + 5 * PAGE_SIZE,
+        ] {
+            assert_eq!(map.class_at(not_a_slab), None);
+        }
+        assert_eq!(map.class_at(span.base - 1), None);
         assert_eq!(
             map.get(span.base + 4 * PAGE_SIZE),
             Entry::Large { pages: 9 }
