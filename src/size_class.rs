@@ -97,7 +97,7 @@ pub const MIN_ALIGN: usize = 16;
 /// (entry `n`: sizes `16n - 15 ..= 16n`; entry 0: size 0): every class
 /// size is a multiple of 16, so the step decides the class. 2 KiB, of
 /// which a program touches the lines of the sizes it uses.
-static CLASS_OF: [u8; MAX_SMALL / MIN_ALIGN + 1] = {
+const CLASS_OF: [u8; MAX_SMALL / MIN_ALIGN + 1] = {
     let mut table = [0u8; MAX_SMALL / MIN_ALIGN + 1];
     let (mut step, mut class) = (1, 0);
     while step < table.len() {
