@@ -338,14 +338,21 @@ const C_BENCH: &str = "capi/bench/malloc_free.c";
 /// Debian's mimalloc (package libmimalloc2.0).
 const MIMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
 
-/// `cargo xtask c-bench [--rounds N] [--ops N]`: the malloc/free loop on libacealloc, Debian's
-/// libmimalloc and glibc, in interleaved rounds (each round runs all three, the order rotating);
-/// prints each allocator's median and range and the per-round ratio acealloc / mimalloc.
+/// `cargo xtask c-bench [--rounds N] [--ops N] [--callgrind]`: the malloc/free loop on
+/// libacealloc, Debian's libmimalloc and glibc, in interleaved rounds (each round runs all three,
+/// the order rotating); prints each allocator's median and range and the per-round ratio
+/// acealloc / mimalloc. With `--callgrind`, instead, the instructions per malloc/free pair
+/// ([`instructions_per_pair`]).
 pub fn bench(root: &Path, args: &[String]) -> Result<bool, String> {
     let mut rounds = 9usize;
     let mut ops = 20_000_000u64;
+    let mut callgrind = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg == "--callgrind" {
+            callgrind = true;
+            continue;
+        }
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
         let number: u64 = value
             .parse()
@@ -379,6 +386,9 @@ pub fn bench(root: &Path, args: &[String]) -> Result<bool, String> {
         ("mimalloc", Some(PathBuf::from(MIMALLOC))),
         ("glibc", None),
     ];
+    if callgrind {
+        return instructions_per_pair(&binary, &allocators);
+    }
     let mut results = vec![Vec::new(); allocators.len()];
     for round in 0..rounds {
         for k in 0..allocators.len() {
@@ -424,6 +434,55 @@ pub fn bench(root: &Path, args: &[String]) -> Result<bool, String> {
     }) = Stat::of(ratios)
     {
         println!("acealloc / mimalloc per round: median {median:.3}x (range {min:.3} .. {max:.3})");
+    }
+    Ok(true)
+}
+
+/// Steps of the loop a `--callgrind` count runs (and twice as many).
+const CALLGRIND_OPS: u64 = 200_000;
+
+/// Instructions per malloc/free pair of each allocator, loop included, counted by callgrind:
+/// `(I(2N) - I(N)) / N` for runs of `N` and `2N` steps, so start-up and exit cancel out.
+/// Deterministic, so fit for a loaded machine. Valgrind has no rseq (glibc registers none under
+/// it): acealloc runs its try-lock path there, with glibc's `sched_getcpu` (about 30
+/// instructions a call) for the CPU index; its restartable path, the default, is not what
+/// this counts. Valgrind cannot reserve acealloc's 64 GiB of address space: 4 GiB here.
+fn instructions_per_pair(
+    binary: &Path,
+    allocators: &[(&str, Option<PathBuf>)],
+) -> Result<bool, String> {
+    let count = |preload: &Option<PathBuf>, ops: u64| -> Result<u64, String> {
+        let out = std::env::temp_dir().join(format!("acealloc-c-bench.{}.callgrind", ops));
+        let mut command = Command::new("valgrind");
+        command
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(binary)
+            .arg(ops.to_string())
+            .env("ACEALLOC_RESERVE_GB", "4");
+        if let Some(preload) = preload {
+            command.env("LD_PRELOAD", preload);
+        }
+        let output = run_with_timeout(&mut command, PROGRAM_TIMEOUT)?;
+        let _ = fs::remove_file(&out);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Err(format!("valgrind: {}: {}", output.status, tail(&stderr)));
+        }
+        stderr
+            .lines()
+            .find_map(|line| line.split("Collected : ").nth(1))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or(format!(
+                "no instruction count from valgrind: {}",
+                tail(&stderr)
+            ))
+    };
+    for (name, preload) in allocators {
+        let once = count(preload, CALLGRIND_OPS)?;
+        let twice = count(preload, 2 * CALLGRIND_OPS)?;
+        let per_pair = twice.saturating_sub(once) as f64 / CALLGRIND_OPS as f64;
+        println!("{name:<9} {per_pair:>6.1} instructions per malloc/free pair (loop included)");
     }
     Ok(true)
 }

@@ -59,10 +59,12 @@ usage: cargo xtask <task>
       Real programs (capi/tests/programs/: python3's own tests, sqlite3, git,
       gcc, a threaded C program), each on glibc's malloc, then on libacealloc
       with checks on and off; their outputs must be identical.
-  c-bench [--rounds N] [--ops N]
+  c-bench [--rounds N] [--ops N] [--callgrind]
       A C program calling only malloc and free in a loop (capi/bench/), on
       libacealloc, Debian's libmimalloc2.0 and glibc (LD_PRELOAD), in interleaved
-      rounds: medians, ranges and the per-round ratio acealloc / mimalloc.
+      rounds: medians, ranges and the per-round ratio acealloc / mimalloc. With
+      --callgrind: instructions per malloc/free pair instead (valgrind; acealloc
+      on its try-lock path there, valgrind having no rseq).
   demo [--no-ace] [seconds]
       The demo: a kernel on 4 CPUs in QEMU runs busy and quiet spells with ACE
       ticked by every CPU's timer, and prints a table of the allocator's state
