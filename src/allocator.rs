@@ -178,7 +178,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /* ------------------------------------------------------------------ */
 
     /// Allocates a block for `layout`; null when out of memory (never panics).
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&self, layout: Layout) -> *mut u8 {
         match size_class::for_layout(layout) {
             Some(class) => self.alloc_small(class),
@@ -303,7 +303,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// # Safety
     /// `ptr` came from this allocator with `layout` and is not used again.
     /// (In checked mode, violations are reported instead of corrupting.)
-    #[inline]
+    #[inline(always)]
     pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(class) = size_class::for_layout(layout) else {
             // SAFETY: forwarded caller contract.
@@ -1789,7 +1789,7 @@ pub(crate) fn large_pages(layout: Layout) -> usize {
 // blocks are carved once and tracked on exactly one free list; large runs
 // come from the provider, which guarantees disjointness).
 unsafe impl<P: PageProvider + Send, Pl: Platform> GlobalAlloc for Allocator<P, Pl> {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Allocator::alloc(self, layout)
     }
@@ -1798,7 +1798,7 @@ unsafe impl<P: PageProvider + Send, Pl: Platform> GlobalAlloc for Allocator<P, P
         Allocator::alloc_zeroed(self, layout)
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded caller contract.
         unsafe { Allocator::dealloc(self, ptr, layout) }
