@@ -4,7 +4,8 @@
 //! kernels; the root workspace's tests with the hosted build (`acealloc/std`); the crate's
 //! docs with warnings (broken intra-doc links) as errors; the `no_std`
 //! library builds for `x86_64-unknown-none` and `aarch64-unknown-none`; the C library's misuse
-//! suite and real programs on it; then every QEMU run.
+//! suite and real programs on it; Miri over the tests that it can run (on a pinned nightly that
+//! this installs); each fuzz target for `FUZZ_SECS`; then every QEMU run.
 //! A failing step does not stop the others; each step and each QEMU run counts once in the
 //! closing `N passed, N failed` line.
 
@@ -12,8 +13,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::Verdict;
-use crate::toolchain::{cargo, ensure_target};
+use crate::toolchain::{NIGHTLY, cargo, ensure_nightly, ensure_target, nightly_cargo};
+use crate::{Verdict, fuzz};
 
 /// Targets the library must build for without `std`.
 const NO_STD_TARGETS: [&str; 2] = ["x86_64-unknown-none", "aarch64-unknown-none"];
@@ -39,6 +40,7 @@ fn steps(root: &Path) -> Vec<Step> {
     let mut steps = vec![
         step("fmt", root, &["fmt", "--all", "--check"]),
         step("fmt qemu-tests", &kernels, &["fmt", "--all", "--check"]),
+        step("fmt fuzz", &root.join("fuzz"), &["fmt", "--all", "--check"]),
         step(
             "clippy",
             root,
@@ -157,13 +159,74 @@ fn steps(root: &Path) -> Vec<Step> {
     steps
 }
 
+/// Miri flags of every Miri step. The allocator computes block addresses as integers
+/// (`slab.start + i * size`, cast back to pointers), so provenance is permissive.
+const MIRI_FLAGS: &str = "-Zmiri-permissive-provenance";
+
+/// Unit tests whose only Miri failure under Stacked Borrows lies inside `bitvec`: every
+/// `BitSlice` reference is a zero-size retag there, so bitvec's own reads through it fail
+/// ("this is a zero-size retag"). These run under Tree Borrows, which accepts bitvec's pointer
+/// encoding; bitvec stays in its sound use, a plain `BitSlice` behind `&mut` (no atomics).
+/// - `provider::runs`: `PageRuns`, the page bitmap of the hosted and the kernel heap range;
+/// - `arch::frames`: `FrameProvider`, which keeps a `PageRuns` and a `BitSlice` of backed pages.
+const TREE_BORROWS_TESTS: [&str; 2] = ["provider::runs::", "arch::frames::"];
+
+fn miri_step(name: &str, root: &Path, flags: &str, args: &[&str]) -> Step {
+    let mut command = nightly_cargo(root);
+    command
+        .args(["miri", "test", "--features", "std"])
+        .args(args)
+        .env("MIRIFLAGS", flags);
+    Step {
+        name: format!("miri {name}"),
+        command,
+    }
+}
+
+/// The Miri steps (Stacked Borrows unless named): the unit tests, the region heap, the model
+/// test (a few proptest cases) and threads freeing each other's blocks. Tests that need what
+/// Miri cannot emulate (the hosted heap's `mmap` reservation, glibc's rseq statics,
+/// `perf_event_open`) are `#[cfg_attr(miri, ignore = ...)]` where they stand.
+fn miri_steps(root: &Path) -> Vec<Step> {
+    let mut lib = vec!["--lib", "--"];
+    for test in TREE_BORROWS_TESTS {
+        lib.extend(["--skip", test]);
+    }
+    let mut tree = vec!["--lib", "--"];
+    tree.extend(TREE_BORROWS_TESTS);
+    let tree_flags = format!("{MIRI_FLAGS} -Zmiri-tree-borrows");
+    vec![
+        miri_step("unit tests", root, MIRI_FLAGS, &lib),
+        miri_step(
+            "unit tests over bitvec (Tree Borrows)",
+            root,
+            &tree_flags,
+            &tree,
+        ),
+        miri_step("region heap", root, MIRI_FLAGS, &["--test", "region"]),
+        miri_step("model", root, MIRI_FLAGS, &["--test", "model"]),
+        miri_step("threads", root, MIRI_FLAGS, &["--test", "threads"]),
+    ]
+}
+
+/// Seconds each fuzz target runs in `cargo xtask test` (`cargo xtask fuzz` runs longer).
+const FUZZ_SECS: u64 = 30;
+
 /// Runs every step, printing each verdict as it comes.
 pub fn run(root: &Path) -> Result<Vec<Verdict>, String> {
     for target in NO_STD_TARGETS {
         ensure_target(target)?;
     }
     let mut verdicts = Vec::new();
-    for mut step in steps(root) {
+    let mut all = steps(root);
+    match ensure_nightly(&["miri", "rust-src"]) {
+        Ok(()) => all.extend(miri_steps(root)),
+        Err(why) => verdicts.push(Verdict {
+            passed: false,
+            line: format!("FAIL miri: no {NIGHTLY} with Miri: {why}"),
+        }),
+    }
+    for mut step in all {
         println!("=== {}", step.name);
         let started = Instant::now();
         let status = step
@@ -179,6 +242,20 @@ pub fn run(root: &Path) -> Result<Vec<Verdict>, String> {
         };
         println!("{line}");
         verdicts.push(Verdict { passed, line });
+    }
+    match fuzz::build(root) {
+        Ok(()) => {
+            for target in fuzz::TARGETS {
+                verdicts.push(fuzz::run_target(root, target, FUZZ_SECS));
+            }
+        }
+        Err(why) => {
+            println!("FAIL fuzz: {why}");
+            verdicts.push(Verdict {
+                passed: false,
+                line: format!("FAIL fuzz: {why}"),
+            });
+        }
     }
     Ok(verdicts)
 }

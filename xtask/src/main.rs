@@ -12,6 +12,8 @@
 //!   off, and sets ACE against FAST's speed and LEAN's memory; `demo --no-ace` only BALANCED
 //!   with ACE off; `demo --hosted` runs the hosted demo (`examples/demo.rs`)
 //!   instead (`demo.rs`).
+//! - `fuzz [--secs N] [TARGET...]` builds the libFuzzer targets of `fuzz/` and runs each for a
+//!   bounded time (`fuzz.rs`).
 //! - `bench` sets acealloc against the other allocators, one process per run, and writes the
 //!   results and plots (`bench.rs`).
 //! - `soak` runs `mixed-ws400` for minutes in one process and reports RSS drift and the spread
@@ -27,6 +29,7 @@ mod capi;
 mod check;
 mod child;
 mod demo;
+mod fuzz;
 mod kernels;
 mod plot;
 mod qemu;
@@ -46,7 +49,13 @@ usage: cargo xtask <task>
       override the kernels' metadata for every run. Serial logs are kept in
       target/qemu-logs/<run>.log.
   test
-      Everything CI runs: fmt, clippy, tests, the no_std builds, then qemu.
+      Everything CI runs: fmt, clippy, tests, the no_std builds, Miri, the
+      fuzz targets briefly, then qemu.
+  fuzz [--secs N] [TARGET...]
+      Build the libFuzzer targets of fuzz/ (pinned nightly, ASan) and run
+      each (region_heap, hosted_heap, misuse; default all) for N seconds
+      (default 600) on its corpus in target/fuzz/corpus/. Crashing inputs
+      go to target/fuzz/artifacts/<target>/.
   preload -- CMD...
       Build libacealloc.so (capi/) and run CMD with it preloaded (LD_PRELOAD):
       every malloc of the program goes to acealloc, set by the ACEALLOC_*
@@ -132,6 +141,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(&root, rest),
         "ace-eval" => ace_eval::run(&root, rest),
         "soak" => soak::run(&root, rest),
+        "fuzz" => fuzz::run(&root, rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(true)
