@@ -16,10 +16,10 @@ const KIB: usize = 1024;
 
 /// Operations of the long runs below: Miri interprets every byte each one
 /// writes (about a thousand times slower), so under it they are shorter.
-const MANY: u64 = if cfg!(miri) { 2_000 } else { 100_000 };
-const CHURN: u64 = if cfg!(miri) { 1_000 } else { 50_000 };
+const MANY: u64 = if cfg!(miri) { 300 } else { 100_000 };
+const CHURN: u64 = if cfg!(miri) { 200 } else { 50_000 };
 /// Length the vector grows to, one `realloc` per element.
-const VEC_LEN: usize = if cfg!(miri) { 200 } else { 1000 };
+const VEC_LEN: usize = if cfg!(miri) { 100 } else { 1000 };
 
 /// An initialised heap over `region`, with what `init` left committed and
 /// free, to compare with after a trim.
