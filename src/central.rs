@@ -55,8 +55,11 @@ enum Place {
     Empty,
 }
 
-fn place(slab: &Slab) -> Place {
-    let (available, capacity) = (slab.available, slab.capacity);
+/// # Safety
+/// The caller holds the lock of `slab`'s central free list.
+unsafe fn place(slab: &Slab) -> Place {
+    // SAFETY: the caller holds the lock that guards `available`.
+    let (available, capacity) = (unsafe { (*slab.guarded()).available }, slab.capacity);
     if available == 0 {
         Place::Full
     } else if available == capacity {
@@ -92,7 +95,7 @@ impl Slabs {
                 None => break,
             };
             // SAFETY: listed slabs are live descriptors owned by this list,
-            // reached under its lock; no other reference to it is alive.
+            // reached under its lock.
             let (before, after) = unsafe {
                 let before = place(&*slab);
                 taken += (*slab).take(&mut out[taken..]);
@@ -122,7 +125,7 @@ impl Slabs {
         reserve: usize,
     ) -> Option<*mut Slab> {
         // SAFETY: the caller guarantees the slab is ours and the block is
-        // out; no other reference to the descriptor is alive.
+        // out; we hold the list's lock.
         let (before, after) = unsafe {
             let before = place(&*slab);
             (*slab).put(block);
@@ -174,10 +177,11 @@ impl Slabs {
         // SAFETY: `slab` and the list's head are live descriptors of this
         // list, reached under its lock.
         unsafe {
-            (*slab).prev = ptr::null_mut();
-            (*slab).next = *head;
+            let g = (*slab).guarded();
+            (*g).prev = ptr::null_mut();
+            (*g).next = *head;
             if !head.is_null() {
-                (**head).prev = slab;
+                (*(**head).guarded()).prev = slab;
             }
         }
         *head = slab;
@@ -193,17 +197,18 @@ impl Slabs {
         // SAFETY: `slab` is on this list, whose neighbours are live
         // descriptors of the same class.
         unsafe {
-            let (prev, next) = ((*slab).prev, (*slab).next);
+            let g = (*slab).guarded();
+            let (prev, next) = ((*g).prev, (*g).next);
             if prev.is_null() {
                 *head = next;
             } else {
-                (*prev).next = next;
+                (*(*prev).guarded()).next = next;
             }
             if !next.is_null() {
-                (*next).prev = prev;
+                (*(*next).guarded()).prev = prev;
             }
-            (*slab).prev = ptr::null_mut();
-            (*slab).next = ptr::null_mut();
+            (*g).prev = ptr::null_mut();
+            (*g).next = ptr::null_mut();
         }
     }
 }

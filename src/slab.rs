@@ -4,9 +4,13 @@
 //! leads from any block to it. Blocks are carved lazily (a bump index), so a
 //! fresh slab costs nothing until its blocks are used, and blocks coming back
 //! go on the slab's own free list. The central free list of the slab's class
-//! owns all of this state and changes it only under its lock; the one
-//! exception is the checked-mode `live` bitmap, which is atomic.
+//! owns this state ([`Guarded`]) and changes it only under its lock. The rest
+//! of the descriptor is read by any CPU without that lock (checked mode's
+//! verdicts, the page map's lookups): it never changes after the slab is made,
+//! except the checked-mode `live` bitmap, which is atomic. No `&mut` may
+//! cover it then, so the guarded part sits in an `UnsafeCell` of its own.
 
+use core::cell::UnsafeCell;
 use core::ptr;
 
 use crate::checked::LiveBits;
@@ -29,6 +33,13 @@ pub(crate) struct Slab {
     pub class: Class,
     /// Blocks the slab holds in all.
     pub capacity: u32,
+    guarded: UnsafeCell<Guarded>,
+    /// Checked mode: a bit per block, set while the block is with the user.
+    pub live: LiveBits,
+}
+
+/// The part of a slab that its central free list changes, under its lock.
+pub(crate) struct Guarded {
     /// Blocks carved off the bump so far.
     carved: u32,
     /// Blocks available here: on `free` plus not yet carved.
@@ -38,8 +49,6 @@ pub(crate) struct Slab {
     /// Links in the central free list's list of slabs of the same fullness.
     pub prev: *mut Slab,
     pub next: *mut Slab,
-    /// Checked mode: a bit per block, set while the block is with the user.
-    pub live: LiveBits,
 }
 
 impl Slab {
@@ -50,47 +59,65 @@ impl Slab {
             start,
             class,
             capacity,
-            carved: 0,
-            available: capacity,
-            free: ptr::null_mut(),
-            prev: ptr::null_mut(),
-            next: ptr::null_mut(),
+            guarded: UnsafeCell::new(Guarded {
+                carved: 0,
+                available: capacity,
+                free: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                next: ptr::null_mut(),
+            }),
             live: LiveBits::new(),
         }
     }
 
+    /// The part of the slab its central free list's lock guards: only
+    /// reached with that lock held.
+    pub fn guarded(&self) -> *mut Guarded {
+        self.guarded.get()
+    }
+
     /// Moves up to `out.len()` blocks into `out`; returns how many moved.
-    pub fn take(&mut self, out: &mut [*mut Block]) -> usize {
+    ///
+    /// # Safety
+    /// The caller holds the lock of the slab's central free list.
+    pub unsafe fn take(&self, out: &mut [*mut Block]) -> usize {
+        // SAFETY: the caller holds the lock that guards this part.
+        let g = unsafe { &mut *self.guarded() };
         let size = size_class::size_of(self.class);
         let mut taken = 0;
-        while taken < out.len() && !self.free.is_null() {
-            let block = self.free;
+        while taken < out.len() && !g.free.is_null() {
+            let block = g.free;
             // SAFETY: blocks on the slab's free list are free and linked
             // through their first word; `out` takes ownership of them.
-            self.free = unsafe { (*block).next };
+            g.free = unsafe { (*block).next };
             out[taken] = block;
             taken += 1;
         }
-        while taken < out.len() && self.carved < self.capacity {
+        while taken < out.len() && g.carved < self.capacity {
             // An uncarved block lies inside the slab's pages and has never
             // been handed out.
-            out[taken] = (self.start + self.carved as usize * size) as *mut Block;
-            self.carved += 1;
+            out[taken] = (self.start + g.carved as usize * size) as *mut Block;
+            g.carved += 1;
             taken += 1;
         }
-        self.available -= taken as u32;
+        g.available -= taken as u32;
         taken
     }
 
     /// Takes a block back.
     ///
     /// # Safety
+    /// The caller holds the lock of the slab's central free list, and
     /// `block` is a block of this slab that is out (not already available).
-    pub unsafe fn put(&mut self, block: *mut Block) {
-        // SAFETY: the caller returns a block of ours; its first word is free.
-        unsafe { (*block).next = self.free };
-        self.free = block;
-        self.available += 1;
+    pub unsafe fn put(&self, block: *mut Block) {
+        // SAFETY: the caller holds the lock that guards this part and
+        // returns a block of ours, whose first word is free.
+        unsafe {
+            let g = &mut *self.guarded();
+            (*block).next = g.free;
+            g.free = block;
+            g.available += 1;
+        }
     }
 
     /// Index of the block at `addr`, if `addr` is the start of a block.
@@ -113,12 +140,15 @@ mod tests {
         let pages = size_class::slab_pages(class);
         let mut memory = std::vec![0u8; (pages + 1) * PAGE_SIZE];
         let start = (memory.as_mut_ptr() as usize).next_multiple_of(PAGE_SIZE);
-        let mut slab = Slab::new(start, class);
+        let slab = Slab::new(start, class);
         let capacity = slab.capacity;
+        // SAFETY: this test is the only user of `slab`: it stands for the lock.
+        let available = || unsafe { (*slab.guarded()).available };
 
         let mut out = std::vec![ptr::null_mut(); capacity as usize + 5];
-        assert_eq!(slab.take(&mut out), capacity as usize);
-        assert_eq!(slab.available, 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { slab.take(&mut out) }, capacity as usize);
+        assert_eq!(available(), 0);
         let mut blocks: Vec<usize> = out[..capacity as usize]
             .iter()
             .map(|&b| b as usize)
@@ -133,12 +163,14 @@ mod tests {
         assert_eq!(slab.block_index(blocks[0] + 8), None);
 
         for &b in &blocks {
-            // SAFETY: every block was taken from `slab` above, each put once.
+            // SAFETY: every block was taken from `slab` above, each put once;
+            // the test stands for the lock.
             unsafe { slab.put(b as *mut Block) };
         }
-        assert_eq!(slab.available, capacity);
+        assert_eq!(available(), capacity);
         let mut again = [ptr::null_mut(); 3];
-        assert_eq!(slab.take(&mut again), 3);
-        assert_eq!(slab.available, capacity - 3);
+        // SAFETY: as above.
+        assert_eq!(unsafe { slab.take(&mut again) }, 3);
+        assert_eq!(available(), capacity - 3);
     }
 }
