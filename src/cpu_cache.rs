@@ -13,7 +13,8 @@
 //!   CPU inside the per-CPU section: interrupts masked on kernels
 //!   ([`Platform::EXCLUSIVE_CPU`]), or the cache's own try-lock held on
 //!   hosted builds. Nothing else writes `top` or a slot; that is what
-//!   makes them plain fields.
+//!   makes the slots plain memory. `top` is a relaxed atomic (a plain load
+//!   and store): statistics read it from other CPUs.
 //! - `limit` bounds pushes at `base + cap`. Anyone may change `cap` (the
 //!   capacity knob, an atomic); `limit` follows it when the owner applies
 //!   it, on its CPU's next slow path of the class (a refill or a drain), so
@@ -32,7 +33,6 @@
 //!
 //! [`Platform::EXCLUSIVE_CPU`]: crate::Platform::EXCLUSIVE_CPU
 
-use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed,
@@ -66,7 +66,7 @@ const STOPPED: *mut Slot = ptr::without_provenance_mut(usize::MAX);
 #[repr(C)]
 pub(crate) struct ClassCache {
     /// The next free slot: the cached blocks are `[base, top)`.
-    top: UnsafeCell<*mut Slot>,
+    top: AtomicPtr<Slot>,
     /// Restartable pops stop here: `base` (or [`STOPPED`]).
     begin: AtomicPtr<Slot>,
     /// Pushes stop here: `base + cap` as last applied (or null while stopped).
@@ -99,8 +99,8 @@ impl ClassCache {
     /// The caller is inside the owning CPU's section (module doc).
     #[inline(always)]
     pub unsafe fn pop(&self) -> Option<NonNull<Block>> {
-        // SAFETY: only the section owner (the caller) writes `top`.
-        let top = unsafe { *self.top.get() };
+        // Only the section owner (the caller) writes `top`.
+        let top = self.top.load(Relaxed);
         if top <= self.base {
             return None;
         }
@@ -109,7 +109,7 @@ impl ClassCache {
         // section owner alone reads and moves it.
         unsafe {
             let top = top.sub(1);
-            *self.top.get() = top;
+            self.top.store(top, Relaxed);
             Some(NonNull::new_unchecked(*top))
         }
     }
@@ -121,8 +121,8 @@ impl ClassCache {
     /// class that nothing else uses.
     #[inline(always)]
     pub unsafe fn push(&self, block: *mut Block) -> bool {
-        // SAFETY: only the section owner (the caller) writes `top`.
-        let top = unsafe { *self.top.get() };
+        // Only the section owner (the caller) writes `top`.
+        let top = self.top.load(Relaxed);
         // SAFETY: only the section owner writes `limit` (module doc), so
         // this plain read races with nothing; plain, it folds into the
         // compare (one instruction fewer than an atomic load).
@@ -132,7 +132,7 @@ impl ClassCache {
         // SAFETY: `top < limit <= base + slots`: a slot of this class.
         unsafe {
             top.write(block);
-            *self.top.get() = top.add(1);
+            self.top.store(top.add(1), Relaxed);
         }
         true
     }
@@ -148,9 +148,9 @@ impl ClassCache {
         // SAFETY: `[top - n, top)` are filled slots of this class, disjoint
         // from the caller's buffer.
         unsafe {
-            let top = (*self.top.get()).sub(n);
+            let top = self.top.load(Relaxed).sub(n);
             ptr::copy_nonoverlapping(top, out.as_mut_ptr(), n);
-            *self.top.get() = top;
+            self.top.store(top, Relaxed);
         }
         n
     }
@@ -162,8 +162,8 @@ impl ClassCache {
     /// Inside the owning CPU's section; the blocks are free blocks of this
     /// class that nothing else uses.
     pub unsafe fn put(&self, blocks: &[Slot]) -> usize {
-        // SAFETY: the section is ours (caller).
-        let top = unsafe { *self.top.get() };
+        // The section is ours (caller): nothing else moves `top`.
+        let top = self.top.load(Relaxed);
         let limit = self.limit.load(Relaxed);
         // Addresses, not `offset_from`: a stopped cache's `limit` is null,
         // and `top` may be past a lowered `limit` (no room then).
@@ -172,7 +172,7 @@ impl ClassCache {
         // SAFETY: `[top, top + n)` are free slots below `limit`.
         unsafe {
             ptr::copy_nonoverlapping(blocks.as_ptr(), top, n);
-            *self.top.get() = top.add(n);
+            self.top.store(top.add(n), Relaxed);
         }
         n
     }
@@ -183,15 +183,13 @@ impl ClassCache {
     /// Inside the owning CPU's section.
     pub unsafe fn len(&self) -> usize {
         // SAFETY: `top` and `base` point into the same slot array.
-        unsafe { (*self.top.get()).offset_from(self.base) as usize }
+        unsafe { self.top.load(Relaxed).offset_from(self.base) as usize }
     }
 
     /// Blocks cached, read from anywhere (for statistics and for skipping
     /// empty classes: may be stale).
     pub fn len_hint(&self) -> u32 {
-        // SAFETY: a racy read of a pointer-sized field through a raw
-        // pointer, used only as a hint; `read_volatile` keeps it one load.
-        let top = unsafe { self.top.get().read_volatile() };
+        let top = self.top.load(Relaxed);
         (top as usize - self.base as usize) as u32 / size_of::<Slot>() as u32
     }
 
@@ -396,7 +394,7 @@ impl PerCpuCache {
             // (the caller's contract).
             next = unsafe { next.add(n as usize) };
             let cache = ClassCache {
-                top: UnsafeCell::new(base),
+                top: AtomicPtr::new(base),
                 begin: AtomicPtr::new(base),
                 limit: AtomicPtr::new(base),
                 allocs: AtomicU64::new(0),
