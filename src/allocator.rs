@@ -44,6 +44,7 @@ use crate::provider::{AddRegionError, PAGE_SIZE, PageProvider};
 use crate::rseq;
 use crate::size_class::{self, Class, MIN_ALIGN, NUM_CLASSES};
 use crate::slab::{Block, Slab};
+use crate::sync;
 use crate::transfer::TransferCache;
 
 /// Why [`Allocator::init`] failed.
@@ -105,10 +106,10 @@ pub struct Allocator<P, Pl> {
     reserve_lowered: AtomicBool,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
-    flush_requests: AtomicU32,
+    flush_requests: sync::AtomicU32,
     /// Bumped when the profile switches to FAST: every CPU prewarms its
     /// cache on its next slow path (see `prewarm`).
-    prewarm_requests: AtomicU32,
+    prewarm_requests: sync::AtomicU32,
     checks: AtomicBool,
     /// Whether the per-CPU sections run as restartable sequences.
     restartable: AtomicBool,
@@ -137,39 +138,41 @@ impl<P: PageProvider + Send, Pl: Platform> Default for Allocator<P, Pl> {
 }
 
 impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
-    /// An allocator with no memory yet; `const` so it can be a `static`.
-    pub const fn new() -> Self {
-        Allocator {
-            fast: AtomicPtr::new(ptr::null_mut()),
-            rseq_fast: AtomicPtr::new(ptr::null_mut()),
-            caches: AtomicPtr::new(ptr::null_mut()),
-            cpus: AtomicUsize::new(0),
-            map: spin::Once::new(),
-            config: spin::Once::new(),
-            transfer: [const { TransferCache::new() }; NUM_CLASSES],
-            central: [const { CentralFreeList::new() }; NUM_CLASSES],
-            class_caps: [const { AtomicU32::new(0) }; NUM_CLASSES],
-            pages: SpinMutex::new(None),
-            counters: PageCounters::new(),
-            knobs: KnobCells {
-                cache_capacity: AtomicU32::new(Knobs::DEFAULT.cache_capacity),
-                bundle_width: AtomicU32::new(Knobs::DEFAULT.bundle_width),
-                drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
-                release_pages: AtomicU32::new(Knobs::DEFAULT.release_pages),
-            },
-            profile: AtomicU8::new(Profile::Balanced.index()),
-            purge_ms: AtomicU32::new(0),
-            reserve_lowered: AtomicBool::new(false),
-            flush_requests: AtomicU32::new(0),
-            prewarm_requests: AtomicU32::new(0),
-            checks: AtomicBool::new(false),
-            restartable: AtomicBool::new(false),
-            large_live: AtomicUsize::new(0),
-            direct_slow: SlowPaths::new(),
-            slow_clip: AtomicU64::new(u64::MAX),
-            ace: AtomicPtr::new(ptr::null_mut()),
-            oom_hook: AtomicPtr::new(ptr::null_mut()),
-            _platform: PhantomData,
+    sync::const_but_loom! {
+        /// An allocator with no memory yet; `const` so it can be a `static`.
+        pub fn new() -> Self {
+            Allocator {
+                fast: AtomicPtr::new(ptr::null_mut()),
+                rseq_fast: AtomicPtr::new(ptr::null_mut()),
+                caches: AtomicPtr::new(ptr::null_mut()),
+                cpus: AtomicUsize::new(0),
+                map: spin::Once::new(),
+                config: spin::Once::new(),
+                transfer: [const { TransferCache::new() }; NUM_CLASSES],
+                central: [const { CentralFreeList::new() }; NUM_CLASSES],
+                class_caps: [const { AtomicU32::new(0) }; NUM_CLASSES],
+                pages: SpinMutex::new(None),
+                counters: PageCounters::new(),
+                knobs: KnobCells {
+                    cache_capacity: AtomicU32::new(Knobs::DEFAULT.cache_capacity),
+                    bundle_width: AtomicU32::new(Knobs::DEFAULT.bundle_width),
+                    drain_threshold: AtomicU32::new(Knobs::DEFAULT.drain_threshold),
+                    release_pages: AtomicU32::new(Knobs::DEFAULT.release_pages),
+                },
+                profile: AtomicU8::new(Profile::Balanced.index()),
+                purge_ms: AtomicU32::new(0),
+                reserve_lowered: AtomicBool::new(false),
+                flush_requests: sync::AtomicU32::new(0),
+                prewarm_requests: sync::AtomicU32::new(0),
+                checks: AtomicBool::new(false),
+                restartable: AtomicBool::new(false),
+                large_live: AtomicUsize::new(0),
+                direct_slow: SlowPaths::new(),
+                slow_clip: AtomicU64::new(u64::MAX),
+                ace: AtomicPtr::new(ptr::null_mut()),
+                oom_hook: AtomicPtr::new(ptr::null_mut()),
+                _platform: PhantomData,
+            }
         }
     }
 
@@ -1770,7 +1773,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 /// Whether the request counter `requests` moved past the request a CPU
 /// last honoured (`honoured`, which only that CPU's section writes); if so,
 /// records it as honoured.
-fn newly_requested(requests: &AtomicU32, honoured: &AtomicU32) -> bool {
+fn newly_requested(requests: &sync::AtomicU32, honoured: &sync::AtomicU32) -> bool {
     let requested = requests.load(Relaxed);
     if honoured.load(Relaxed) == requested {
         return false;
@@ -1807,5 +1810,49 @@ unsafe impl<P: PageProvider + Send, Pl: Platform> GlobalAlloc for Allocator<P, P
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded caller contract.
         unsafe { Allocator::realloc(self, ptr, layout, new_size) }
+    }
+}
+
+/// loom model of the flush and prewarm requests (run by `cargo xtask
+/// test`'s loom step). The protocol is relaxed throughout: a request only
+/// asks a CPU to give back what it caches, and the blocks then travel
+/// under the transfer and central locks, so it needs nothing but the
+/// counter's coherence.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::newly_requested;
+    use crate::sync::AtomicU32;
+    use core::sync::atomic::Ordering::Relaxed;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::vec::Vec;
+
+    /// Two CPUs ask (as `reclaim` does when out of memory) while a third
+    /// runs two slow paths. Once the askers are done (their requests
+    /// happen before), the next slow path honours what is left: no request
+    /// is lost; no count is honoured twice, so at most one flush each.
+    #[test]
+    fn a_slow_path_after_a_request_honours_it_once() {
+        loom::model(|| {
+            let requests = Arc::new(AtomicU32::new(0));
+            let honoured = AtomicU32::new(0);
+            let askers: Vec<_> = (0..2)
+                .map(|_| {
+                    let requests = requests.clone();
+                    thread::spawn(move || requests.fetch_add(1, Relaxed))
+                })
+                .collect();
+            let mut flushes = 0;
+            for _ in 0..2 {
+                flushes += u32::from(newly_requested(&requests, &honoured));
+            }
+            for asker in askers {
+                asker.join().unwrap();
+            }
+            flushes += u32::from(newly_requested(&requests, &honoured));
+            assert_eq!(honoured.load(Relaxed), 2, "every request honoured");
+            assert!((1..=2).contains(&flushes), "{flushes} flushes");
+            assert!(!newly_requested(&requests, &honoured), "honoured twice");
+        });
     }
 }

@@ -44,6 +44,7 @@ mod rseq;
 pub mod size_class;
 mod slab;
 mod stats;
+mod sync;
 mod transfer;
 
 #[cfg(feature = "std")]

@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs, one step after another.
 //!
 //! Formatting and clippy (`-D warnings`) for the root workspace (xtask included) and the test
-//! kernels; the root workspace's tests with the hosted build (`acealloc/std`); the crate's
-//! docs with warnings (broken intra-doc links) as errors; the `no_std`
+//! kernels; the root workspace's tests with the hosted build (`acealloc/std`), and the loom
+//! models; the crate's docs with warnings (broken intra-doc links) as errors; the `no_std`
 //! library builds for `x86_64-unknown-none` and `aarch64-unknown-none`; the C library's misuse
 //! suite and real programs on it; Miri over the tests that it can run (on a pinned nightly that
 //! this installs); each fuzz target for `FUZZ_SECS`; then every QEMU run.
@@ -89,6 +89,7 @@ fn steps(root: &Path) -> Vec<Step> {
     );
     docs.command.env("RUSTDOCFLAGS", "-D warnings");
     steps.push(docs);
+    steps.push(loom_step(root));
     for target in NO_STD_TARGETS {
         steps.push(step(
             &format!("build no_std {target}"),
@@ -157,6 +158,22 @@ fn steps(root: &Path) -> Vec<Step> {
     // Real programs on glibc and on libacealloc, outputs compared (`capi.rs`).
     steps.push(step("real programs (capi/)", root, &["xtask", "programs"]));
     steps
+}
+
+/// The loom models of the lock-free protocols (`loom_models` beside each one; src/sync.rs
+/// says which state they cover): the library's unit tests built with `--cfg loom` on stable,
+/// release (loom runs each model thousands of times), in a target directory of their own so
+/// that the flag does not rebuild the other steps' dependencies.
+fn loom_step(root: &Path) -> Step {
+    let mut command = cargo(root);
+    command
+        .args(["test", "--release", "--lib", "--", "loom_models"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", root.join("target").join("loom"));
+    Step {
+        name: "loom models".to_string(),
+        command,
+    }
 }
 
 /// Miri flags of every Miri step. The allocator computes block addresses as integers
