@@ -665,7 +665,7 @@ mod tests {
             rng ^= rng << 17;
             rng % n
         };
-        let rounds = if cfg!(miri) { 300 } else { 5000 };
+        let rounds = if cfg!(miri) { 40 } else { 5000 };
         for round in 0..rounds {
             if next(2) == 0 || live.is_empty() {
                 let len = 1 + next(12) as usize;

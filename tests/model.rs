@@ -90,8 +90,11 @@ fn ops(large_weight: u32, free_weight: u32, max_align_log2: u32) -> impl Strateg
         1 => (0usize..=64).prop_map(|max_pages| Op::Scavenge { max_pages }),
         1 => profile().prop_map(Op::SetProfile),
     ];
-    prop::collection::vec(op, 1..=100)
+    prop::collection::vec(op, 1..=MAX_OPS)
 }
+
+/// Longest sequence drawn (Miri interprets every byte each step writes).
+const MAX_OPS: usize = if cfg!(miri) { 30 } else { 100 };
 
 fn profile() -> impl Strategy<Value = Profile> {
     prop_oneof![
@@ -408,7 +411,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         // Miri interprets every step (about a thousand times slower), so
         // it samples a few cases; natively the full run.
-        cases: if cfg!(miri) { 4 } else { 192 },
+        cases: if cfg!(miri) { 3 } else { 192 },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

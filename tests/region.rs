@@ -16,10 +16,13 @@ const KIB: usize = 1024;
 
 /// Operations of the long runs below: Miri interprets every byte each one
 /// writes (about a thousand times slower), so under it they are shorter.
-const MANY: u64 = if cfg!(miri) { 300 } else { 100_000 };
-const CHURN: u64 = if cfg!(miri) { 200 } else { 50_000 };
+const MANY: u64 = if cfg!(miri) { 100 } else { 100_000 };
+const CHURN: u64 = if cfg!(miri) { 80 } else { 50_000 };
 /// Length the vector grows to, one `realloc` per element.
-const VEC_LEN: usize = if cfg!(miri) { 100 } else { 1000 };
+const VEC_LEN: usize = if cfg!(miri) { 50 } else { 1000 };
+/// Blocks of each round of `knobs_bound_caches_and_depots`: more than the
+/// default cache capacity (64), so that the cache drains.
+const KNOB_BLOCKS: u64 = if cfg!(miri) { 100 } else { 300 };
 
 /// An initialised heap over `region`, with what `init` left committed and
 /// free, to compare with after a trim.
@@ -225,7 +228,9 @@ fn knobs_bound_caches_and_depots() {
     for (knobs, round) in [(Knobs::DEFAULT, 0), (SMALL_KNOBS, 1)] {
         f.heap.set_knobs(knobs);
         assert_eq!(f.heap.knobs(), knobs);
-        let blocks: Vec<_> = (0..300).map(|i| f.alloc(l, round * 1000 + i)).collect();
+        let blocks: Vec<_> = (0..KNOB_BLOCKS)
+            .map(|i| f.alloc(l, round * 1000 + i))
+            .collect();
         for (i, &p) in blocks.iter().enumerate() {
             assert!(!p.is_null());
             // SAFETY: allocated just above with `l` and this seed.
@@ -269,7 +274,13 @@ fn allocate_until_null(f: &Fixture, l: Layout, seed: u64) -> Vec<*mut u8> {
 
 #[test]
 fn exhaustion_returns_null_then_recovers() {
-    for (size, block) in [(64 * KIB, 1000), (100 * KIB, 1000), (100 * KIB, 40_000)] {
+    // Under Miri, one region of small blocks and one of large ones.
+    let cases: &[(usize, usize)] = if cfg!(miri) {
+        &[(64 * KIB, 1000), (100 * KIB, 40_000)]
+    } else {
+        &[(64 * KIB, 1000), (100 * KIB, 1000), (100 * KIB, 40_000)]
+    };
+    for &(size, block) in cases {
         let region = Region::new(size, PAGE_SIZE);
         let f = Fixture::new(&region);
         let l = layout(block);

@@ -188,6 +188,19 @@ const MIRI_FLAGS: &str = "-Zmiri-permissive-provenance";
 /// - `arch::frames`: `FrameProvider`, which keeps a `PageRuns` and a `BitSlice` of backed pages.
 const TREE_BORROWS_TESTS: [&str; 2] = ["provider::runs::", "arch::frames::"];
 
+/// Unit tests that the Miri step leaves to the native run: minutes of interpretation for code
+/// where Miri has nothing to find.
+/// - `size_class`'s sweeps over every size: safe integer code (the module has no `unsafe`);
+/// - ACE's scan of its sources for floating point: a text search;
+/// - `page_heap`'s long runs: a 65536-entry page table, whose unsafe accesses the module's other
+///   tests make on 256 entries.
+const MIRI_SKIPPED: [&str; 4] = [
+    "size_class::tests::every_size_maps_to_the_smallest_fitting_class",
+    "size_class::tests::rounding_waste_is_at_most_an_eighth_above_128",
+    "ace::tests::no_floating_point_in_ace_or_the_pmu_code",
+    "page_heap::tests::long_runs_are_found_from_their_bins",
+];
+
 fn miri_step(name: &str, root: &Path, flags: &str, args: &[&str]) -> Step {
     let mut command = nightly_cargo(root);
     command
@@ -206,7 +219,7 @@ fn miri_step(name: &str, root: &Path, flags: &str, args: &[&str]) -> Step {
 /// `perf_event_open`) are `#[cfg_attr(miri, ignore = ...)]` where they stand.
 fn miri_steps(root: &Path) -> Vec<Step> {
     let mut lib = vec!["--lib", "--"];
-    for test in TREE_BORROWS_TESTS {
+    for test in TREE_BORROWS_TESTS.iter().chain(&MIRI_SKIPPED) {
         lib.extend(["--skip", test]);
     }
     let mut tree = vec!["--lib", "--"];
