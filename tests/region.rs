@@ -474,10 +474,14 @@ fn global_alloc_interface_on_a_static_heap() {
     // SAFETY: a valid layout; null is a valid answer.
     assert!(unsafe { GlobalAlloc::alloc(&HEAP, layout(32)) }.is_null());
 
-    // The region lives as long as the static heap: leak it.
-    let region = Box::leak(Box::new(Region::new(100 * KIB, PAGE_SIZE)));
-    // SAFETY: the only provider of the leaked region, which outlives it.
-    let provider = unsafe { region.provider() };
+    // The region lives as long as the static heap: a static too, as in a
+    // kernel (a leaked allocation would be a leak to Miri).
+    #[repr(align(4096))]
+    struct Memory([u8; 100 * KIB]);
+    static mut MEMORY: Memory = Memory([0; 100 * KIB]);
+    // SAFETY: this test alone uses MEMORY, through this one provider, which
+    // the static heap owns for the rest of the program.
+    let provider = unsafe { RegionProvider::new((&raw mut MEMORY.0).cast(), 100 * KIB) };
     HEAP.init(provider, Config::DEFAULT).unwrap();
     let init = HEAP.stats().committed_bytes;
 
