@@ -94,7 +94,7 @@ fn ops(large_weight: u32, free_weight: u32, max_align_log2: u32) -> impl Strateg
 }
 
 /// Longest sequence drawn (Miri interprets every byte each step writes).
-const MAX_OPS: usize = if cfg!(miri) { 30 } else { 100 };
+const MAX_OPS: usize = if cfg!(miri) { 20 } else { 100 };
 
 fn profile() -> impl Strategy<Value = Profile> {
     prop_oneof![
@@ -411,7 +411,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         // Miri interprets every step (about a thousand times slower), so
         // it samples a few cases; natively the full run.
-        cases: if cfg!(miri) { 3 } else { 192 },
+        cases: if cfg!(miri) { 2 } else { 192 },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
