@@ -35,13 +35,13 @@
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{
-    AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
 use crate::config::Knobs;
 use crate::size_class::{self, NUM_CLASSES};
 use crate::slab::Block;
-use crate::sync::{self, AtomicBool, AtomicPtr};
+use crate::sync::{self, AtomicBool};
 
 /// Most blocks moved between layers at once: the size of the slow paths'
 /// stack buffers (1 KiB), and the ceiling of the bundle-width knob.
@@ -66,7 +66,7 @@ const STOPPED: *mut Slot = ptr::without_provenance_mut(usize::MAX);
 #[repr(C)]
 pub(crate) struct ClassCache {
     /// The next free slot: the cached blocks are `[base, top)`.
-    top: AtomicPtr<Slot>,
+    top: sync::AtomicPtr<Slot>,
     /// Restartable pops stop here: `base` (or [`STOPPED`]).
     begin: AtomicPtr<Slot>,
     /// Pushes stop here: `base + cap` as last applied (or null while stopped).
@@ -396,7 +396,7 @@ impl PerCpuCache {
             // (the caller's contract).
             next = unsafe { next.add(n as usize) };
             let cache = ClassCache {
-                top: AtomicPtr::new(base),
+                top: sync::AtomicPtr::new(base),
                 begin: AtomicPtr::new(base),
                 limit: AtomicPtr::new(base),
                 allocs: AtomicU64::new(0),
