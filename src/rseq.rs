@@ -420,6 +420,23 @@ pub(crate) mod tests {
         }
     }
 
+    /// Initialises `heap` unchecked, on restartable sections (failing the
+    /// test where the machine offers none).
+    fn init_restartable(heap: &Allocator<MmapProvider, HostedPlatform>) {
+        let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
+        let config = Config {
+            restartable: true,
+            checks: false,
+            ..Config::DEFAULT
+        };
+        heap.init(provider, config).unwrap();
+        assert_eq!(
+            heap.per_cpu_path(),
+            PerCpuPath::Restartable,
+            "glibc 2.35+ and Linux 5.10+ offer rseq here"
+        );
+    }
+
     /// A thread on CPU 0 allocates and frees while another, on CPU 1,
     /// stops CPU 0's cache, empties it and restarts it (`trim`), again and
     /// again; every section dawdles between its two loads of the cache.
@@ -435,18 +452,7 @@ pub(crate) mod tests {
         }
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let heap: Allocator<MmapProvider, HostedPlatform> = Allocator::new();
-        let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
-        let config = Config {
-            restartable: true,
-            checks: false,
-            ..Config::DEFAULT
-        };
-        heap.init(provider, config).unwrap();
-        assert_eq!(
-            heap.per_cpu_path(),
-            PerCpuPath::Restartable,
-            "glibc 2.35+ and Linux 5.10+ offer rseq here"
-        );
+        init_restartable(&heap);
         // About 10 µs per section.
         RACE_WINDOW.store(20_000, Relaxed);
         let stop = AtomicBool::new(false);
@@ -526,14 +532,7 @@ pub(crate) mod tests {
     fn a_thread_without_a_registered_area_bypasses_the_caches() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let heap: Allocator<MmapProvider, HostedPlatform> = Allocator::new();
-        let provider = MmapProvider::new(1 << 30, DecommitMode::Off).unwrap();
-        let config = Config {
-            restartable: true,
-            checks: false,
-            ..Config::DEFAULT
-        };
-        heap.init(provider, config).unwrap();
-        assert_eq!(heap.per_cpu_path(), PerCpuPath::Restartable);
+        init_restartable(&heap);
         let layout = Layout::from_size_align(64, 8).unwrap();
         let stop = AtomicBool::new(false);
         let (heap, stop) = (&heap, &stop);

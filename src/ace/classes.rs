@@ -48,6 +48,8 @@ pub(super) struct ClassSizing {
     /// One CPU's cache bytes at the capacities found at `start`: the
     /// budget before the diet. 0: the target's classes cannot be sized.
     budget: u64,
+    /// One CPU's cache bytes at `caps` (kept with them).
+    used: u64,
 }
 
 impl ClassSizing {
@@ -58,6 +60,7 @@ impl ClassSizing {
         own: [false; NUM_CLASSES],
         pending: [false; NUM_CLASSES],
         budget: 0,
+        used: 0,
     };
 
     /// Starts from `target`'s capacities and counters as they are.
@@ -67,22 +70,17 @@ impl ClassSizing {
             sizing.seen[class] = target.class_pressure(class);
         }
         sizing.read_caps(target);
-        sizing.budget = sizing.used();
+        sizing.budget = sizing.used;
         sizing
     }
 
-    /// One CPU's cache bytes at the capacities in force.
-    fn used(&self) -> u64 {
-        (0..NUM_CLASSES)
-            .map(|c| u64::from(self.caps[c]) * size_class::size_of(c) as u64)
-            .sum()
-    }
-
     /// Reads the capacities in force (the knob's classes follow the knobs,
-    /// which the other loops move).
+    /// which the other loops move) and their bytes on one CPU.
     fn read_caps<T: Tunable>(&mut self, target: &T) {
+        self.used = 0;
         for class in 0..NUM_CLASSES {
             (self.caps[class], self.max[class]) = target.class_capacity(class);
+            self.used += u64::from(self.caps[class]) * size_class::size_of(class) as u64;
         }
     }
 
@@ -111,7 +109,7 @@ impl ClassSizing {
             }
         }
         let budget = self.budget * u64::from(diet) / 256;
-        while self.used() > budget && self.shrink_coldest(target, &pressure, None, moved) {}
+        while self.used > budget && self.shrink_coldest(target, &pressure, None, moved) {}
         if operations < super::MIN_OPS {
             return;
         }
@@ -128,10 +126,10 @@ impl ClassSizing {
                 .max(1)
                 .min(self.max[hot] - self.caps[hot]);
             let colder = Some((hot, pressure[hot] / 4));
-            while self.used() + u64::from(step) * size > budget
+            while self.used + u64::from(step) * size > budget
                 && self.shrink_coldest(target, &pressure, colder, moved)
             {}
-            let room = budget.saturating_sub(self.used()) / size;
+            let room = budget.saturating_sub(self.used) / size;
             let grow = u64::from(step).min(room) as u32;
             if grow > 0 {
                 self.set(target, hot, self.caps[hot] + grow, Move::Grow, moved);
@@ -171,6 +169,8 @@ impl ClassSizing {
         moved: &mut impl FnMut(usize, u32, u32, Move),
     ) {
         moved(class, self.caps[class], capacity, why);
+        let size = size_class::size_of(class) as u64;
+        self.used = self.used - u64::from(self.caps[class]) * size + u64::from(capacity) * size;
         self.caps[class] = capacity;
         self.own[class] = true;
         self.pending[class] = !target.set_class_capacity(class, capacity);
