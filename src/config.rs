@@ -84,9 +84,14 @@ impl Profile {
 /// `RegionProvider` cannot decommit, so its idle runs are freed instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecommitMode {
-    /// Lazily (`MADV_FREE`): the OS takes the pages under pressure.
+    /// Lazily (`MADV_FREE`): the OS takes the pages only under memory
+    /// pressure, and until then they still count as resident.
     Free,
-    /// At once (`MADV_DONTNEED`): resident memory falls immediately.
+    /// At once (`MADV_DONTNEED`): resident memory falls immediately. The
+    /// default: a run is purged only after the purge delay, which already
+    /// absorbs quick reuse, so what is purged should leave the resident
+    /// set that programs and their monitors see (jemalloc's default decay
+    /// purges so too).
     DontNeed,
     /// Never decommit: free runs stay committed for reuse (and go back to
     /// the provider only when memory runs out).
@@ -188,12 +193,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Balanced profile, `MADV_FREE`-style decommit, an 8 MiB LEAN target,
+    /// Balanced profile, `MADV_DONTNEED`-style decommit, an 8 MiB LEAN target,
     /// default knobs, the profile's purge delay on a nanosecond clock,
     /// checks on in debug builds.
     pub const DEFAULT: Config = Config {
         profile: Profile::Balanced,
-        decommit: DecommitMode::Free,
+        decommit: DecommitMode::DontNeed,
         lean_target: 8 << 20,
         knobs: Knobs::DEFAULT,
         purge_delay_ms: None,

@@ -13,7 +13,7 @@
 //! | `ACEALLOC_PROFILE` | `fast`, `balanced`, `lean` | `balanced` |
 //! | `ACEALLOC_CHECKS` | `0`, `1` | `1` in debug builds |
 //! | `ACEALLOC_RSEQ` | `0` (try-locked caches), `1` (restartable sequences where available) | `1` ([`Config::restartable`]) |
-//! | `ACEALLOC_DECOMMIT` | `free`, `dontneed`, `off` | `free` |
+//! | `ACEALLOC_DECOMMIT` | `dontneed`, `free`, `off` ([`DecommitMode`]) | `dontneed` |
 //! | `ACEALLOC_LEAN_TARGET_MB` | LEAN's committed target ([`Config::lean_target`]) | `8` |
 //! | `ACEALLOC_PURGE_MS` | how long free page runs stay committed ([`Config::purge_delay_ms`]) | the profile's |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
@@ -245,9 +245,9 @@ fn config_from_env() -> Config {
         _ => Profile::Balanced,
     };
     config.decommit = match env("ACEALLOC_DECOMMIT") {
-        Some(b"dontneed") => DecommitMode::DontNeed,
+        Some(b"free") => DecommitMode::Free,
         Some(b"off") => DecommitMode::Off,
-        _ => DecommitMode::Free,
+        _ => DecommitMode::DontNeed,
     };
     if let Some(mb) = env_number("ACEALLOC_LEAN_TARGET_MB") {
         config.lean_target = mb << 20;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use acealloc::ace::{Ace, AceConfig, AceStatus, Decision, Knob, Tunable, ticker};
 use acealloc::hosted::HostedPlatform;
-use acealloc::provider::{DecommitMode, MmapProvider, OsCalls};
+use acealloc::provider::{MmapProvider, OsCalls};
 use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
 
 use crate::region::Region;
@@ -271,7 +271,7 @@ impl Alloc {
         match self {
             Alloc::Acealloc(variant) => {
                 let ace = Box::new(Allocator::<MmapProvider, HostedPlatform>::new());
-                let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
+                let provider = MmapProvider::new(ACE_RESERVE, Config::DEFAULT.decommit)
                     .expect("reserve acealloc's address space");
                 ace.init(provider, variant.config()).expect("acealloc init");
                 let output = variant.with_ace(&*ace, || visit.visit(&*ace));
@@ -281,7 +281,7 @@ impl Alloc {
             }
             Alloc::AceallocOneCpu => {
                 let ace = Box::new(Allocator::<MmapProvider, OneCpu>::new());
-                let provider = MmapProvider::new(ACE_RESERVE, DecommitMode::Free)
+                let provider = MmapProvider::new(ACE_RESERVE, Config::DEFAULT.decommit)
                     .expect("reserve acealloc's address space");
                 let balanced = AceVariant {
                     profile: Profile::Balanced,
