@@ -31,6 +31,7 @@
 
 mod allocators;
 mod block;
+mod pin;
 mod region;
 mod report;
 mod rng;

@@ -7,6 +7,7 @@ use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::block::{Block, Heap, Tally};
+use crate::pin::pin;
 use crate::rng::Rng;
 
 /// Blocks sent together (a fixed array: sending it allocates nothing).
@@ -38,7 +39,8 @@ pub fn join_all<'s>(
 /// One busy spell of `pairs` producer-consumer pairs: until `busy` has passed since `start`,
 /// each producer fills batches with blocks of `layout(rng)` (size, alignment) and sends them
 /// over a channel holding `in_flight` batches to its consumer, which frees them. Pair `i` is
-/// seeded with `seed ^ i`. Returns all the threads' counts together.
+/// seeded with `seed ^ i`; its producer is pinned to CPU `2i` and its consumer to CPU `2i + 1`
+/// (modulo the CPU count), so that every block is freed on another CPU. Returns all the threads' counts together.
 pub fn pairs_until<A: GlobalAlloc + Sync, const N: usize>(
     alloc: &A,
     pairs: usize,
@@ -55,6 +57,7 @@ pub fn pairs_until<A: GlobalAlloc + Sync, const N: usize>(
             let (tx, rx) = sync_channel::<Batch<N>>(in_flight);
             let seed = seed ^ pair as u64;
             workers.push(s.spawn(move || {
+                pin(2 * pair);
                 let mut heap = Heap::new(alloc, seed);
                 let mut rng = Rng::new(seed);
                 while start.elapsed() < busy {
@@ -70,6 +73,7 @@ pub fn pairs_until<A: GlobalAlloc + Sync, const N: usize>(
                 heap.tally
             }));
             workers.push(s.spawn(move || {
+                pin(2 * pair + 1);
                 let mut heap = Heap::new(alloc, !seed);
                 drain(&mut heap, rx);
                 heap.tally

@@ -1,7 +1,9 @@
 //! `larson`: a larson-style server. Each thread owns an array of blocks of 8–1000 B and replaces
 //! random ones (check and free the old block, allocate and pattern a new one) for a round; then
 //! the arrays move on to the next thread, which frees what its predecessor allocated, as a
-//! server hands a connection's objects from one worker to the next.
+//! server hands a connection's objects from one worker to the next. Thread `t` is pinned to CPU
+//! `t` (modulo the CPU count), so with as many threads as CPUs each has a CPU of its own and every
+//! hand-over crosses CPUs.
 
 use std::alloc::GlobalAlloc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -11,6 +13,7 @@ use std::time::Instant;
 use super::handoff::join_all;
 use super::{Outcome, Params};
 use crate::block::{Block, Heap};
+use crate::pin::pin;
 use crate::rng::Rng;
 
 const BLOCKS_PER_THREAD: usize = 2000;
@@ -31,6 +34,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
                 let (arrays, start_line, round_line) = (&arrays, &start_line, &round_line);
                 let (failed, stop) = (&failed, &stop);
                 s.spawn(move || {
+                    pin(t);
                     let seed = p.thread_seed(t);
                     let (mut rng, mut heap) = (Rng::new(seed), Heap::new(alloc, seed));
                     start_line.wait();

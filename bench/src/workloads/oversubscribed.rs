@@ -1,8 +1,10 @@
 //! `oversubscribed`: four threads per CPU in a ring. Each allocates batches of small blocks
 //! (16–256 B), patterns them and passes them to the next thread, and checks and frees the
 //! batches it gets from the previous one. With more threads than CPUs, threads are preempted
-//! inside the allocator; every block is freed by another thread than the one that made it. The
-//! thread count is four per CPU, whatever the cell says.
+//! inside the allocator; every block is freed by another thread than the one that made it, on
+//! another CPU: member `i` is pinned to CPU `i` modulo the CPU count, so neighbours in the ring
+//! sit on different CPUs, and each CPU has exactly four members. The thread count is four per
+//! CPU, whatever the cell says.
 
 use std::alloc::GlobalAlloc;
 use std::sync::Barrier;
@@ -12,6 +14,7 @@ use std::time::Instant;
 use super::handoff::{self, join_all};
 use super::{Outcome, Params};
 use crate::block::Heap;
+use crate::pin::{cpus, pin};
 use crate::rng::Rng;
 
 const BATCH: usize = 32;
@@ -52,7 +55,7 @@ fn member<A: GlobalAlloc>(
 }
 
 pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
-    let threads = PER_CPU * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = PER_CPU * cpus();
     let rounds = p.scaled(100, 50_000);
     let barrier = Barrier::new(threads + 1);
     let (tally, complete, elapsed) = std::thread::scope(|s| {
@@ -66,6 +69,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
                 let rx = rxs[(i + threads - 1) % threads].take().unwrap();
                 let (barrier, seed) = (&barrier, p.thread_seed(i));
                 s.spawn(move || {
+                    pin(i);
                     let mut heap = Heap::new(alloc, seed);
                     barrier.wait();
                     let complete = member(&mut heap, seed, rounds, tx, rx, p);

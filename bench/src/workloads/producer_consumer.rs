@@ -1,7 +1,8 @@
 //! `producer-consumer`: threads in pairs; each producer allocates blocks of 16–1040 B, patterns
 //! them and sends them in batches over a bounded channel to its consumer, which checks and frees
-//! them. Every block is freed by another thread than the one that allocated it (usually on
-//! another CPU).
+//! them. Every block is freed by another thread than the one that allocated it, on another CPU:
+//! the producer of pair `i` is pinned to CPU `2i`, its consumer to CPU `2i + 1` (modulo the CPU
+//! count, see `pin.rs`).
 
 use std::alloc::GlobalAlloc;
 use std::sync::Barrier;
@@ -11,6 +12,7 @@ use std::time::Instant;
 use super::handoff::{self, drain, join_all};
 use super::{Outcome, Params};
 use crate::block::Heap;
+use crate::pin::pin;
 use crate::rng::Rng;
 
 const BATCH: usize = 64;
@@ -54,12 +56,14 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             let barrier = &barrier;
             let seed = p.thread_seed(pair);
             producers.push(s.spawn(move || {
+                pin(2 * pair);
                 let mut heap = Heap::new(alloc, seed);
                 barrier.wait();
                 let complete = produce(&mut heap, seed, total, tx, p);
                 (heap.tally, complete)
             }));
             consumers.push(s.spawn(move || {
+                pin(2 * pair + 1);
                 let mut heap = Heap::new(alloc, !seed);
                 barrier.wait();
                 drain(&mut heap, rx);

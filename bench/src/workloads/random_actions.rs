@@ -4,7 +4,8 @@
 //! 3/7 allocate (always while a thread holds fewer than 300 blocks), 3/7 free a random block.
 //! Sizes lean small (uniform below a cap that is itself uniform below the maximum); alignments
 //! are mostly 8 (75%), then 16, 32, ... Threads share the allocator and start each maximum size
-//! together; what they hold at the end of a size is freed before the next.
+//! together; what they hold at the end of a size is freed before the next. Thread `t` is pinned
+//! to CPU `t` (modulo the CPU count).
 
 use std::alloc::GlobalAlloc;
 use std::fmt::Write;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::{Outcome, Params};
 use crate::block::{Block, Heap, Tally};
+use crate::pin::pin;
 use crate::rng::Rng;
 
 const MAX_SIZES: [usize; 5] = [200, 1000, 3000, 10000, 30000];
@@ -77,6 +79,7 @@ pub fn run<A: GlobalAlloc + Sync>(alloc: &A, p: &Params) -> Outcome {
             .map(|t| {
                 let barrier = &barrier;
                 s.spawn(move || {
+                    pin(t);
                     let seed = p.thread_seed(t);
                     let (mut rng, mut heap) = (Rng::new(seed), Heap::new(alloc, seed));
                     let (mut per_size, mut complete) = (Vec::new(), true);
