@@ -797,14 +797,15 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// without this, the class would grow by a slab whenever the cache it
     /// now uses runs dry while the other holds the surplus, and its slabs
     /// would ratchet up migration after migration. Only on the way to a new
-    /// slab (rare), and only trying locks. Kernel CPUs' caches are their
-    /// own: nothing.
+    /// slab (rare), only from caches idle since the previous look (the
+    /// first look at a cache grows the class instead), and only trying
+    /// locks. Kernel CPUs' caches are their own: nothing.
     fn steal_cached(&self, class: Class, out: &mut [Slot]) -> usize {
         if Pl::EXCLUSIVE_CPU {
             return 0;
         }
         for (cpu, cache) in self.cpu_caches().iter().enumerate() {
-            if cache.class(class).len_hint() == 0 {
+            if !cache.idle_since_last_look(class) {
                 continue;
             }
             // The caller's own cache on the try-lock path is locked (by

@@ -88,6 +88,9 @@ pub(crate) struct ClassMisses {
     pub misses: AtomicU64,
     /// Frees that found the cache full and sent a bundle on.
     pub drains: AtomicU64,
+    /// The class's operations here when another CPU last looked for
+    /// blocks to take back ([`PerCpuCache::idle_since_last_look`]).
+    ops_at_look: AtomicU64,
 }
 
 impl ClassCache {
@@ -421,6 +424,7 @@ impl PerCpuCache {
             misses: core::array::from_fn(|_| ClassMisses {
                 misses: AtomicU64::new(0),
                 drains: AtomicU64::new(0),
+                ops_at_look: AtomicU64::new(0),
             }),
         }
     }
@@ -431,6 +435,22 @@ impl PerCpuCache {
         debug_assert!(class < NUM_CLASSES);
         // SAFETY: classes come from `size_class`, always below NUM_CLASSES.
         unsafe { self.classes.get_unchecked(class) }
+    }
+
+    /// Whether this cache holds blocks of `class` and served no operation
+    /// of the class since the previous call for it (from any CPU): a cache
+    /// a thread left when it moved, not one a thread keeps using. Taking
+    /// from a busy cache stops all its classes and interrupts its CPU, and
+    /// the busy cache fills up again at once: a producer on one CPU that
+    /// takes back what its consumer frees on another would do that on
+    /// every other refill.
+    pub fn idle_since_last_look(&self, class: usize) -> bool {
+        let (hot, cold) = (self.class(class), &self.misses[class]);
+        let ops = hot.allocs.load(Relaxed)
+            + hot.frees.load(Relaxed)
+            + cold.misses.load(Relaxed)
+            + cold.drains.load(Relaxed);
+        cold.ops_at_look.swap(ops, Relaxed) == ops && hot.len_hint() > 0
     }
 
     /// Tries to take the cache's lock (hosted builds).
