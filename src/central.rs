@@ -19,6 +19,7 @@ use core::ptr::{self, NonNull};
 
 use crate::lock::Lock;
 use crate::slab::{Block, Slab};
+use crate::sync;
 
 /// Fullness lists of partly used slabs.
 pub(crate) const BUCKETS: usize = 8;
@@ -70,14 +71,16 @@ unsafe fn place(slab: &Slab) -> Place {
 }
 
 impl CentralFreeList {
-    pub const fn new() -> CentralFreeList {
-        CentralFreeList {
-            slabs: Lock::new(Slabs {
-                partial: [ptr::null_mut(); BUCKETS],
-                empty: ptr::null_mut(),
-                empty_slabs: 0,
-                slabs: 0,
-            }),
+    sync::const_but_loom! {
+        pub fn new() -> CentralFreeList {
+            CentralFreeList {
+                slabs: Lock::new(Slabs {
+                    partial: [ptr::null_mut(); BUCKETS],
+                    empty: ptr::null_mut(),
+                    empty_slabs: 0,
+                    slabs: 0,
+                }),
+            }
         }
     }
 }

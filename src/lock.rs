@@ -9,9 +9,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use spin::mutex::{SpinMutex, SpinMutexGuard};
-
 use crate::platform::Platform;
+use crate::sync::{self, SpinMutex, SpinMutexGuard};
 
 /// A spin lock with contention counters.
 pub(crate) struct Lock<T> {
@@ -23,11 +22,13 @@ pub(crate) struct Lock<T> {
 }
 
 impl<T> Lock<T> {
-    pub const fn new(value: T) -> Lock<T> {
-        Lock {
-            inner: SpinMutex::new(value),
-            contended: AtomicU64::new(0),
-            spins: AtomicU64::new(0),
+    sync::const_but_loom! {
+        pub fn new(value: T) -> Lock<T> {
+            Lock {
+                inner: SpinMutex::new(value),
+                contended: AtomicU64::new(0),
+                spins: AtomicU64::new(0),
+            }
         }
     }
 

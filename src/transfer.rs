@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::cpu_cache::Slot;
 use crate::lock::Lock;
 use crate::platform::Platform;
+use crate::sync;
 
 /// A per-class transfer cache.
 pub(crate) struct TransferCache {
@@ -46,17 +47,19 @@ pub(crate) struct Ring {
 unsafe impl Send for Ring {}
 
 impl TransferCache {
-    pub const fn new() -> TransferCache {
-        TransferCache {
-            ring: Lock::new(Ring {
-                slots: ptr::null_mut(),
-                capacity: 0,
-                head: 0,
-                len: 0,
-            }),
-            backlog_hint: AtomicU64::new(0),
-            allocs: AtomicU64::new(0),
-            frees: AtomicU64::new(0),
+    sync::const_but_loom! {
+        pub fn new() -> TransferCache {
+            TransferCache {
+                ring: Lock::new(Ring {
+                    slots: ptr::null_mut(),
+                    capacity: 0,
+                    head: 0,
+                    len: 0,
+                }),
+                backlog_hint: AtomicU64::new(0),
+                allocs: AtomicU64::new(0),
+                frees: AtomicU64::new(0),
+            }
         }
     }
 
@@ -181,5 +184,167 @@ mod tests {
         cache.publish(&ring);
         drop(ring);
         assert_eq!(cache.backlog_hint.load(Relaxed), 0);
+    }
+}
+
+/// loom model of cross-CPU batches (run by `cargo xtask test`'s loom step):
+/// CPUs that free hand whole batches in and drain the oldest beyond the
+/// threshold, as `release_batch` does; a CPU that allocates takes the
+/// newest batch out, as `fetch` does; each in one critical section of the
+/// real lock and ring (`--cfg loom` builds the lock on loom's atomic and
+/// cell, src/sync.rs).
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::*;
+    use crate::slab::Block;
+    use loom::cell::UnsafeCell;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::vec::Vec;
+
+    /// Ring capacity and drain threshold: small enough that a batch of two
+    /// after an older block crosses the threshold and pushes it out.
+    const CAPACITY: usize = 3;
+    const THRESHOLD: usize = 2;
+
+    /// Lock waiters let loom run another thread (a spinning waiter would
+    /// exhaust its branch bound).
+    struct Yielding;
+
+    // SAFETY: the model's threads never use the per-CPU section.
+    unsafe impl Platform for Yielding {
+        const EXCLUSIVE_CPU: bool = false;
+        fn cpu_count() -> usize {
+            1
+        }
+        fn current_cpu() -> usize {
+            0
+        }
+        fn irq_save() -> usize {
+            0
+        }
+        fn irq_restore(_: usize) {}
+        fn now() -> u64 {
+            0
+        }
+        fn lock_wait(_: u32) {
+            thread::yield_now();
+        }
+    }
+
+    /// A transfer cache with its slots, and three blocks whose memory loom
+    /// tracks: a block's word is what its last owner wrote (a free list
+    /// link, the user's data), which the next owner must see.
+    struct Shared {
+        cache: TransferCache,
+        _slots: Vec<Slot>,
+        blocks: Vec<UnsafeCell<usize>>,
+    }
+
+    impl Shared {
+        fn new() -> Shared {
+            let mut slots = std::vec![ptr::null_mut(); CAPACITY];
+            let cache = TransferCache::new();
+            // SAFETY: the slots' buffer does not move with the vector and
+            // lives as long as the cache.
+            unsafe {
+                cache
+                    .ring
+                    .lock::<Yielding>()
+                    .attach(slots.as_mut_ptr(), CAPACITY)
+            };
+            let blocks = (0..3).map(|_| UnsafeCell::new(usize::MAX)).collect();
+            Shared {
+                cache,
+                _slots: slots,
+                blocks,
+            }
+        }
+
+        fn slot(&self, id: usize) -> Slot {
+            ptr::from_ref(&self.blocks[id]).cast_mut().cast::<Block>()
+        }
+
+        fn id(&self, slot: Slot) -> usize {
+            let id = (0..self.blocks.len()).find(|&id| self.slot(id) == slot);
+            id.expect("a block of the model")
+        }
+
+        /// Frees blocks `ids` as one batch: writes each block (as a free
+        /// writes its link), then hands the batch in, draining the oldest
+        /// over the threshold, until nothing moves. Returns the blocks that
+        /// went back to their slabs.
+        fn free_batch(&self, ids: &[usize]) -> Vec<usize> {
+            for &id in ids {
+                // SAFETY: a block this thread owns until it hands it in.
+                self.blocks[id].with_mut(|word| unsafe { *word = id });
+            }
+            let batch: Vec<Slot> = ids.iter().map(|&id| self.slot(id)).collect();
+            let mut blocks = &batch[..];
+            let mut to_slabs = Vec::new();
+            loop {
+                let mut oldest = [ptr::null_mut(); 2];
+                let n = self.cache.with_ring::<Yielding, _>(|ring| {
+                    blocks = &blocks[ring.put(blocks)..];
+                    let over = ring.len().saturating_sub(THRESHOLD).min(2);
+                    ring.take_oldest(&mut oldest[..over])
+                });
+                if n == 0 {
+                    to_slabs.extend(blocks.iter().map(|&b| self.id(b)));
+                    return to_slabs;
+                }
+                to_slabs.extend(oldest[..n].iter().map(|&b| self.id(b)));
+            }
+        }
+
+        /// Takes the newest batch (as a refill does) and uses each block:
+        /// it must hold what its freeing CPU wrote. Returns the blocks.
+        fn alloc_batch(&self) -> Vec<usize> {
+            let mut out = [ptr::null_mut(); 2];
+            let n = self
+                .cache
+                .with_ring::<Yielding, _>(|ring| ring.take_newest(&mut out));
+            out[..n]
+                .iter()
+                .map(|&b| {
+                    let id = self.id(b);
+                    // SAFETY: the block is this thread's since it took it.
+                    let word = self.blocks[id].with(|word| unsafe { *word });
+                    assert_eq!(word, id, "the freeing CPU's write");
+                    // SAFETY: as above.
+                    self.blocks[id].with_mut(|word| unsafe { *word = usize::MAX });
+                    id
+                })
+                .collect()
+        }
+    }
+
+    /// One CPU frees a batch of two into a ring that holds an older
+    /// block, which pushes the oldest out to its slab, while another CPU
+    /// takes a batch: every block ends in exactly one place (taken, back in
+    /// its slab, or still in the ring), the taker sees what the freeing CPU
+    /// wrote, and the published backlog is the ring's length.
+    #[test]
+    fn batches_cross_cpus_whole_and_each_block_once() {
+        loom::model(|| {
+            let shared = Arc::new(Shared::new());
+            // An older block, freed before the threads start.
+            assert!(shared.free_batch(&[0]).is_empty());
+            let producer = {
+                let shared = shared.clone();
+                thread::spawn(move || shared.free_batch(&[1, 2]))
+            };
+            let mut ids = shared.alloc_batch();
+            ids.extend(producer.join().unwrap());
+            let mut left = [ptr::null_mut(); CAPACITY];
+            let cache = &shared.cache;
+            let n = cache.with_ring::<Yielding, _>(|ring| {
+                assert_eq!(cache.backlog_hint.load(Relaxed), ring.len() as u64);
+                ring.take_oldest(&mut left)
+            });
+            ids.extend(left[..n].iter().map(|&b| shared.id(b)));
+            ids.sort();
+            assert_eq!(ids, [0, 1, 2], "each block once");
+        });
     }
 }

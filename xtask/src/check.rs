@@ -10,7 +10,7 @@
 //! closing `N passed, N failed` line.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::toolchain::{NIGHTLY, cargo, ensure_nightly, ensure_target, nightly_cargo};
@@ -23,6 +23,9 @@ const NO_STD_TARGETS: [&str; 2] = ["x86_64-unknown-none", "aarch64-unknown-none"
 struct Step {
     name: String,
     command: Command,
+    /// For a `cargo test` step that filters by name: how many tests must pass (a filter that
+    /// matches nothing passes with 0 tests run). The step's output is read to count them.
+    tests: Option<usize>,
 }
 
 fn step(name: &str, dir: &Path, args: &[&str]) -> Step {
@@ -31,6 +34,7 @@ fn step(name: &str, dir: &Path, args: &[&str]) -> Step {
     Step {
         name: name.to_string(),
         command,
+        tests: None,
     }
 }
 
@@ -89,7 +93,15 @@ fn steps(root: &Path) -> Vec<Step> {
     );
     docs.command.env("RUSTDOCFLAGS", "-D warnings");
     steps.push(docs);
-    steps.push(loom_step(root));
+    match loom_step(root) {
+        Ok(step) => steps.push(step),
+        // A step that cannot pass: its failure names the cause.
+        Err(why) => steps.push(Step {
+            name: format!("loom models: {why}"),
+            command: Command::new("false"),
+            tests: None,
+        }),
+    }
     for target in NO_STD_TARGETS {
         steps.push(step(
             &format!("build no_std {target}"),
@@ -163,17 +175,59 @@ fn steps(root: &Path) -> Vec<Step> {
 /// The loom models of the lock-free protocols (`loom_models` beside each one; src/sync.rs
 /// says which state they cover): the library's unit tests built with `--cfg loom` on stable,
 /// release (loom runs each model thousands of times), in a target directory of their own so
-/// that the flag does not rebuild the other steps' dependencies.
-fn loom_step(root: &Path) -> Step {
+/// that the flag does not rebuild the other steps' dependencies. Every `loom::model` call in
+/// `src/` is one model test, and each must run and pass.
+fn loom_step(root: &Path) -> Result<Step, String> {
     let mut command = cargo(root);
     command
-        .args(["test", "--release", "--lib", "--", "loom_models"])
+        .args(["test", "--release", "--lib", "--", "loom_models::"])
         .env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", root.join("target").join("loom"));
-    Step {
-        name: "loom models".to_string(),
-        command,
+    let models = count_in_sources(&root.join("src"), "loom::model(")?;
+    if models == 0 {
+        return Err("no `loom::model(` in src/".to_string());
     }
+    Ok(Step {
+        name: format!("loom models ({models})"),
+        command,
+        tests: Some(models),
+    })
+}
+
+/// Lines of the `.rs` files under `dir` that contain `needle` outside a `//` comment.
+fn count_in_sources(dir: &Path, needle: &str) -> Result<usize, String> {
+    let mut count = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.is_dir() {
+            count += count_in_sources(&path, needle)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            count += text
+                .lines()
+                .filter(|line| {
+                    line.split("//")
+                        .next()
+                        .is_some_and(|code| code.contains(needle))
+                })
+                .count();
+        }
+    }
+    Ok(count)
+}
+
+/// Tests passed, summed over the `test result:` lines of libtest's output.
+fn tests_passed(output: &str) -> usize {
+    output
+        .lines()
+        .filter_map(|line| line.strip_prefix("test result: "))
+        .filter_map(|rest| {
+            let passed = rest.split("; ").next()?.rsplit(". ").next()?;
+            passed.strip_suffix(" passed")?.parse::<usize>().ok()
+        })
+        .sum()
 }
 
 /// Miri flags of every Miri step. The allocator computes block addresses as integers
@@ -210,6 +264,7 @@ fn miri_step(name: &str, root: &Path, flags: &str, args: &[&str]) -> Step {
     Step {
         name: format!("miri {name}"),
         command,
+        tests: None,
     }
 }
 
@@ -259,17 +314,27 @@ pub fn run(root: &Path) -> Result<Vec<Verdict>, String> {
     for mut step in all {
         println!("=== {}", step.name);
         let started = Instant::now();
-        let status = step
-            .command
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        let (status, ran) = match step.tests {
+            None => step.command.status().map(|status| (status, None)),
+            Some(_) => step.command.stderr(Stdio::inherit()).output().map(|out| {
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                print!("{stdout}");
+                (out.status, Some(tests_passed(&stdout)))
+            }),
+        }
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
         let elapsed = started.elapsed().as_secs_f64();
-        let passed = status.success();
-        let line = if passed {
-            format!("PASS {} ({elapsed:.1} s)", step.name)
-        } else {
-            format!("FAIL {}: {status}", step.name)
+        let line = match (status.success(), ran, step.tests) {
+            (false, ..) => format!("FAIL {}: {status}", step.name),
+            (true, Some(ran), Some(expected)) if ran != expected => {
+                format!(
+                    "FAIL {}: {ran} tests passed, expected {expected}",
+                    step.name
+                )
+            }
+            _ => format!("PASS {} ({elapsed:.1} s)", step.name),
         };
+        let passed = line.starts_with("PASS");
         println!("{line}");
         verdicts.push(Verdict { passed, line });
     }
@@ -288,4 +353,27 @@ pub fn run(root: &Path) -> Result<Vec<Verdict>, String> {
         }
     }
     Ok(verdicts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passed_tests_are_summed_over_every_result_line() {
+        let output = "running 4 tests\n\
+            test result: ok. 4 passed; 0 failed; 0 ignored; 0 measured; 76 filtered out\n\
+            test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 80 filtered out\n\
+            test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(tests_passed(output), 6);
+        assert_eq!(tests_passed("running 0 tests\n"), 0);
+    }
+
+    #[test]
+    fn every_loom_model_in_the_sources_is_counted() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src");
+        let models = count_in_sources(&src, "loom::model(").unwrap();
+        // cpu_cache, checked, allocator (requests), transfer.
+        assert!(models >= 4, "{models} models");
+    }
 }
