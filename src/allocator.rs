@@ -243,6 +243,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
 
     #[inline(always)]
     fn alloc_small(&self, class: Class) -> *mut u8 {
+        // With restartable sections, one load and test reaches them
+        // (`rseq_fast` is set only then, unchecked, after `init`).
+        if Pl::RESTARTABLE {
+            let caches = self.rseq_fast.load(Acquire);
+            if !caches.is_null() {
+                return self.alloc_restartable(caches, class).cast();
+            }
+        }
         let caches = self.fast.load(Acquire);
         if caches.is_null() {
             return self.alloc_small_checked(class);
@@ -270,15 +278,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(always)]
     fn alloc_from(&self, caches: *mut PerCpuCache, class: Class) -> *mut Block {
         if self.is_restartable() {
-            // SAFETY: `init` set the caches up for restartable sections.
-            let block = unsafe { rseq::pop(class0(caches, class)) };
-            if block.is_null() {
-                return match self.restartable_section(caches) {
-                    Some(here) => self.refill(here, class),
-                    None => self.alloc_direct(class),
-                };
-            }
-            return block;
+            return self.alloc_restartable(caches, class);
         }
         let irq = Pl::irq_save();
         let block = match self.enter(caches) {
@@ -301,6 +301,20 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         block
     }
 
+    /// [`alloc_from`](Self::alloc_from) with restartable sections in use.
+    #[inline(always)]
+    fn alloc_restartable(&self, caches: *mut PerCpuCache, class: Class) -> *mut Block {
+        // SAFETY: `init` set the caches up for restartable sections.
+        let block = unsafe { rseq::pop(class0(caches, class)) };
+        if block.is_null() {
+            return match self.restartable_section(caches) {
+                Some(here) => self.refill(here, class),
+                None => self.alloc_direct(class),
+            };
+        }
+        block
+    }
+
     /// Frees a block.
     ///
     /// # Safety
@@ -312,6 +326,14 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             // SAFETY: forwarded caller contract.
             return unsafe { self.dealloc_large(ptr, layout) };
         };
+        if Pl::RESTARTABLE {
+            let caches = self.rseq_fast.load(Acquire);
+            if !caches.is_null() {
+                // SAFETY: forwarded caller contract; restartable sections
+                // in use (`rseq_fast` is set).
+                return unsafe { self.dealloc_restartable(caches, ptr.cast(), class) };
+            }
+        }
         let caches = self.fast.load(Acquire);
         if caches.is_null() {
             // SAFETY: forwarded caller contract.
@@ -393,6 +415,28 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         }
     }
 
+    /// [`dealloc_to`](Self::dealloc_to) with restartable sections in use.
+    ///
+    /// # Safety
+    /// As for [`dealloc_to`](Self::dealloc_to); `init` set `caches` up for
+    /// restartable sections.
+    #[inline(always)]
+    unsafe fn dealloc_restartable(
+        &self,
+        caches: *mut PerCpuCache,
+        block: *mut Block,
+        class: Class,
+    ) {
+        // SAFETY: the caller's contract: the caches are set up for
+        // restartable sections, and `block` is a block of `class`.
+        if !unsafe { rseq::push(class0(caches, class), block) } {
+            match self.restartable_section(caches) {
+                Some(here) => self.drain(here, class, block),
+                None => self.dealloc_direct(block, class),
+            }
+        }
+    }
+
     /// Pushes a block of `class` onto the current CPU's cache.
     ///
     /// # Safety
@@ -400,15 +444,8 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     #[inline(always)]
     unsafe fn dealloc_to(&self, caches: *mut PerCpuCache, block: *mut Block, class: Class) {
         if self.is_restartable() {
-            // SAFETY: `init` set the caches up for restartable sections;
-            // the caller hands over a block of `class`.
-            if !unsafe { rseq::push(class0(caches, class), block) } {
-                match self.restartable_section(caches) {
-                    Some(here) => self.drain(here, class, block),
-                    None => self.dealloc_direct(block, class),
-                }
-            }
-            return;
+            // SAFETY: forwarded caller contract, with the sections in use.
+            return unsafe { self.dealloc_restartable(caches, block, class) };
         }
         let irq = Pl::irq_save();
         match self.enter(caches) {
