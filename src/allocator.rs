@@ -62,6 +62,40 @@ pub enum InitError {
 /// allocation tries again).
 pub type OomHook<P, Pl> = fn(&Allocator<P, Pl>, usize) -> bool;
 
+/// What `maintain` keeps to see that the allocator went quiet: served no
+/// allocation and no free for the quiet delay. Every field is a hint that
+/// CPUs calling `maintain` at once may race on: the worst a race does is
+/// one check too many or one release pass late.
+struct QuietWatch {
+    /// The quiet delay in `Platform::now` units ([`NEVER_QUIET`]: none).
+    delay: AtomicU64,
+    /// Operations counted at the last check, and when that was.
+    ops: AtomicU64,
+    checked_at: AtomicU64,
+    /// When the count last moved.
+    active_at: AtomicU64,
+    /// Set once a quiet spell's release left nothing to release; cleared
+    /// when the allocator serves again.
+    released: AtomicBool,
+}
+
+/// [`QuietWatch::delay`] of a profile that never goes quiet.
+const NEVER_QUIET: u64 = u64::MAX;
+
+impl QuietWatch {
+    sync::const_but_loom! {
+        fn new() -> QuietWatch {
+            QuietWatch {
+                delay: AtomicU64::new(NEVER_QUIET),
+                ops: AtomicU64::new(0),
+                checked_at: AtomicU64::new(0),
+                active_at: AtomicU64::new(0),
+                released: AtomicBool::new(false),
+            }
+        }
+    }
+}
+
 /// The knobs, as the allocator reads them at run time.
 pub(crate) struct KnobCells {
     pub cache_capacity: AtomicU32,
@@ -104,6 +138,8 @@ pub struct Allocator<P, Pl> {
     /// profile or knob change): `maintain` or `scavenge` then releases what
     /// is beyond it (`release_lowered_reserves`).
     reserve_lowered: AtomicBool,
+    /// Watches for a quiet allocator ([`Profile::quiet_ms`]).
+    quiet: QuietWatch,
     /// Bumped when a CPU runs out of memory: every CPU whose cache has not
     /// flushed since flushes it on its next slow path.
     flush_requests: sync::AtomicU32,
@@ -162,6 +198,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 profile: AtomicU8::new(Profile::Balanced.index()),
                 purge_ms: AtomicU32::new(0),
                 reserve_lowered: AtomicBool::new(false),
+                quiet: QuietWatch::new(),
                 flush_requests: sync::AtomicU32::new(0),
                 prewarm_requests: sync::AtomicU32::new(0),
                 checks: AtomicBool::new(false),
@@ -1236,6 +1273,7 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
                 .purge_delay_ms
                 .unwrap_or(config.profile.purge_delay_ms()),
         );
+        self.set_quiet_delay(config.profile);
         self.checks.store(config.checks, Relaxed);
         let restartable = Pl::RESTARTABLE && rseq::init(cpus, config.restartable);
         self.restartable.store(restartable, Relaxed);
@@ -1453,11 +1491,24 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             return;
         }
         self.set_knobs(self.knobs());
+        self.set_quiet_delay(profile);
         if let Some(config) = self.config.get()
             && config.purge_delay_ms.is_none()
         {
             self.set_purge_delay_ms(profile.purge_delay_ms());
         }
+    }
+
+    /// Gives `maintain` `profile`'s quiet delay ([`Profile::quiet_ms`]).
+    fn set_quiet_delay(&self, profile: Profile) {
+        let hz = self
+            .config
+            .get()
+            .map_or(Config::DEFAULT.clock_hz, |c| c.clock_hz);
+        let delay = profile
+            .quiet_ms()
+            .map_or(NEVER_QUIET, |ms| ms_to_ticks(ms, hz));
+        self.quiet.delay.store(delay, Relaxed);
     }
 
     /// How long (ms) a free page run stays committed before it is purged.
@@ -1522,6 +1573,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// with interrupts masked. Hosted programs that never call it still
     /// return memory: the page layer's slow paths purge due runs on the way.
     pub fn maintain(&self, deadline: u64) -> usize {
+        if self.is_quiet() {
+            return self.release_while_quiet(deadline);
+        }
         let in_time = || Pl::now() < deadline;
         let delay = self.counters.purge_delay.load(Relaxed);
         self.flush_idle(deadline, delay);
@@ -1538,6 +1592,96 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.release_lowered_reserves(pages, &in_time);
             pages.purge(Pl::now(), usize::MAX, in_time, &self.counters)
         })
+    }
+
+    /// Whether the allocator served no allocation and no free for the
+    /// profile's quiet delay ([`Profile::quiet_ms`]) and still holds
+    /// something to release. Counting the operations reads every CPU's
+    /// counters, so it is done at most twice a quiet delay, by whichever
+    /// CPU's `maintain` comes first; the other calls read two atomics.
+    fn is_quiet(&self) -> bool {
+        let q = &self.quiet;
+        let delay = q.delay.load(Relaxed);
+        if delay == NEVER_QUIET || !self.is_initialized() {
+            return false;
+        }
+        let now = Pl::now();
+        let checked = q.checked_at.load(Relaxed);
+        if now.wrapping_sub(checked) >= delay / 2
+            && q.checked_at
+                .compare_exchange(checked, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let ops = self.operations();
+            if q.ops.swap(ops, Relaxed) != ops {
+                q.active_at.store(now, Relaxed);
+                q.released.store(false, Relaxed);
+                return false;
+            }
+        }
+        !q.released.load(Relaxed) && now.wrapping_sub(q.active_at.load(Relaxed)) >= delay
+    }
+
+    /// Allocations and frees served since `init`, small and large (the
+    /// housekeeping's own moves are not counted).
+    fn operations(&self) -> u64 {
+        let shared: u64 = (self.transfer.iter())
+            .map(|t| t.allocs.load(Relaxed) + t.frees.load(Relaxed))
+            .sum();
+        let cached: u64 = (self.cpu_caches().iter().flat_map(|c| c.classes.iter()))
+            .map(|slot| slot.allocs.load(Relaxed) + slot.frees.load(Relaxed))
+            .sum();
+        let c = &self.counters;
+        shared + cached + c.large_allocs.load(Relaxed) + c.large_frees.load(Relaxed)
+    }
+
+    /// One pass of a quiet spell's release, until `deadline`: the idle CPU
+    /// caches and every transfer cache go back to their slabs, every empty
+    /// slab (the reserves too) to the page layer, and every dirty run is
+    /// purged. Repeated by each `maintain` of the spell until a pass finds
+    /// everything released (busy locks are only tried, and skipped).
+    /// Returns the pages purged.
+    fn release_while_quiet(&self, deadline: u64) -> usize {
+        let in_time = || Pl::now() < deadline;
+        let flushed = self.flush_idle(deadline, 0);
+        let mut all = true;
+        let purged = self.try_with_pages(|pages| {
+            let mut batch = [ptr::null_mut(); MAX_BATCH];
+            for (class, transfer) in self.transfer.iter().enumerate() {
+                if transfer.backlog_hint.load(Relaxed) == 0 {
+                    continue;
+                }
+                let (Some(mut ring), Some(mut slabs)) = (
+                    transfer.ring.try_lock(),
+                    self.central[class].slabs.try_lock(),
+                ) else {
+                    all = false;
+                    continue;
+                };
+                loop {
+                    let n = ring.take_oldest(&mut batch);
+                    if n == 0 || !in_time() {
+                        break;
+                    }
+                    self.return_blocks(class, &mut slabs, &batch[..n], |slab| {
+                        self.release_slab_to(pages, slab)
+                    });
+                }
+                transfer.publish(&ring);
+            }
+            all &= self.release_empty_slabs(pages, &in_time, |_| 0);
+            let purged = pages.purge_all(in_time, &self.counters);
+            all &= self.counters.retained.load(Relaxed) == 0;
+            purged
+        });
+        let cached = self
+            .cpu_caches()
+            .iter()
+            .any(|c| c.classes.iter().any(|s| s.len_hint() > 0));
+        if all && flushed == 0 && !cached && in_time() {
+            self.quiet.released.store(true, Relaxed);
+        }
+        purged
     }
 
     /// [`release_excess_empty_slabs`](Self::release_excess_empty_slabs)
@@ -1560,13 +1704,25 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
         pages: &mut Pages<P>,
         in_time: &impl Fn() -> bool,
     ) -> bool {
+        self.release_empty_slabs(pages, in_time, |class| self.slab_reserve(class))
+    }
+
+    /// Releases the empty slabs each class keeps beyond `reserve(class)`,
+    /// while `in_time`; returns whether every class was seen to the end.
+    /// Lock order as for `release_excess_empty_slabs`.
+    fn release_empty_slabs(
+        &self,
+        pages: &mut Pages<P>,
+        in_time: &impl Fn() -> bool,
+        reserve: impl Fn(Class) -> usize,
+    ) -> bool {
         let mut all = true;
         for (class, central) in self.central.iter().enumerate() {
             let Some(mut d) = central.slabs.try_lock() else {
                 all = false;
                 continue;
             };
-            let reserve = self.slab_reserve(class);
+            let reserve = reserve(class);
             while d.empty_slabs > reserve {
                 if !in_time() {
                     return false;

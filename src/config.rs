@@ -40,6 +40,23 @@ impl Profile {
         }
     }
 
+    /// How long (ms) the allocator must serve no allocation and no free at
+    /// all before it treats everything it caches as idle: then
+    /// [`maintain`](crate::Allocator::maintain) returns the CPU caches,
+    /// transfer caches and empty slabs to the page layer and purges every
+    /// free run, whatever the purge delay. A program that stopped
+    /// allocating (a service between bursts, a batch job between phases)
+    /// gives its memory back within this time, while one that keeps
+    /// allocating keeps its free runs for the purge delay. FAST keeps
+    /// everything (`None`).
+    pub fn quiet_ms(self) -> Option<u32> {
+        match self {
+            Profile::Fast => None,
+            Profile::Balanced => Some(20),
+            Profile::Lean => Some(10),
+        }
+    }
+
     /// Blocks of classes up to this size (bytes) that each CPU's cache gets
     /// a bundle of before its first allocation (FAST only: it spends a few
     /// pages so that the first allocations of the common sizes hit).

@@ -18,7 +18,8 @@
 //! | `ACEALLOC_PURGE_MS` | how long free page runs stay committed ([`Config::purge_delay_ms`]) | the profile's |
 //! | `ACEALLOC_RESERVE_GB` | address space to reserve | `64` |
 //! | `ACEALLOC_CACHE_CAPACITY`, `ACEALLOC_BUNDLE_WIDTH`, `ACEALLOC_DRAIN_THRESHOLD`, `ACEALLOC_RELEASE_PAGES` | knob values | [`Knobs::DEFAULT`](crate::Knobs::DEFAULT) |
-//! | `ACEALLOC_ACE` | `1`: ACE runs from a background thread ([`ace::background`](crate::ace::background); its settings: [`ace::ticker`](crate::ace::ticker)) | off |
+//! | `ACEALLOC_HOUSEKEEPING_MS` | period of the background thread's housekeeping ([`Allocator::maintain`]); `0`: no thread unless ACE runs | `10` |
+//! | `ACEALLOC_ACE` | `1`: ACE runs from the background thread ([`ace::background`](crate::ace::background); its settings: [`ace::ticker`](crate::ace::ticker)) | off |
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::CStr;
@@ -107,7 +108,7 @@ pub type HostedAllocator = Allocator<MmapProvider, HostedPlatform>;
 pub struct HostedAlloc {
     inner: HostedAllocator,
     setup: spin::Once<()>,
-    /// Initialised, and ACE's background thread started if asked for:
+    /// Initialised, and the background thread started if asked for:
     /// the one flag the allocation path reads (cleared in the child of a
     /// fork, whose thread must start again).
     ready: AtomicBool,
@@ -147,15 +148,19 @@ impl HostedAlloc {
         self.allocator().ace_stats()
     }
 
-    /// With `ACEALLOC_ACE=1`, starts ACE's background thread (once; see
-    /// [`ace::background`](crate::ace::background)); returns whether it
-    /// runs. The global allocator does this itself at the end of its first
-    /// allocation; a library whose first allocation may come before it is
-    /// ready to start threads (a C library under `LD_PRELOAD`, called from
-    /// the dynamic loader) calls it once its own set-up is done.
-    pub fn start_ace(&'static self) -> bool {
+    /// Starts the background thread (once; see
+    /// [`ace::background`](crate::ace::background)): the housekeeping,
+    /// unless `ACEALLOC_HOUSEKEEPING_MS=0`, and ACE with `ACEALLOC_ACE=1`;
+    /// returns whether it runs. The global allocator does this itself at
+    /// the end of its first allocation; a library whose first allocation
+    /// may come before it is ready to start threads (a C library under
+    /// `LD_PRELOAD`, called from the dynamic loader) calls it once its own
+    /// set-up is done.
+    pub fn start_background(&'static self) -> bool {
         self.ensure_init();
-        self.inner.is_initialized() && ace_asked() && background::start(&self.inner, &self.ready)
+        self.inner.is_initialized()
+            && background_asked()
+            && background::start(&self.inner, &self.ready)
     }
 
     /// The fast path of C's `malloc`, [`Allocator::alloc_cached`]: null
@@ -187,10 +192,10 @@ impl HostedAlloc {
         }
     }
 
-    /// Initialises the allocator (once), then, with `ACEALLOC_ACE=1` and
-    /// `self` in static storage (a `#[global_allocator]`: the background
-    /// thread keeps a reference for the life of the process), starts ACE's
-    /// background thread: after `init`, outside its `Once`, with no lock
+    /// Initialises the allocator (once), then, unless the environment
+    /// turns it off and with `self` in static storage (a
+    /// `#[global_allocator]`: the background thread keeps a reference for
+    /// the life of the process), starts the background thread: after `init`, outside its `Once`, with no lock
     /// held, so the allocations the thread's creation makes find the
     /// allocator ready.
     #[cold]
@@ -200,7 +205,7 @@ impl HostedAlloc {
             return;
         }
         self.ready.store(true, Ordering::Release);
-        if ace_asked() && in_static_storage(self) {
+        if background_asked() && in_static_storage(self) {
             // SAFETY: `self` lies in a loaded object's data (`dladdr` found
             // it there): static storage, which lives as long as the process.
             let this: &'static HostedAlloc = unsafe { &*core::ptr::from_ref(self) };
@@ -220,9 +225,11 @@ impl HostedAlloc {
     }
 }
 
-/// Whether `ACEALLOC_ACE=1` (read without allocating).
-fn ace_asked() -> bool {
-    env_number("ACEALLOC_ACE") == Some(1)
+/// Whether the background thread has work: housekeeping (unless
+/// `ACEALLOC_HOUSEKEEPING_MS=0`) or ACE (`ACEALLOC_ACE=1`). Read without
+/// allocating.
+fn background_asked() -> bool {
+    env_number("ACEALLOC_HOUSEKEEPING_MS") != Some(0) || env_number("ACEALLOC_ACE") == Some(1)
 }
 
 /// Whether `value` lies in a loaded object's segments (its static data):

@@ -307,6 +307,15 @@ impl<P: PageProvider> Pages<P> {
         done
     }
 
+    /// Decommits every dirty run, whatever its age, oldest first, while
+    /// `in_time`; returns the pages decommitted. For a quiet allocator
+    /// (`maintain`), whose free runs nobody is about to reuse.
+    pub fn purge_all(&mut self, in_time: impl Fn() -> bool, counters: &PageCounters) -> usize {
+        let done = self.purge_steps_of(PURGE_STEP_PAGES, usize::MAX, &in_time, counters, |_| true);
+        self.count_heap(counters);
+        done
+    }
+
     /// Decommits up to `max_pages` pages of dirty runs freed at or before
     /// the previous call (whatever the delay), oldest first, while `in_time`;
     /// returns how many. For a controller that saw memory idle for a whole

@@ -1,8 +1,10 @@
-//! ACE's background thread as a program gets it: `HostedAlloc` as the
-//! global allocator and `ACEALLOC_ACE=1`, no code. The test runs this
-//! binary again as a child process, so that the variable is set before the
-//! first allocation: ACE must start by itself, keep ticking in the child
-//! of a fork (without hanging it), and let the process exit.
+//! The background thread as a program gets it: `HostedAlloc` as the
+//! global allocator, no code. The test runs this binary again as a child
+//! process, so that the variables are set before the first allocation:
+//! with `ACEALLOC_ACE=1`, ACE must start by itself, keep ticking in the
+//! child of a fork (without hanging it), and let the process exit; by
+//! default, the housekeeping gives a program's memory back once it stops
+//! allocating, and with `ACEALLOC_HOUSEKEEPING_MS=0` nothing does.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,14 +23,22 @@ fn ace_starts_by_itself_and_survives_fork_and_exit() {
     match std::env::var(ROLE).as_deref() {
         Ok("on") => return with_ace(),
         Ok("off") => return without_ace(),
+        Ok("housekeeping") => return quiet_memory_goes_back(true),
+        Ok("no-housekeeping") => return quiet_memory_goes_back(false),
         _ => {}
     }
-    for (role, ace) in [("on", "1"), ("off", "0")] {
+    for (role, ace, housekeeping) in [
+        ("on", "1", "10"),
+        ("off", "0", "10"),
+        ("housekeeping", "0", "10"),
+        ("no-housekeeping", "0", "0"),
+    ] {
         let exe = std::env::current_exe().expect("the test binary");
         let out = Command::new(exe)
             .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
             .env(ROLE, role)
             .env("ACEALLOC_ACE", ace)
+            .env("ACEALLOC_HOUSEKEEPING_MS", housekeeping)
             .env("ACEALLOC_ACE_FAST_MS", "5")
             .output()
             .expect("the child runs");
@@ -114,4 +124,27 @@ fn without_ace() {
         "ACE started without ACEALLOC_ACE=1"
     );
     println!("background off: ok");
+}
+
+/// Frees 16 MiB of large blocks, then allocates nothing for 300 ms (BALANCED
+/// goes quiet after 20 ms): with housekeeping the free runs are purged, and
+/// without it they are still there (BALANCED's purge delay is 1 s).
+fn quiet_memory_goes_back(housekeeping: bool) {
+    let blocks: Vec<Vec<u8>> = (0..16).map(|i| vec![i as u8; 1 << 20]).collect();
+    drop(std::hint::black_box(blocks));
+    let before = A.stats().retained_bytes;
+    assert!(before >= 16 << 20, "{}", A.stats());
+    std::thread::sleep(Duration::from_millis(300));
+    let s = A.stats();
+    if housekeeping {
+        assert!(s.retained_bytes < 1 << 20, "not given back: {s}");
+        assert!(s.decommitted_total_bytes >= 15 << 20, "{s}");
+        println!("background housekeeping: ok");
+    } else {
+        assert!(
+            s.retained_bytes >= 16 << 20,
+            "given back without housekeeping: {s}"
+        );
+        println!("background no-housekeeping: ok");
+    }
 }

@@ -3,7 +3,10 @@
 //! when the test says (one unit a millisecond, by `Config::clock_hz`), it
 //! gives back the cache of a CPU above 64 once that cache stayed idle for
 //! the purge delay, never more often than once a delay however often it
-//! runs, and purges free runs once they are due and not before.
+//! runs, and purges free runs once they are due and not before (FAST,
+//! which never goes quiet); and once the allocator served nothing for the
+//! quiet delay (BALANCED's 20 ms), gives back everything it caches and
+//! purges every free run, whatever the purge delay.
 
 mod common;
 
@@ -23,10 +26,10 @@ fn wait(ms: u64) {
     }
 }
 
-fn heap() -> Box<Allocator<MmapProvider, Cpus>> {
+fn heap(profile: Profile) -> Box<Allocator<MmapProvider, Cpus>> {
     let a = Box::new(Allocator::new());
     let config = Config {
-        profile: Profile::Balanced,
+        profile,
         decommit: DecommitMode::DontNeed,
         purge_delay_ms: Some(100),
         clock_hz: 1_000,
@@ -40,7 +43,7 @@ fn heap() -> Box<Allocator<MmapProvider, Cpus>> {
 
 #[test]
 fn maintain_returns_an_idle_cache_of_cpu_70_once_a_purge_delay() {
-    let a = heap();
+    let a = heap(Profile::Fast);
     let small = Layout::from_size_align(512, 8).unwrap();
     Cpus::run_on(70);
     let blocks: Vec<_> = (0..16).map(|_| a.alloc(small)).collect();
@@ -74,7 +77,7 @@ fn maintain_returns_an_idle_cache_of_cpu_70_once_a_purge_delay() {
 
 #[test]
 fn maintain_purges_free_runs_once_due_and_not_before() {
-    let a = heap();
+    let a = heap(Profile::Fast);
     Cpus::run_on(0);
     let big = Layout::from_size_align(1 << 20, 4096).unwrap();
     let p = a.alloc(big);
@@ -97,4 +100,67 @@ fn maintain_purges_free_runs_once_due_and_not_before() {
     assert_eq!(a.stats().provider.alloc_calls, calls);
     // SAFETY: allocated just above with `big`.
     unsafe { a.dealloc(p, big) };
+}
+
+#[test]
+fn a_quiet_allocator_gives_back_its_caches_slabs_and_free_runs() {
+    let a = heap(Profile::Balanced);
+    Cpus::run_on(0);
+    let small = Layout::from_size_align(256, 8).unwrap();
+    let big = Layout::from_size_align(1 << 20, 4096).unwrap();
+    let blocks: Vec<_> = (0..2000).map(|_| a.alloc(small)).collect();
+    let p = a.alloc(big);
+    assert!(!p.is_null());
+    // SAFETY: a fresh 1 MiB block.
+    unsafe { p.write_bytes(7, 1 << 20) };
+    // SAFETY: each allocated above with its layout.
+    unsafe {
+        a.dealloc(p, big);
+        for &b in &blocks {
+            a.dealloc(b, small);
+        }
+    }
+    let cached = |a: &Allocator<_, _>| {
+        let s = a.stats();
+        let class = s.classes.iter().find(|c| c.size == 256).unwrap();
+        (class.cached_blocks + class.depot_blocks, class.slabs)
+    };
+    let held = cached(&a);
+    assert!(
+        held.0 > 0 && held.1 > 0,
+        "{held:?}: cached blocks and a reserve slab"
+    );
+    // Busy: a block every 15 ms keeps it from going quiet (90 ms, within
+    // the 100 ms purge delay).
+    for _ in 0..6 {
+        wait(15);
+        a.maintain(u64::MAX);
+        // SAFETY: freed at once with its layout.
+        unsafe { a.dealloc(a.alloc(small), small) };
+    }
+    assert!(
+        a.stats().retained_bytes >= 1 << 20,
+        "kept: not quiet, not due"
+    );
+    assert_eq!(cached(&a).1, held.1, "slabs kept while busy");
+    // Seen quiet within one and a half quiet delays (operations are
+    // counted every half delay): everything goes back, over a call or two.
+    for _ in 0..4 {
+        wait(5);
+        a.maintain(u64::MAX);
+    }
+    assert_eq!(cached(&a), held, "quiet, but not seen quiet for 20 ms yet");
+    for _ in 0..4 {
+        wait(5);
+        a.maintain(u64::MAX);
+    }
+    let s = a.stats();
+    assert_eq!(cached(&a), (0, 0), "{s}");
+    assert_eq!(s.retained_bytes, 0, "every free run purged: {s}");
+    assert!(s.decommitted_bytes >= 1 << 20, "{s}");
+    // Nothing is left to do: the next calls take no lock and purge nothing.
+    let calls = s.provider.decommit_calls;
+    wait(100);
+    assert_eq!(a.maintain(u64::MAX), 0);
+    assert_eq!(a.stats().provider.decommit_calls, calls);
 }

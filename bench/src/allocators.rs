@@ -17,9 +17,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 
-use acealloc::ace::{Ace, AceConfig, AceStatus, Decision, Knob, Tunable, ticker};
+use acealloc::ace::{Ace, AceConfig, AceStatus, Decision, Knob, Tunable, background, ticker};
 use acealloc::hosted::HostedPlatform;
 use acealloc::provider::{MmapProvider, OsCalls};
 use acealloc::{Allocator, Config, Knobs, Platform, Profile, RegionProvider};
@@ -271,10 +271,17 @@ impl Alloc {
         match self {
             Alloc::Acealloc(variant) => {
                 let ace = Box::new(Allocator::<MmapProvider, HostedPlatform>::new());
-                let provider = MmapProvider::new(ACE_RESERVE, Config::DEFAULT.decommit)
+                let config = variant.config();
+                let provider = MmapProvider::new(ACE_RESERVE, config.decommit)
                     .expect("reserve acealloc's address space");
-                ace.init(provider, variant.config()).expect("acealloc init");
-                let output = variant.with_ace(&*ace, || visit.visit(&*ace));
+                ace.init(provider, config).expect("acealloc init");
+                let stop = AtomicBool::new(false);
+                let output = std::thread::scope(|s| {
+                    s.spawn(|| background::housekeep(&*ace, &stop));
+                    let output = variant.with_ace(&*ace, || visit.visit(&*ace));
+                    stop.store(true, SeqCst);
+                    output
+                });
                 *OS_CALLS.lock().unwrap_or_else(|e| e.into_inner()) =
                     ace.with_provider(MmapProvider::os_calls);
                 output

@@ -270,9 +270,9 @@ extern "C" fn after_fork() {
 extern "C" fn on_load() {
     // SAFETY: valid handlers that live as long as the process.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
-    // The ACE hook: `ACEALLOC_ACE=1` (and its `ACEALLOC_ACE_*` settings)
-    // starts the background thread that ticks ACE for this allocator.
-    ALLOC.start_ace();
+    // The background thread: the allocator's housekeeping, and ACE with
+    // `ACEALLOC_ACE=1` (and its `ACEALLOC_ACE_*` settings).
+    ALLOC.start_background();
 }
 
 #[used]

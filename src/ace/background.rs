@@ -1,6 +1,10 @@
-//! ACE's background thread: what jemalloc's `background_thread` is to its
-//! decay, for the hosted build. With `ACEALLOC_ACE=1` the hosted global
-//! allocator starts it itself ([`HostedAlloc`](crate::hosted::HostedAlloc)
+//! The hosted build's background thread: what jemalloc's
+//! `background_thread` is to its decay. It runs the allocator's
+//! housekeeping (`Allocator::maintain`: idle caches, due purges, the
+//! release of a quiet spell) every 10 ms (`ACEALLOC_HOUSEKEEPING_MS`; 0:
+//! none), which a std program has no timer interrupt for, and, with
+//! `ACEALLOC_ACE=1`, ticks ACE. The hosted global allocator starts it
+//! itself ([`HostedAlloc`](crate::hosted::HostedAlloc)
 //! calls [`start`] at the end of its first allocation, after its own
 //! initialisation); a C library calls it once its own set-up is done.
 //!
@@ -101,22 +105,71 @@ fn spawn<T: Tunable + Sync + 'static>(target: &'static T) -> bool {
     }
 }
 
-/// The thread: switches ACE on (unless it is on already, as in the child
-/// of a fork), then ticks every fast interval until ACE is switched off.
+/// The allocator's housekeeping period (ms) the environment asks for:
+/// `ACEALLOC_HOUSEKEEPING_MS`, 10 unless set; 0 turns it off.
+pub fn housekeeping_ms() -> u64 {
+    std::env::var("ACEALLOC_HOUSEKEEPING_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(HOUSEKEEPING_MS)
+}
+
+/// Runs `target`'s housekeeping every [`housekeeping_ms`] until `stop` is
+/// set (not at all with a period of 0): what the background thread does
+/// without ACE, for a program that made its allocator itself (a benchmark
+/// running one as a std program gets it). Run it on a thread of its own.
+pub fn housekeep<T: Tunable>(target: &T, stop: &core::sync::atomic::AtomicBool) {
+    let period = housekeeping_ms();
+    while period > 0 && !stop.load(SeqCst) {
+        std::thread::sleep(Duration::from_millis(period));
+        target.maintain(target.now().saturating_add(HOUSEKEEPING_BUDGET_NS));
+    }
+}
+
+/// The default housekeeping period: a tenth of the shortest quiet delay
+/// ([`Profile::quiet_ms`](crate::Profile::quiet_ms)), so a quiet spell is
+/// seen promptly, at the cost of a few counter reads a tick.
+const HOUSEKEEPING_MS: u64 = 10;
+
+/// Most time one housekeeping call takes (ns): the purges of a quiet
+/// spell's start are spread over the next calls.
+const HOUSEKEEPING_BUDGET_NS: u64 = 2_000_000;
+
+/// The thread: switches ACE on if the environment asks for it (unless it
+/// is on already, as in the child of a fork), then, every housekeeping
+/// period, runs the allocator's housekeeping ([`Tunable::maintain`]), and
+/// ticks ACE (whose tick runs it too) every fast interval, until neither
+/// is left to do.
 extern "C" fn run<T: Tunable + Sync + 'static>(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `spawn` passes a `&'static T`.
     let target: &'static T = unsafe { &*arg.cast::<T>() };
-    let config = ticker::config_from_env().unwrap_or_default();
-    if !ENGINE.is_enabled() {
+    let ace = ticker::config_from_env();
+    if let Some(config) = ace
+        && !ENGINE.is_enabled()
+    {
         ENGINE.enable(target, config, HOSTED_CLOCK_HZ);
         target.attach(&ENGINE);
     }
-    let mut ticks = Ticks::open(ticker::log_from_env());
-    while ENGINE.is_enabled() {
-        std::thread::sleep(Duration::from_millis(config.fast_ms.max(1)));
+    let fast_ms = ace.map_or(u64::MAX, |c| c.fast_ms.max(1));
+    let housekeeping = housekeeping_ms();
+    let period = if housekeeping == 0 {
+        fast_ms
+    } else {
+        housekeeping.min(fast_ms)
+    };
+    let mut ticks = Ticks::open(ace.is_some() && ticker::log_from_env());
+    let mut since_tick = 0;
+    while ENGINE.is_enabled() || housekeeping > 0 {
+        std::thread::sleep(Duration::from_millis(period));
+        since_tick += period;
         TICKING.store(true, SeqCst);
         if !PAUSED.load(SeqCst) {
-            ticks.tick(&ENGINE, target);
+            if ENGINE.is_enabled() && since_tick >= fast_ms {
+                since_tick = 0;
+                ticks.tick(&ENGINE, target);
+            } else {
+                target.maintain(target.now().saturating_add(HOUSEKEEPING_BUDGET_NS));
+            }
         }
         TICKING.store(false, SeqCst);
     }
