@@ -19,7 +19,8 @@
 //!                     (purges that hold the break-even time, or none);
 //!                     over the memory target → delay ↓; the allocator's
 //!                     own purge delay (free page runs) follows, never
-//!                     under the break-even
+//!                     under the profile's (with a memory target: never
+//!                     under the break-even)
 //!          slow loop: fragmentation or committed ↑ → budgeted scavenge
 //!                     fragmentation ↑ → release pages ↓ · provider calls ↑ → ↑
 //!                     stable for a while → knobs one step back to defaults
@@ -72,7 +73,7 @@ pub use report::AceReport;
 pub use target::Tunable;
 pub use trace::{Decision, Knob, Reason, TRACE_LEN};
 
-use crate::config::Knobs;
+use crate::config::{Knobs, Profile};
 use classes::{ClassSizing, Move};
 use config::Clocked;
 use trace::Trace;
@@ -106,7 +107,8 @@ const RELEASE: [u32; 4] = [1, 2, 4, 8];
 /// quiet spell that lasts this long has its idle memory purged (a
 /// budgeted scavenge each quiet interval from then on), and the
 /// allocator's own purge delay (free page runs, `set_purge_delay_ms`) is
-/// set to as long, or to the break-even time if that is longer. The start
+/// set to as long, or to the profile's if that is longer (with a memory
+/// target: to the break-even time if that is longer). The start
 /// is the rung nearest the allocator's delay at `enable` (the profile's),
 /// else the second: one quiet interval is often a pause within a burst.
 const PURGE_DELAY: [u32; 6] = [1, 2, 4, 8, 16, 32];
@@ -452,10 +454,17 @@ struct Engine {
     /// and how many have ended.
     spells: [u32; SPELLS],
     spells_seen: usize,
-    /// The break-even time of a purge, in fast intervals: the allocator's
-    /// purge delay at `enable` (the profile's price of idle memory), else
-    /// the starting rung's.
+    /// The break-even time of a quiet spell's purge, in fast intervals
+    /// (at least one): LEAN's purge delay. ACE prices idle memory as LEAN
+    /// does, since its job is LEAN's memory at the speed of the fastest
+    /// setting: a purge in a quiet spell costs no busy time itself, only
+    /// the faults that bring the memory back, and those are paid once
+    /// whatever the spell's length.
     break_even: u32,
+    /// The allocator's purge delay at `enable`, in fast intervals: the
+    /// floor of the one ACE sets it to without a memory target, so that
+    /// busy spells free and reuse page runs as the profile would.
+    busy_floor: u32,
     /// Idle bytes (committed, not live) at the last quiet interval.
     idle: u64,
     /// The target's purge delay (ms) at `enable`, restored at switch-off;
@@ -531,7 +540,8 @@ impl Engine {
             purge_delay: PURGE_DELAY_START,
             spells: [0; SPELLS],
             spells_seen: 0,
-            break_even: PURGE_DELAY[PURGE_DELAY_START],
+            break_even: 1,
+            busy_floor: 1,
             idle: 0,
             purge_baseline: None,
             purge_applied: PURGE_DELAY_START,
@@ -568,7 +578,9 @@ impl Engine {
         });
         let purge_delay =
             baseline_intervals.map_or(PURGE_DELAY_START, |n| nearest(&PURGE_DELAY, n));
-        let break_even = baseline_intervals.unwrap_or(PURGE_DELAY[PURGE_DELAY_START]);
+        let break_even = (u64::from(Profile::Lean.purge_delay_ms()) / config.fast_ms.max(1))
+            .clamp(1, u64::from(u32::MAX)) as u32;
+        let busy_floor = baseline_intervals.unwrap_or(break_even);
         *self = Engine {
             started: true,
             config,
@@ -586,6 +598,7 @@ impl Engine {
             purge_delay,
             purge_applied: purge_delay,
             break_even,
+            busy_floor,
             classes: ClassSizing::start(target),
             ..Engine::new()
         };
@@ -684,8 +697,14 @@ impl Engine {
         if self.purge_delay != self.purge_applied && self.purge_baseline.is_some() {
             self.purge_applied = self.purge_delay;
             // Busy spells free and reuse page runs too: their purges keep
-            // at least the break-even wait, however short quiet spells'.
-            let intervals = PURGE_DELAY[self.purge_delay].max(self.break_even);
+            // the profile's wait, however short quiet spells' (a memory
+            // target lets them go down to the break-even).
+            let floor = if self.config.memory_target == 0 {
+                self.busy_floor
+            } else {
+                self.break_even
+            };
+            let intervals = PURGE_DELAY[self.purge_delay].max(floor);
             let ms = u64::from(intervals) * self.config.fast_ms;
             target.set_purge_delay_ms(ms.min(u64::from(u32::MAX)) as u32);
         }
@@ -842,8 +861,8 @@ impl Engine {
     /// timeouts). Idle memory (committed, not live) over
     /// [`COMMITTED_FLOOR`] in a spell quiet for the delay is purged. A
     /// purge pays when its memory then stays purged for the break-even
-    /// time (the profile's own delay: its price of idle memory against a
-    /// purge and the faults that bring the memory back). So at each
+    /// time (LEAN's delay: its price of idle memory against the faults
+    /// that bring the memory back). So at each
     /// spell's end the delay goes to the shortest rung whose
     /// purges the recurring spells (the shortest of the last [`SPELLS`])
     /// would hold for the break-even time, or, if none would, toward the
@@ -949,7 +968,8 @@ impl Engine {
                 .provider
                 .rose(fixed::per_million(calls, ops), PROVIDER_FLOOR);
         let fired = core::mem::replace(&mut self.fired, false);
-        if fragmented || grew || high {
+        // A quiet spell's purge due already takes all the idle memory.
+        if (fragmented || grew || high) && !self.scavenge_due {
             self.scavenge_due = true;
             self.scavenge_reason = Reason::Fragmentation;
         }

@@ -1030,30 +1030,38 @@ fn a_quiet_spell_as_long_as_the_purge_delay_purges_its_idle_memory() {
     assert_eq!(fake.scavenge_calls.get(), before, "nothing idle to purge");
 }
 
-/// The fake has no purge delay of its own: the break-even time is the
-/// starting rung's, two intervals, and so is the delay.
+/// The fake has no purge delay of its own: the delay starts at the second
+/// rung, two intervals. The break-even time is LEAN's 50 ms, under one
+/// fast interval of 500 ms: one interval.
 #[test]
 fn spells_too_short_for_a_purge_to_pay_lengthen_the_delay() {
     let (ace, fake) = started(config());
-    // Spells of two quiet intervals: a purge at two is undone by the next
-    // burst at once. At a spell's end, the delay goes past them.
-    busy_then_quiet(&ace, &fake, 2);
-    assert_eq!(quiet_purges(&ace), 1);
-    assert_eq!(purge_delays(&ace), [], "judged when the spell ends");
-    busy_then_quiet(&ace, &fake, 2);
-    assert_eq!(purge_delays(&ace), [(2, 4, Reason::WastedPurge)]);
+    // Long spells bring the delay down to one interval (see below)...
+    busy_then_quiet(&ace, &fake, 8);
+    busy_then_quiet(&ace, &fake, 8);
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+    // ...then a spell of one quiet interval: its purge at one is undone
+    // by the next burst at once. At the spell's end, the delay goes past.
+    let purges = |spell| {
+        let before = quiet_purges(&ace);
+        busy_then_quiet(&ace, &fake, spell);
+        quiet_purges(&ace) - before
+    };
+    assert_eq!(purges(1), 1, "purged at one");
+    assert_eq!(purge_delays(&ace).len(), 1, "judged when the spell ends");
+    assert_eq!(purges(1), 0, "the delay is two");
+    assert_eq!(purge_delays(&ace)[1], (1, 2, Reason::WastedPurge));
     for _ in 0..3 {
-        busy_then_quiet(&ace, &fake, 2);
+        assert_eq!(purges(1), 0, "no more purges");
     }
-    assert_eq!(quiet_purges(&ace), 1, "with a delay of 4, no more purges");
-    assert_eq!(purge_delays(&ace).len(), 1, "and no more moves");
+    assert_eq!(purge_delays(&ace).len(), 2, "and no more moves");
 }
 
 #[test]
 fn recurring_long_spells_bring_the_delay_down_to_the_shortest() {
     let (ace, fake) = started(config());
     // Spells of eight: a purge at one interval holds for seven, over the
-    // break-even of two.
+    // break-even of one.
     busy_then_quiet(&ace, &fake, 8);
     busy_then_quiet(&ace, &fake, 8);
     assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
@@ -1100,10 +1108,31 @@ fn a_spell_s_end_moves_the_delay_all_the_way() {
     assert_eq!(purge_delays(&ace), [(4, 1, Reason::PurgeHeld)]);
 }
 
-/// A purge's break-even time is the allocator's own delay at enable: ACE
-/// never sets the allocator's delay for free page runs below it.
+/// ACE prices idle memory as LEAN does, whatever the profile: spells of
+/// two intervals (1 s), as long as BALANCED's own delay, are purged after
+/// one, each time.
 #[test]
-fn the_allocator_s_purge_delay_stays_at_least_the_break_even() {
+fn spells_as_long_as_the_profile_s_delay_are_purged() {
+    let fake = Fake::new();
+    fake.purge_ms.set(Some(1000));
+    let ace = Ace::new();
+    ace.enable(&fake, config(), HZ);
+    for _ in 0..3 {
+        busy_then_quiet(&ace, &fake, 2);
+    }
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+    let before = quiet_purges(&ace);
+    for _ in 0..4 {
+        busy_then_quiet(&ace, &fake, 2);
+    }
+    assert_eq!(quiet_purges(&ace) - before, 4, "one purge per spell");
+}
+
+/// Without a memory target ACE never sets the allocator's delay for free
+/// page runs below the one found at enable (the profile's): busy spells
+/// keep their speed; quiet spells' purges are ACE's own.
+#[test]
+fn the_allocator_s_purge_delay_stays_at_least_the_profile_s() {
     let fake = Fake::new();
     fake.purge_ms.set(Some(1000));
     let ace = Ace::new();
@@ -1139,13 +1168,19 @@ fn committed_memory_over_the_target_shortens_the_purge_delay() {
 fn the_allocator_s_purge_delay_follows_ace_s_and_comes_back_at_switch_off() {
     let fake = Fake::new();
     // BALANCED's 1 s is two fast intervals of 500 ms: ACE starts there.
+    // With a memory target the allocator's delay may follow ACE's below
+    // the profile's, down to the break-even (one interval).
     fake.purge_ms.set(Some(1000));
     let ace = Ace::new();
-    ace.enable(&fake, config(), HZ);
-    busy_then_quiet(&ace, &fake, 2);
+    let targeted = AceConfig {
+        memory_target: 64 << 20,
+        ..config()
+    };
+    ace.enable(&fake, targeted, HZ);
+    busy_then_quiet(&ace, &fake, 8);
     busy_then_quiet(&ace, &fake, 0);
-    assert_eq!(purge_delays(&ace), [(2, 4, Reason::WastedPurge)]);
-    assert_eq!(fake.purge_ms.get(), Some(2000), "four intervals of 500 ms");
+    assert_eq!(purge_delays(&ace), [(2, 1, Reason::PurgeHeld)]);
+    assert_eq!(fake.purge_ms.get(), Some(500), "one interval of 500 ms");
     ace.disable(&fake);
     assert_eq!(fake.purge_ms.get(), Some(1000), "the delay found at enable");
     // A profile with a longer delay starts ACE's ladder higher.
