@@ -77,6 +77,10 @@ struct QuietWatch {
     /// Set once a quiet spell's release left nothing to release; cleared
     /// when the allocator serves again.
     released: AtomicBool,
+    /// A release asked for ([`Allocator::request_release`]): one pass of
+    /// a quiet spell's release by the next `maintain`, whatever the
+    /// profile's delay.
+    asked: AtomicBool,
 }
 
 /// [`QuietWatch::delay`] of a profile that never goes quiet.
@@ -91,6 +95,7 @@ impl QuietWatch {
                 checked_at: AtomicU64::new(0),
                 active_at: AtomicU64::new(0),
                 released: AtomicBool::new(false),
+                asked: AtomicBool::new(false),
             }
         }
     }
@@ -1573,7 +1578,9 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
     /// with interrupts masked. Hosted programs that never call it still
     /// return memory: the page layer's slow paths purge due runs on the way.
     pub fn maintain(&self, deadline: u64) -> usize {
-        if self.is_quiet() {
+        // An asked-for release is one pass (a controller asks again while
+        // it still sees idle memory).
+        if self.quiet.asked.swap(false, Relaxed) || self.is_quiet() {
             return self.release_while_quiet(deadline);
         }
         let in_time = || Pl::now() < deadline;
@@ -1592,6 +1599,17 @@ impl<P: PageProvider + Send, Pl: Platform> Allocator<P, Pl> {
             self.release_lowered_reserves(pages, &in_time);
             pages.purge(Pl::now(), usize::MAX, in_time, &self.counters)
         })
+    }
+
+    /// Asks the next [`maintain`](Self::maintain) for one pass of a quiet
+    /// spell's release (idle caches and transfer caches to their slabs,
+    /// empty slabs to the pages, every free run purged) whatever the
+    /// profile's quiet delay, FAST's none included: for a controller that
+    /// saw the allocator idle (ACE's quiet spells, which ask again each
+    /// quiet interval while idle memory is left). A plain store, fit for a
+    /// timer tick; the work is `maintain`'s, within its deadline.
+    pub fn request_release(&self) {
+        self.quiet.asked.store(true, Relaxed);
     }
 
     /// Whether the allocator served no allocation and no free for the

@@ -164,3 +164,30 @@ fn a_quiet_allocator_gives_back_its_caches_slabs_and_free_runs() {
     assert_eq!(a.maintain(u64::MAX), 0);
     assert_eq!(a.stats().provider.decommit_calls, calls);
 }
+
+/// A release asked for (ACE's quiet spells) is a quiet spell's release on
+/// the next `maintain`, even in FAST, which never goes quiet by itself and
+/// waits 100 ms here before purging a free run; one request, one pass.
+#[test]
+fn an_asked_for_release_gives_back_at_once_whatever_the_profile() {
+    let a = heap(Profile::Fast);
+    Cpus::run_on(0);
+    let big = Layout::from_size_align(1 << 20, 4096).unwrap();
+    let free_one = || {
+        let p = a.alloc(big);
+        assert!(!p.is_null());
+        // SAFETY: a fresh 1 MiB block, then freed with its layout.
+        unsafe {
+            p.write_bytes(7, 1 << 20);
+            a.dealloc(p, big);
+        }
+    };
+    free_one();
+    wait(10);
+    assert_eq!(a.maintain(u64::MAX), 0, "FAST: 10 ms of a 100 ms delay");
+    a.request_release();
+    assert_eq!(a.maintain(u64::MAX), 256, "asked: purged at once");
+    assert_eq!(a.stats().retained_bytes, 0);
+    free_one();
+    assert_eq!(a.maintain(u64::MAX), 0, "one request, one pass");
+}

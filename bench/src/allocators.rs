@@ -76,11 +76,13 @@ impl AceVariant {
         }
     }
 
-    /// ACE's settings when the variant runs it: a 100 ms fast loop and a 5 s slow loop, since a
-    /// run lasts seconds (the defaults, 500 ms and 30 s, would barely act in one).
+    /// ACE's settings when the variant runs it: a 50 ms fast loop and a 5 s slow loop, since a
+    /// run lasts seconds (the defaults, 100 ms and 30 s, would barely act in one), and the
+    /// phased workloads' quiet spells last 200-400 ms: the quiet rule tells a spell from a
+    /// pause by its length in intervals, so a spell must span several.
     pub fn ace_config(self) -> Option<AceConfig> {
         self.ace.then_some(AceConfig {
-            fast_ms: 100,
+            fast_ms: 50,
             slow_s: 5,
             ..AceConfig::DEFAULT
         })

@@ -41,12 +41,14 @@ pub struct AceConfig {
 }
 
 impl AceConfig {
-    /// Fast 500 ms, slow 30 s, a 200 µs tick budget,
+    /// Fast 100 ms (a deciding tick costs microseconds; a quiet spell of
+    /// a few hundred ms must span several intervals for the purge rule to
+    /// tell it from a pause), slow 30 s, a 200 µs tick budget,
     /// no committed cap, no memory target, slow paths at three times their baseline latency
     /// for three intervals start a latency probe, 256 pages (1 MiB) per scavenge,
     /// restore after two stable slow intervals.
     pub const DEFAULT: AceConfig = AceConfig {
-        fast_ms: 500,
+        fast_ms: 100,
         slow_s: 30,
         tick_budget_us: 200,
         committed_cap: 0,

@@ -14,7 +14,7 @@
 //!                     from the coldest classes' within one CPU's cache
 //!                     bytes at enable × the diet (classes.rs)
 //!          quiet spell: idle memory, no work for the purge delay → purge
-//!                     (budgeted scavenge); at a spell's end the delay
+//!                     (asked of maintain); at a spell's end the delay
 //!                     moves toward the one the recurring spells call for
 //!                     (purges that hold the break-even time, or none);
 //!                     over the memory target → delay ↓; the allocator's
@@ -104,8 +104,8 @@ const DEPOT_BUNDLES: u32 = 2;
 /// Candidates of the empty-slab pages a class keeps.
 const RELEASE: [u32; 4] = [1, 2, 4, 8];
 /// Candidates of the purge delay, in quiet fast intervals in a row: a
-/// quiet spell that lasts this long has its idle memory purged (a
-/// budgeted scavenge each quiet interval from then on), and the
+/// quiet spell that lasts this long has its idle memory purged (asked of
+/// the allocator's housekeeping each quiet interval from then on), and the
 /// allocator's own purge delay (free page runs, `set_purge_delay_ms`) is
 /// set to as long, or to the profile's if that is longer (with a memory
 /// target: to the break-even time if that is longer). The start
@@ -442,9 +442,10 @@ struct Engine {
     fired: bool,
     /// Slow intervals in a row with stable signals.
     stable: u32,
-    /// A scavenge the last tick's budget had no room for, and why it is due.
+    /// A slow-loop scavenge the last tick's budget had no room for.
     scavenge_due: bool,
-    scavenge_reason: Reason,
+    /// This interval's quiet spell asks for its idle memory to be purged.
+    purge_now: bool,
     /// Quiet fast intervals in a row (fewer than [`MIN_OPS`] operations).
     quiet: u32,
     /// The purge delay: its rung on [`PURGE_DELAY`]. Learned from demand,
@@ -465,8 +466,6 @@ struct Engine {
     /// floor of the one ACE sets it to without a memory target, so that
     /// busy spells free and reuse page runs as the profile would.
     busy_floor: u32,
-    /// Idle bytes (committed, not live) at the last quiet interval.
-    idle: u64,
     /// The target's purge delay (ms) at `enable`, restored at switch-off;
     /// the rung last applied to it.
     purge_baseline: Option<u32>,
@@ -535,14 +534,13 @@ impl Engine {
             fired: false,
             stable: 0,
             scavenge_due: false,
-            scavenge_reason: Reason::Fragmentation,
+            purge_now: false,
             quiet: 0,
             purge_delay: PURGE_DELAY_START,
             spells: [0; SPELLS],
             spells_seen: 0,
             break_even: 1,
             busy_floor: 1,
-            idle: 0,
             purge_baseline: None,
             purge_applied: PURGE_DELAY_START,
             over_budget: 0,
@@ -708,31 +706,41 @@ impl Engine {
             let ms = u64::from(intervals) * self.config.fast_ms;
             target.set_purge_delay_ms(ms.min(u64::from(u32::MAX)) as u32);
         }
-        // The scavenge is the one piece of work whose cost varies: run it
-        // only with half the budget still left, else on a later tick.
+        // A quiet spell's purge takes all its idle memory: ACE only asks,
+        // and the allocator's housekeeping does the work on the ticks that
+        // follow, every CPU's, each within its own deadline (one quiet
+        // interval is tens of megabytes to decommit: no single tick's
+        // budget holds that). Traced as asked: committed down to live.
+        if core::mem::replace(&mut self.purge_now, false) {
+            target.request_release();
+            self.record(
+                start,
+                Knob::Scavenge,
+                m.committed / 1024,
+                m.live / 1024,
+                Reason::Quiet,
+                m,
+            );
+        }
+        // The slow loop's scavenge is the one piece of work of ACE's own
+        // whose cost varies: run it only with half the budget still left,
+        // else on a later tick.
         if self.scavenge_due && target.now().wrapping_sub(start) < self.clocked.budget / 2 {
             self.scavenge_due = false;
             // Only scavenges that decommitted something are traced (with
             // decommit off, or nothing idle, they change nothing).
             // It stops where the tick's budget ends.
             let deadline = start.saturating_add(self.clocked.budget);
-            // A quiet spell's purge takes all the idle memory, within the
-            // tick's budget: nothing else runs to pay for the wait.
-            let most = match self.scavenge_reason {
-                Reason::Quiet => (self.idle as usize).div_ceil(crate::PAGE_SIZE),
-                _ => self.config.scavenge_pages,
-            };
-            let pages = target.scavenge(most, deadline) as u64;
+            let pages = target.scavenge(self.config.scavenge_pages, deadline) as u64;
             if pages > 0 {
                 let bytes = pages * crate::PAGE_SIZE as u64;
                 let after = m.committed.saturating_sub(bytes);
-                let reason = self.scavenge_reason;
                 self.record(
                     start,
                     Knob::Scavenge,
                     m.committed / 1024,
                     after / 1024,
-                    reason,
+                    Reason::Fragmentation,
                     m,
                 );
             }
@@ -881,12 +889,10 @@ impl Engine {
         }
         let delay = PURGE_DELAY[self.purge_delay];
         self.quiet = self.quiet.saturating_add(1);
-        self.idle = m.committed.saturating_sub(m.live);
-        if self.quiet < delay || self.idle < COMMITTED_FLOOR {
+        if self.quiet < delay || m.committed.saturating_sub(m.live) < COMMITTED_FLOOR {
             return;
         }
-        self.scavenge_due = true;
-        self.scavenge_reason = Reason::Quiet;
+        self.purge_now = true;
         if self.quiet == delay && self.over_target(m) {
             self.fired |= self.step(Knob::PurgeDelay, false, Reason::OverTarget, at, m);
         }
@@ -968,10 +974,8 @@ impl Engine {
                 .provider
                 .rose(fixed::per_million(calls, ops), PROVIDER_FLOOR);
         let fired = core::mem::replace(&mut self.fired, false);
-        // A quiet spell's purge due already takes all the idle memory.
-        if (fragmented || grew || high) && !self.scavenge_due {
+        if fragmented || grew || high {
             self.scavenge_due = true;
-            self.scavenge_reason = Reason::Fragmentation;
         }
         if fragmented {
             self.step(Knob::ReleasePages, false, Reason::Fragmentation, at, m);

@@ -27,6 +27,10 @@ pub trait Tunable {
     /// `Allocator::maintain`), only trying locks, stopping once the clock
     /// reaches `deadline`; called on every tick of every CPU.
     fn maintain(&self, deadline: u64);
+    /// Asks the target's housekeeping ([`maintain`](Self::maintain), on
+    /// the ticks that follow) to release its idle memory as in a quiet
+    /// spell, whatever its own delays; a plain store.
+    fn request_release(&self);
     /// The purge delay in ms, where the target has one to set.
     fn purge_delay_ms(&self) -> Option<u32> {
         None
@@ -88,6 +92,10 @@ impl<P: PageProvider + Send, Pl: Platform> Tunable for Allocator<P, Pl> {
 
     fn maintain(&self, deadline: u64) {
         Allocator::maintain(self, deadline);
+    }
+
+    fn request_release(&self) {
+        Allocator::request_release(self);
     }
 
     fn purge_delay_ms(&self) -> Option<u32> {

@@ -1,5 +1,5 @@
 //! The hosted ticker: a std program has no timer interrupt, so a
-//! thread calls [`Ace::tick`] every fast interval (the program's own, with
+//! thread calls [`Ace::tick`] every [`TICK_MS`] (the program's own, with
 //! [`run`]; or, with `ACEALLOC_ACE=1` and `HostedAlloc` as the global
 //! allocator, the [`background`](super::background) thread it starts), with the
 //! process's hardware counts since the previous tick where the kernel
@@ -11,7 +11,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `ACEALLOC_ACE` | `1` switches ACE on | off |
-//! | `ACEALLOC_ACE_FAST_MS` | fast loop interval, ms | 500 |
+//! | `ACEALLOC_ACE_FAST_MS` | fast loop interval, ms | 100 |
 //! | `ACEALLOC_ACE_SLOW_S` | slow loop interval, s | 30 |
 //! | `ACEALLOC_ACE_TARGET_MB` | memory target ([`AceConfig::memory_target`]), MiB | none |
 //! | `ACEALLOC_ACE_LOG` | `1` prints every decision to stderr | off |
@@ -25,6 +25,19 @@ use super::{Ace, AceConfig, Decision, Tunable};
 
 /// Clock rate of the hosted platform's `now` (`CLOCK_MONOTONIC` in ns).
 pub const HOSTED_CLOCK_HZ: u64 = 1_000_000_000;
+
+/// The hosted timer's period, ms (or the fast interval, if shorter): 100
+/// Hz, as a kernel's timer interrupt ticks. Every tick runs the allocator's
+/// housekeeping, which does the purges ACE asks for within each tick's
+/// deadline; ACE itself decides once a fast interval. Ticking only every
+/// fast interval left a quiet spell's purge one tick's budget a fast
+/// interval: a few MiB where tens were idle.
+pub const TICK_MS: u64 = 10;
+
+/// The ticker's sleep between ticks for a fast interval of `fast_ms`.
+pub(super) fn tick_period(fast_ms: u64) -> Duration {
+    Duration::from_millis(fast_ms.clamp(1, TICK_MS))
+}
 
 /// ACE's settings from the environment: `None` unless `ACEALLOC_ACE=1`.
 pub fn config_from_env() -> Option<AceConfig> {
@@ -47,7 +60,8 @@ pub fn log_from_env() -> bool {
     std::env::var("ACEALLOC_ACE_LOG").is_ok_and(|v| v.trim() == "1")
 }
 
-/// Ticks `ace` for `target` every `fast_ms` until `stop` is set or ACE is
+/// Ticks `ace` for `target` every [`TICK_MS`] (ACE deciding every
+/// `fast_ms`) until `stop` is set or ACE is
 /// switched off, with the hardware counts of the process where the kernel
 /// offers them; with `log`, prints each new decision to stderr (and, once,
 /// why there are no hardware counts). Run it on a thread of its own
@@ -57,7 +71,7 @@ pub fn log_from_env() -> bool {
 pub fn run<T: Tunable>(ace: &Ace, target: &T, fast_ms: u64, stop: &AtomicBool, log: bool) {
     let mut ticks = Ticks::open(log);
     while !stop.load(Relaxed) && ace.is_enabled() {
-        thread::sleep(Duration::from_millis(fast_ms.max(1)));
+        thread::sleep(tick_period(fast_ms));
         ticks.tick(ace, target);
     }
     ticks.print(ace);
