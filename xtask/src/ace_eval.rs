@@ -40,7 +40,12 @@ const WORKLOADS: [(&str, u32); 5] = [
 ];
 
 /// The phased workloads (`bench/src/workloads/spells.rs`), in report order.
-const PHASED: [(&str, u32); 3] = [("phased-mix", 1), ("pipeline", 2), ("netbuf", 2)];
+const PHASED: [(&str, u32); 4] = [
+    ("bursts", 1),
+    ("phased-mix", 1),
+    ("pipeline", 2),
+    ("netbuf", 2),
+];
 
 /// The static profiles every phased workload's final also runs.
 const PROFILES: [&str; 2] = ["acealloc-fast", "acealloc-lean"];
@@ -400,9 +405,9 @@ mod tests {
         );
         let q = Options::parse(&args("--quick")).unwrap();
         assert!(q.quick && q.secs < 1.0 && q.repeats == 1);
-        assert_eq!(q.workloads().len(), 8);
+        assert_eq!(q.workloads().len(), 9);
         assert_eq!(q.workloads()[4], ("producer-consumer", 2, false));
-        assert_eq!(q.workloads()[6], ("pipeline", 2, true));
+        assert_eq!(q.workloads()[5], ("bursts", 1, true));
         for bad in [
             "--repeats 0",
             "--secs",

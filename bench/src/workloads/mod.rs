@@ -136,6 +136,7 @@ impl Workload {
                 | Workload::Realloc
                 | Workload::ProducerConsumer
                 | Workload::PhasedMix
+                | Workload::Bursts
                 | Workload::Pipeline
                 | Workload::Netbuf
         )
